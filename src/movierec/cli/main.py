@@ -1,0 +1,159 @@
+"""The ``movierec`` command: data, train, evaluate, recommend, rank, similar, serve.
+
+Every command turns input problems into one clear line on stderr and exit
+status 2; tracebacks are for bugs only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import movierec  # noqa: F401  (sets the Keras backend before anything imports keras)
+from movierec.cli import commands
+from movierec.errors import MovierecError
+
+MODELS_ENV = "MOVIEREC_MODELS"
+
+
+def default_models_dir() -> Path:
+    """``$MOVIEREC_MODELS``, else ``models`` under the data home."""
+    raw = os.environ.get(MODELS_ENV)
+    if raw:
+        return Path(raw).expanduser()
+    from movierec.data.home import data_home
+
+    return data_home() / "models"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="movierec",
+        description="A two-stage movie recommender: two-tower retrieval, then ranking.",
+    )
+    parser.add_argument("--version", action="version", version=f"movierec {movierec.__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def models_option(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--models",
+            type=Path,
+            default=None,
+            help=f"model directory (default: ${MODELS_ENV} or <data home>/models)",
+        )
+
+    def data_option(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--data",
+            default="ml-100k",
+            help="'ml-100k' (default, from the recbole wheel), or a directory with "
+            "GroupLens ml-100k / ml-1m / ml-latest files, or movierec Parquet shards",
+        )
+
+    # data
+    data = sub.add_parser("data", help="fetch and inspect data sets")
+    data_sub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    fetch = data_sub.add_parser("fetch", help="fetch MovieLens 100K into the data home")
+    fetch.add_argument("--wheel", type=Path, help="use this recbole-1.2.1 wheel, no download")
+    fetch.add_argument("--force", action="store_true", help="fetch again even if cached")
+    info = data_sub.add_parser("info", help="counts and ranges of a data set")
+    data_option(info)
+    info.add_argument("--json", action="store_true")
+
+    # train
+    train = sub.add_parser("train", help="train, evaluate and save models")
+    train.add_argument("kind", choices=["retrieval", "ranking", "all"], nargs="?", default="all")
+    train.add_argument(
+        "--model",
+        default=None,
+        help="model name: retrieval 'two-tower' (default) or 'example'; "
+        "ranking 'dcn' (default) or 'example'",
+    )
+    data_option(train)
+    models_option(train)
+    train.add_argument(
+        "--split", default="random", choices=["random", "temporal", "leave-last-n"]
+    )
+    train.add_argument("--test-fraction", type=float, default=0.2)
+    train.add_argument("--leave-out", type=int, default=1, help="N for --split leave-last-n")
+    train.add_argument("--seed", type=int, default=42, help="seed for the split and the model")
+    train.add_argument("--epochs", type=int, default=None, help="override the model's epochs")
+    train.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a model setting (repeatable), e.g. --set embedding_dim=64",
+    )
+    train.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    # evaluate
+    evaluate = sub.add_parser("evaluate", help="metrics of saved models on their test split")
+    models_option(evaluate)
+    evaluate.add_argument("kind", choices=["retrieval", "ranking", "all"], nargs="?", default="all")
+    evaluate.add_argument("-k", type=int, nargs="+", default=[10, 100], help="cut-offs for top-K")
+    evaluate.add_argument(
+        "--include-seen", action="store_true", help="keep movies rated in training in the lists"
+    )
+    evaluate.add_argument(
+        "--min-rating", type=float, default=None, help="only test ratings >= this are relevant"
+    )
+    evaluate.add_argument("--json", action="store_true")
+
+    # recommend / rank / similar / search
+    recommend = sub.add_parser("recommend", help="top movies for a user")
+    models_option(recommend)
+    recommend.add_argument("--user", required=True, help="user id")
+    recommend.add_argument("-k", type=int, default=10)
+    recommend.add_argument("--include-seen", action="store_true", help="allow watched movies")
+    recommend.add_argument("--json", action="store_true")
+
+    rank = sub.add_parser("rank", help="predicted stars for given movies")
+    models_option(rank)
+    rank.add_argument("--user", required=True)
+    rank.add_argument("--movies", nargs="+", required=True, help="movie ids")
+    rank.add_argument("--json", action="store_true")
+
+    similar = sub.add_parser("similar", help="movies like this one")
+    models_option(similar)
+    similar.add_argument("--movie", required=True)
+    similar.add_argument("-k", type=int, default=10)
+    similar.add_argument("--json", action="store_true")
+
+    search = sub.add_parser("search", help="find movies by title")
+    models_option(search)
+    search.add_argument("query", nargs="+")
+    search.add_argument("--limit", type=int, default=20)
+    search.add_argument("--json", action="store_true")
+
+    quickstart = sub.add_parser(
+        "quickstart", help="fetch MovieLens 100K, train both models, show recommendations"
+    )
+    models_option(quickstart)
+    quickstart.add_argument("--user", default="42")
+    quickstart.add_argument("-k", type=int, default=10)
+    quickstart.add_argument("--quiet", action="store_true")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "models", "unset") is None:
+        args.models = default_models_dir()
+    try:
+        return commands.run(args)
+    except MovierecError as error:
+        print(f"movierec: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("movierec: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

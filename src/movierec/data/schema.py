@@ -1,0 +1,57 @@
+"""The one normalised shape every data source is loaded into.
+
+Whatever the files look like (RecBole atomic files, GroupLens ml-100k, ml-1m,
+ml-latest), the rest of movierec sees a :class:`Dataset` with these columns:
+
+- ``ratings``: ``user_id`` (str), ``movie_id`` (str), ``rating`` (float32),
+  ``timestamp`` (int64, seconds since the epoch).
+- ``movies``: ``movie_id`` (str), ``title`` (str, with the year as "Title (1995)"
+  when the year is known), ``year`` (nullable Int64), ``genres`` (list of str).
+- ``users`` (or ``None`` when the source has none): ``user_id`` (str),
+  ``age`` (nullable Int64), ``gender`` (str), ``occupation`` (str), ``zip`` (str).
+
+Ids stay strings: sources do not promise dense integers, and the
+:class:`~movierec.data.vocab.Vocabulary` maps them to model indices.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+RATING_COLUMNS = ["user_id", "movie_id", "rating", "timestamp"]
+MOVIE_COLUMNS = ["movie_id", "title", "year", "genres"]
+USER_COLUMNS = ["user_id", "age", "gender", "occupation", "zip"]
+
+
+@dataclass
+class Dataset:
+    """Ratings, movies and (optionally) users of one source, plus where they came from."""
+
+    name: str
+    ratings: pd.DataFrame
+    movies: pd.DataFrame
+    users: pd.DataFrame | None = None
+    rating_scale: tuple[float, float] = (1.0, 5.0)
+    source: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> dict[str, Any]:
+        """Counts and ranges, for `movierec data info` and model manifests."""
+        r = self.ratings
+        return {
+            "name": self.name,
+            "ratings": int(len(r)),
+            "users": int(r["user_id"].nunique()),
+            "movies_rated": int(r["movie_id"].nunique()),
+            "movies": int(len(self.movies)),
+            "has_user_features": self.users is not None,
+            "rating_scale": list(self.rating_scale),
+            "first_timestamp": int(r["timestamp"].min()) if len(r) else None,
+            "last_timestamp": int(r["timestamp"].max()) if len(r) else None,
+            "source": self.source,
+        }
+
+    def movie_titles(self) -> dict[str, str]:
+        return dict(zip(self.movies["movie_id"], self.movies["title"], strict=True))

@@ -1,0 +1,116 @@
+"""Train/test splits of a ratings table, recorded so a model can say how it was evaluated.
+
+- ``random``: a seeded random fraction of (user, movie) pairs; the result depends
+  only on the ratings and the seed, not on the order of the rows.
+- ``temporal``: one global time cutoff; the latest ratings are the test set
+  (no peeking into the future, as in a real deployment).
+- ``leave-last-n``: each user's last ``n`` ratings are the test set (next-item style).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from movierec.errors import MovierecError
+
+METHODS = ("random", "temporal", "leave-last-n")
+
+
+@dataclass
+class Split:
+    train: pd.DataFrame
+    test: pd.DataFrame
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def random_split(ratings: pd.DataFrame, test_fraction: float = 0.2, seed: int = 42) -> Split:
+    """Test set = a random ``test_fraction`` of the distinct (user, movie) pairs.
+
+    Pairs are numbered in sorted order before shuffling, so shuffled input rows
+    give the same split; repeated ratings of one pair stay on one side.
+    """
+    _check_fraction(test_fraction)
+    pairs = ratings.groupby(["user_id", "movie_id"], sort=True).ngroup().to_numpy()
+    n_pairs = int(pairs.max()) + 1 if len(pairs) else 0
+    n_test = _test_count(n_pairs, test_fraction)
+    order = np.random.default_rng(seed).permutation(n_pairs)
+    is_test_pair = np.zeros(n_pairs, dtype=bool)
+    is_test_pair[order[:n_test]] = True
+    mask = is_test_pair[pairs]
+    return _make(ratings, mask, {"method": "random", "seed": seed,
+                                 "test_fraction": test_fraction})
+
+
+def temporal_split(ratings: pd.DataFrame, test_fraction: float = 0.2) -> Split:
+    """Test set = the latest ``test_fraction`` of ratings by timestamp (one global cutoff)."""
+    _check_fraction(test_fraction)
+    n_test = _test_count(len(ratings), test_fraction)
+    order = _sorted_positions(ratings, ["timestamp", "user_id", "movie_id"])
+    mask = np.zeros(len(ratings), dtype=bool)
+    mask[order[len(ratings) - n_test:]] = True
+    info: dict[str, Any] = {"method": "temporal", "seed": None, "test_fraction": test_fraction}
+    if n_test:
+        info["cutoff_timestamp"] = int(ratings["timestamp"].to_numpy()[mask].min())
+    return _make(ratings, mask, info)
+
+
+def leave_last_n_split(ratings: pd.DataFrame, n: int = 1) -> Split:
+    """Each user's last ``n`` ratings go to test; users with ``<= n`` ratings stay in train."""
+    if int(n) != n or n < 1:
+        raise MovierecError(f"n must be a positive integer, got {n!r}")
+    order = _sorted_positions(ratings, ["user_id", "timestamp", "movie_id"])
+    ordered = ratings.iloc[order]
+    from_end = ordered.groupby("user_id", sort=False).cumcount(ascending=False).to_numpy()
+    counts = ordered.groupby("user_id", sort=False)["user_id"].transform("size").to_numpy()
+    mask = np.zeros(len(ratings), dtype=bool)
+    mask[order] = (from_end < n) & (counts > n)
+    return _make(ratings, mask, {"method": "leave-last-n", "seed": None, "n": int(n)})
+
+
+def make_split(
+    ratings: pd.DataFrame,
+    method: str = "random",
+    seed: int = 42,
+    test_fraction: float = 0.2,
+    n: int = 1,
+) -> Split:
+    """Dispatch by method name (as given on the command line)."""
+    key = method.strip().lower().replace("_", "-")
+    if key == "random":
+        return random_split(ratings, test_fraction=test_fraction, seed=seed)
+    if key == "temporal":
+        return temporal_split(ratings, test_fraction=test_fraction)
+    if key in ("leave-last-n", "leave-last"):
+        return leave_last_n_split(ratings, n=n)
+    raise MovierecError(f"unknown split method {method!r}; choose one of {', '.join(METHODS)}")
+
+
+def _check_fraction(test_fraction: float) -> None:
+    if not 0.0 < test_fraction < 1.0:
+        raise MovierecError(f"test fraction must be between 0 and 1, got {test_fraction!r}")
+
+
+def _test_count(total: int, test_fraction: float) -> int:
+    return int(round(total * test_fraction))
+
+
+def _sorted_positions(ratings: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """Row positions sorted by ``columns`` (ties broken by the later columns, stably)."""
+    keys = ratings[columns].reset_index(drop=True)
+    return keys.sort_values(columns, kind="stable").index.to_numpy()
+
+
+def _make(ratings: pd.DataFrame, test_mask: np.ndarray, info: dict[str, Any]) -> Split:
+    train = ratings.loc[~test_mask].reset_index(drop=True)
+    test = ratings.loc[test_mask].reset_index(drop=True)
+    info.update(
+        train_ratings=int(len(train)),
+        test_ratings=int(len(test)),
+        train_users=int(train["user_id"].nunique()),
+        test_users=int(test["user_id"].nunique()),
+    )
+    return Split(train=train, test=test, info=info)

@@ -1,0 +1,64 @@
+"""Training ratings turned into the index arrays models consume.
+
+A :class:`TrainingSet` fixes the vocabularies (movies: the whole catalogue, so
+unrated movies still get candidate embeddings; users: those with training
+ratings) and holds each user's history, which history-aware models use and
+which recommendation uses to exclude watched movies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from movierec.data.schema import Dataset
+from movierec.data.vocab import Vocabulary
+
+
+@dataclass
+class TrainingSet:
+    dataset: Dataset
+    ratings: pd.DataFrame
+    users: Vocabulary
+    movies: Vocabulary
+    user_index: np.ndarray = field(repr=False)
+    movie_index: np.ndarray = field(repr=False)
+    rating: np.ndarray = field(repr=False)
+
+    @classmethod
+    def build(
+        cls,
+        dataset: Dataset,
+        ratings: pd.DataFrame,
+        users: Vocabulary | None = None,
+        movies: Vocabulary | None = None,
+    ) -> TrainingSet:
+        """Index ``ratings`` (normally the train split of ``dataset``).
+
+        Pass vocabularies to reuse those of a saved model (fine-tuning, evaluation).
+        """
+        users = users or Vocabulary.from_ids(ratings["user_id"])
+        movies = movies or Vocabulary.from_ids(
+            pd.concat([dataset.movies["movie_id"], ratings["movie_id"]])
+        )
+        return cls(
+            dataset=dataset,
+            ratings=ratings,
+            users=users,
+            movies=movies,
+            user_index=users.lookup(ratings["user_id"]),
+            movie_index=movies.lookup(ratings["movie_id"]),
+            rating=ratings["rating"].to_numpy(dtype=np.float32),
+        )
+
+    def __len__(self) -> int:
+        return len(self.rating)
+
+    def histories(self) -> list[np.ndarray]:
+        """Movie indices each user rated, by user index (entry 0, the OOV user, is empty)."""
+        order = np.argsort(self.user_index, kind="stable")
+        bounds = np.searchsorted(self.user_index[order], np.arange(self.users.size + 1))
+        sorted_movies = self.movie_index[order]
+        return [sorted_movies[bounds[u] : bounds[u + 1]] for u in range(self.users.size)]

@@ -1,0 +1,104 @@
+"""Evaluate trained models on a test split, the way the benchmark and CLI report them.
+
+Test users are queried with their training history; movies they rated in
+training are excluded from their top-K (by default), since recommending what
+someone already watched is not a recommendation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from movierec.data.training import TrainingSet
+from movierec.evaluation.metrics import catalogue_coverage, mae, rmse, top_k_metrics
+from movierec.models.base import QueryBatch, Ranker, Retriever
+from movierec.retrieval.topk import top_k
+
+
+def evaluate_ranker(ranker: Ranker, train: TrainingSet, test: pd.DataFrame) -> dict[str, float]:
+    """RMSE and MAE in stars over every test rating (unknown users/movies included)."""
+    user_index = train.users.lookup(test["user_id"])
+    movie_index = train.movies.lookup(test["movie_id"])
+    queries = QueryBatch.from_training(train, user_index)
+    predicted = ranker.predict(queries, movie_index)
+    actual = test["rating"].to_numpy(dtype=np.float32)
+    return {"rmse": rmse(predicted, actual), "mae": mae(predicted, actual), "count": len(test)}
+
+
+def test_relevance(
+    train: TrainingSet, test: pd.DataFrame, min_rating: float | None = None
+) -> tuple[np.ndarray, list[set[int]]]:
+    """Users to evaluate (indices) and, for each, the relevant test movie indices.
+
+    ``min_rating`` keeps only test ratings at or above it (e.g. 4 stars); users
+    unknown to the training set are left out, as they have no history to query with.
+    """
+    if min_rating is not None:
+        test = test[test["rating"] >= min_rating]
+    users = train.users.lookup(test["user_id"])
+    movies = train.movies.lookup(test["movie_id"])
+    known = (users > 0) & (movies > 0)
+    frame = pd.DataFrame({"user": users[known], "movie": movies[known]})
+    grouped = frame.groupby("user")["movie"].apply(lambda m: set(m.tolist()))
+    return grouped.index.to_numpy(dtype=np.int32), list(grouped.values)
+
+
+def evaluate_scores(
+    score_fn,
+    train: TrainingSet,
+    test: pd.DataFrame,
+    ks: Sequence[int] = (10, 100),
+    exclude_seen: bool = True,
+    min_rating: float | None = None,
+    batch_size: int = 1024,
+) -> dict[str, float]:
+    """Top-K metrics for any scorer: ``score_fn(user_index) -> (n, movies.size)`` scores.
+
+    One function for movierec's models and the benchmark's peers alike, so
+    every system is measured by the same code.
+    """
+    users, relevant = test_relevance(train, test, min_rating)
+    histories = train.histories()
+    max_k = max(ks)
+    ranked_rows = []
+    for start in range(0, len(users), batch_size):
+        batch = users[start : start + batch_size]
+        exclude = [histories[u] for u in batch] if exclude_seen else None
+        _, ranked = top_k(np.asarray(score_fn(batch)), max_k, exclude)
+        ranked_rows.append(ranked)
+    ranked = np.concatenate(ranked_rows) if ranked_rows else np.zeros((0, max_k), np.int32)
+    results: dict[str, float] = {"users": float(len(users))}
+    for k in ks:
+        for name, value in top_k_metrics(ranked, relevant, k).items():
+            results[f"{name}@{k}"] = value
+        shown = ranked[:, :k]
+        results[f"coverage@{k}"] = catalogue_coverage([shown[shown > 0]], len(train.movies))
+    return results
+
+
+def retriever_scores(retriever: Retriever, train: TrainingSet):
+    """A ``score_fn`` for :func:`evaluate_scores` from a trained retriever."""
+    candidates = retriever.candidate_embeddings()
+
+    def score(user_index: np.ndarray) -> np.ndarray:
+        queries = QueryBatch.from_training(train, user_index)
+        return retriever.query_embeddings(queries) @ candidates.T
+
+    return score
+
+
+def evaluate_retriever(
+    retriever: Retriever,
+    train: TrainingSet,
+    test: pd.DataFrame,
+    ks: Sequence[int] = (10, 100),
+    exclude_seen: bool = True,
+    min_rating: float | None = None,
+) -> dict[str, float]:
+    """Recall, precision, NDCG, MAP, hit rate and coverage at each K."""
+    return evaluate_scores(
+        retriever_scores(retriever, train), train, test, ks, exclude_seen, min_rating
+    )

@@ -1,0 +1,138 @@
+"""What every retrieval and ranking model offers the rest of movierec.
+
+Models work on indices (see :mod:`movierec.data.vocab`); the pipeline turns raw
+ids into a :class:`QueryBatch`. A query carries the user's index (0 when the
+user is unknown to the model) *and* their rating history, so history-aware
+models can serve a visitor with no trained id; id-only models ignore the history.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import keras
+import numpy as np
+
+from movierec.data.training import TrainingSet
+
+
+@dataclass
+class QueryBatch:
+    """``n`` users to score: indices plus, per user, the movies they rated and how."""
+
+    user_index: np.ndarray
+    histories: list[np.ndarray] = field(default_factory=list)
+    history_ratings: list[np.ndarray] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.user_index = np.asarray(self.user_index, dtype=np.int32).reshape(-1)
+        n = len(self.user_index)
+        if not self.histories:
+            self.histories = [np.zeros(0, np.int32) for _ in range(n)]
+        if not self.history_ratings:
+            self.history_ratings = [np.zeros(len(h), np.float32) for h in self.histories]
+        if len(self.histories) != n or len(self.history_ratings) != n:
+            raise ValueError("histories and history_ratings need one entry per user")
+
+    def __len__(self) -> int:
+        return len(self.user_index)
+
+    def take(self, rows: np.ndarray) -> QueryBatch:
+        """The queries at ``rows`` (used for batching and for pairwise predictions)."""
+        return QueryBatch(
+            self.user_index[rows],
+            [self.histories[i] for i in rows],
+            [self.history_ratings[i] for i in rows],
+        )
+
+    @classmethod
+    def from_training(cls, train: TrainingSet, user_index: np.ndarray) -> QueryBatch:
+        """Queries for known users, each with their full training history."""
+        user_index = np.asarray(user_index, dtype=np.int32)
+        order = np.argsort(train.user_index, kind="stable")
+        users_sorted = train.user_index[order]
+        starts = np.searchsorted(users_sorted, user_index, side="left")
+        ends = np.searchsorted(users_sorted, user_index, side="right")
+        rows = [order[s:e] for s, e in zip(starts, ends, strict=True)]
+        return cls(
+            user_index,
+            [train.movie_index[r] for r in rows],
+            [train.rating[r] for r in rows],
+        )
+
+
+class RecommenderModel(ABC):
+    """Shared life cycle: construct with settings, ``fit``, save and load."""
+
+    #: Name used on the command line (``--model NAME``) and in manifests.
+    name: ClassVar[str]
+    #: "retrieval" or "ranking".
+    kind: ClassVar[str]
+
+    #: File the Keras network is saved to inside the model directory.
+    network_file: ClassVar[str] = "model.keras"
+
+    def __init__(self, **settings: Any):
+        self.settings: dict[str, Any] = {**self.default_settings(), **settings}
+        unknown = set(settings) - set(self.default_settings())
+        if unknown:
+            raise ValueError(f"{self.name}: unknown setting(s) {sorted(unknown)}")
+        self.network: keras.Model | None = None
+
+    @classmethod
+    def default_settings(cls) -> dict[str, Any]:
+        """Every setting the model takes, with its default (recorded in the manifest)."""
+        return {}
+
+    @abstractmethod
+    def fit(self, train: TrainingSet, *, verbose: int = 1) -> dict[str, list[float]]:
+        """Train on ``train``; returns the Keras history (loss per epoch...)."""
+
+    def save(self, directory: Path) -> None:
+        """Write the model's own files into ``directory`` (which exists).
+
+        The default saves the Keras network; override to add feature tables.
+        """
+        self.require_network().save(directory / self.network_file)
+
+    @classmethod
+    def load(
+        cls, directory: Path, settings: dict[str, Any], train: TrainingSet
+    ) -> RecommenderModel:
+        """Rebuild a model that ``save`` wrote, given its settings and training set."""
+        model = cls(**settings)
+        model.network = keras.saving.load_model(directory / cls.network_file)
+        return model
+
+    def require_network(self) -> keras.Model:
+        """The trained network, or a clear error when fit/load has not run."""
+        if self.network is None:
+            raise RuntimeError(f"{self.name} model is not trained yet: call fit() or load()")
+        return self.network
+
+
+class Retriever(RecommenderModel):
+    """A two-tower model: query embeddings · candidate embeddings = retrieval scores."""
+
+    kind = "retrieval"
+
+    @abstractmethod
+    def query_embeddings(self, queries: QueryBatch) -> np.ndarray:
+        """Float32 array (n, d), one row per query."""
+
+    @abstractmethod
+    def candidate_embeddings(self) -> np.ndarray:
+        """Float32 array (movies.size, d): row i embeds movie index i (row 0: unknown)."""
+
+
+class Ranker(RecommenderModel):
+    """Predicts the stars a user would give a movie."""
+
+    kind = "ranking"
+
+    @abstractmethod
+    def predict(self, queries: QueryBatch, movie_index: np.ndarray) -> np.ndarray:
+        """Float32 stars for the pairs (queries[i], movie_index[i])."""

@@ -1,0 +1,240 @@
+"""The two-stage recommender a person queries: retrieve, rank, explain with titles.
+
+:class:`Recommender` ties a saved retrieval model and (optionally) a saved
+ranking model together. The command line and the HTTP service both go through
+it, so "recommend", "rank" and "similar" mean the same thing everywhere.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from movierec.data.vocab import OOV_INDEX
+from movierec.errors import ModelError, UnknownIdError
+from movierec.models.artifacts import SavedModel, load_model
+from movierec.models.base import QueryBatch
+from movierec.retrieval.topk import top_k
+
+RETRIEVAL_DIR = "retrieval"
+RANKING_DIR = "ranking"
+
+
+@dataclass
+class MovieResult:
+    """One movie in an answer, with what the models said about it."""
+
+    movie_id: str
+    title: str
+    year: int | None
+    genres: list[str]
+    score: float | None = None
+    predicted_rating: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Recommendations:
+    items: list[MovieResult]
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+class Recommender:
+    """Retrieval (+ ranking) over a catalogue, addressed by raw user and movie ids."""
+
+    def __init__(
+        self,
+        retrieval: SavedModel,
+        ranking: SavedModel | None = None,
+        num_candidates: int = 200,
+    ):
+        self.retrieval = retrieval
+        self.ranking = ranking
+        self.num_candidates = num_candidates
+        train = retrieval.train
+        self._candidates = (
+            retrieval.candidates
+            if retrieval.candidates is not None
+            else retrieval.retriever.candidate_embeddings()
+        )
+        self._histories = train.histories()
+        catalogue = train.dataset.movies.set_index("movie_id", drop=False)
+        self.catalogue: pd.DataFrame = catalogue
+        self._normalised = _unit_rows(self._candidates)
+
+    @classmethod
+    def load(cls, models_dir: str | Path, num_candidates: int = 200) -> Recommender:
+        """Load ``models_dir/retrieval`` and, when present, ``models_dir/ranking``."""
+        models_dir = Path(models_dir)
+        if not (models_dir / RETRIEVAL_DIR).is_dir():
+            raise ModelError(
+                f"no retrieval model under {models_dir}; train one with `movierec train`"
+            )
+        retrieval = load_model(models_dir / RETRIEVAL_DIR)
+        ranking_dir = models_dir / RANKING_DIR
+        ranking = load_model(ranking_dir) if ranking_dir.is_dir() else None
+        return cls(retrieval, ranking, num_candidates)
+
+    # -- lookups -----------------------------------------------------------------
+
+    def knows_user(self, user_id: str) -> bool:
+        return str(user_id) in self.retrieval.train.users
+
+    def movie(self, movie_id: str) -> MovieResult:
+        movie_id = str(movie_id)
+        if movie_id not in self.catalogue.index:
+            raise UnknownIdError("movie", movie_id)
+        row = self.catalogue.loc[movie_id]
+        year = row["year"]
+        return MovieResult(
+            movie_id=movie_id,
+            title=str(row["title"]),
+            year=None if pd.isna(year) else int(year),
+            genres=list(row["genres"]),
+        )
+
+    def search(self, query: str, limit: int = 20) -> list[MovieResult]:
+        """Movies whose title contains every word of ``query`` (case-insensitive)."""
+        words = query.lower().split()
+        titles = self.catalogue["title"].str.lower()
+        mask = np.ones(len(titles), dtype=bool)
+        for word in words:
+            mask &= titles.str.contains(word, regex=False).to_numpy()
+        return [self.movie(m) for m in self.catalogue.index[mask][:limit]]
+
+    def history(self, user_id: str | None) -> list[str]:
+        """Movie ids the user rated in training (empty for unknown users)."""
+        if user_id is None:
+            return []
+        train = self.retrieval.train
+        index = train.users.index(user_id)
+        return [train.movies.id_of(int(m)) for m in self._histories[index]] if index else []
+
+    # -- the two stages ----------------------------------------------------------
+
+    def recommend(
+        self,
+        user_id: str | None = None,
+        k: int = 10,
+        exclude_seen: bool = True,
+        extra_ratings: Sequence[tuple[str, float]] = (),
+    ) -> Recommendations:
+        """Top ``k`` movies for a user (known id, rating history, or both)."""
+        started = time.perf_counter()
+        query = self._query(self.retrieval, user_id, extra_ratings)
+        query_vector = self.retrieval.retriever.query_embeddings(query)
+        exclude = [query.histories[0]] if exclude_seen else None
+        depth = max(k, self.num_candidates) if self.ranking else k
+        scores, indices = top_k(query_vector @ self._candidates.T, depth, exclude)
+        keep = indices[0] >= 0
+        indices, scores = indices[0][keep], scores[0][keep]
+        retrieved = time.perf_counter()
+        movie_ids = [self.retrieval.train.movies.id_of(int(i)) for i in indices]
+        predicted = None
+        if self.ranking is not None and len(movie_ids):
+            predicted = self._predict(user_id, movie_ids, extra_ratings)
+            order = np.lexsort((-scores, -predicted))[:k]
+        else:
+            order = np.arange(min(k, len(movie_ids)))
+        ranked = time.perf_counter()
+        items = []
+        for position in order:
+            result = self.movie(movie_ids[position])
+            result.score = float(scores[position])
+            if predicted is not None:
+                result.predicted_rating = float(predicted[position])
+            items.append(result)
+        timings = {
+            "retrieval": (retrieved - started) * 1000,
+            "ranking": (ranked - retrieved) * 1000,
+            "total": (time.perf_counter() - started) * 1000,
+        }
+        return Recommendations(items, timings)
+
+    def rank(
+        self,
+        user_id: str | None,
+        movie_ids: Iterable[str],
+        extra_ratings: Sequence[tuple[str, float]] = (),
+    ) -> list[MovieResult]:
+        """Predicted stars for the given movies, best first."""
+        if self.ranking is None:
+            raise ModelError("no ranking model loaded; train one with `movierec train ranking`")
+        movie_ids = [str(m) for m in movie_ids]
+        results = [self.movie(m) for m in movie_ids]
+        predicted = self._predict(user_id, movie_ids, extra_ratings)
+        for result, stars in zip(results, predicted, strict=True):
+            result.predicted_rating = float(stars)
+        return sorted(results, key=lambda r: -(r.predicted_rating or 0.0))
+
+    def similar(self, movie_id: str, k: int = 10) -> list[MovieResult]:
+        """Movies whose candidate embeddings are closest (cosine) to this one's."""
+        movie_id = str(movie_id)
+        index = self.retrieval.train.movies.index(movie_id)
+        if index == OOV_INDEX:
+            raise UnknownIdError("movie", movie_id)
+        scores = self._normalised[index] @ self._normalised.T
+        top_scores, top_indices = top_k(scores[None, :], k, [np.array([index])])
+        results = []
+        for score, i in zip(top_scores[0], top_indices[0], strict=True):
+            if i < 0:
+                continue
+            result = self.movie(self.retrieval.train.movies.id_of(int(i)))
+            result.score = float(score)
+            results.append(result)
+        return results
+
+    # -- helpers -----------------------------------------------------------------
+
+    def _query(
+        self,
+        saved: SavedModel,
+        user_id: str | None,
+        extra_ratings: Sequence[tuple[str, float]],
+    ) -> QueryBatch:
+        """One query: the user's index and training history plus any new ratings."""
+        train = saved.train
+        user_index = OOV_INDEX
+        if user_id is not None:
+            user_index = train.users.index(user_id)
+            if user_index == OOV_INDEX and not extra_ratings:
+                raise UnknownIdError("user", user_id)
+        base = QueryBatch.from_training(train, np.array([user_index]))
+        if not extra_ratings:
+            return base
+        extra_ids = [str(movie) for movie, _ in extra_ratings]
+        for movie in extra_ids:
+            if movie not in train.movies:
+                raise UnknownIdError("movie", movie)
+        extra_movies = train.movies.lookup(extra_ids)
+        extra_stars = np.array([float(r) for _, r in extra_ratings], dtype=np.float32)
+        # A newer rating of the same movie replaces the training one.
+        keep = ~np.isin(base.histories[0], extra_movies)
+        movies = np.concatenate([base.histories[0][keep], extra_movies]).astype(np.int32)
+        stars = np.concatenate([base.history_ratings[0][keep], extra_stars]).astype(np.float32)
+        return QueryBatch(np.array([user_index]), [movies], [stars])
+
+    def _predict(
+        self,
+        user_id: str | None,
+        movie_ids: Sequence[str],
+        extra_ratings: Sequence[tuple[str, float]],
+    ) -> np.ndarray:
+        assert self.ranking is not None
+        query = self._query(self.ranking, user_id, extra_ratings)
+        rows = np.zeros(len(movie_ids), dtype=np.int64)
+        movies = self.ranking.train.movies.lookup(movie_ids)
+        return self.ranking.ranker.predict(query.take(rows), movies)
+
+
+def _unit_rows(matrix: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return matrix / np.maximum(norms, 1e-12)

@@ -1,0 +1,51 @@
+"""Exact top-K over a score matrix with per-row exclusions: the one place this is done."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def top_k(
+    scores: np.ndarray,
+    k: int,
+    exclude: Sequence[np.ndarray] | None = None,
+    exclude_all: Sequence[int] = (0,),
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top ``k`` columns per row of ``scores`` (highest first), as (scores, indices).
+
+    ``exclude[i]`` lists columns never to return for row ``i`` (watched movies);
+    ``exclude_all`` lists columns never returned at all (column 0: the unknown-movie slot).
+    Excluded columns score -inf; when fewer than ``k`` columns remain, the tail
+    of a row has index -1 and score -inf.
+    """
+    scores = np.array(scores, dtype=np.float32, copy=True)
+    if scores.ndim != 2:
+        raise ValueError("scores must be a 2-D array (queries x candidates)")
+    n_rows, n_cols = scores.shape
+    if k < 1:
+        raise ValueError("k must be at least 1")
+    if len(exclude_all):
+        scores[:, np.asarray(exclude_all, dtype=np.int64)] = -np.inf
+    if exclude is not None:
+        if len(exclude) != n_rows:
+            raise ValueError("exclude needs one entry per row of scores")
+        for row, columns in enumerate(exclude):
+            if len(columns):
+                scores[row, np.asarray(columns, dtype=np.int64)] = -np.inf
+    k_eff = min(k, n_cols)
+    if k_eff < n_cols:
+        part = np.argpartition(-scores, k_eff - 1, axis=1)[:, :k_eff]
+    else:
+        part = np.tile(np.arange(n_cols), (n_rows, 1))
+    part_scores = np.take_along_axis(scores, part, axis=1)
+    order = np.argsort(-part_scores, axis=1, kind="stable")
+    indices = np.take_along_axis(part, order, axis=1).astype(np.int32)
+    top_scores = np.take_along_axis(part_scores, order, axis=1)
+    indices[~np.isfinite(top_scores)] = -1
+    if k_eff < k:
+        pad = k - k_eff
+        indices = np.pad(indices, ((0, 0), (0, pad)), constant_values=-1)
+        top_scores = np.pad(top_scores, ((0, 0), (0, pad)), constant_values=-np.inf)
+    return top_scores, indices

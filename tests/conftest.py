@@ -1,0 +1,117 @@
+"""Shared fixtures: a tiny in-memory MovieLens-like data set with a learnable structure."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from movierec.data.schema import Dataset
+
+TINY_USERS = 30
+TINY_MOVIES = 40
+TINY_UNRATED = ("39", "40")  # in the catalogue, never rated: cold-start candidates
+
+
+def make_tiny_dataset(seed: int = 0) -> Dataset:
+    """30 users, 40 movies, two taste groups, deterministic for a seed.
+
+    Users 1-15 like movies 1-20 (Action/Sci-Fi) and dislike 21-38 (Comedy/Romance);
+    users 16-30 the opposite. Each user rates 16 movies (12 of their side, 4 of the
+    other), with increasing timestamps, so models can beat chance and every split
+    method has something to do. Movies 39 and 40 have no ratings.
+    """
+    rng = np.random.default_rng(seed)
+    side_a = np.arange(1, 21)
+    side_b = np.arange(21, 39)
+    rows = []
+    t0 = 1_000_000_000
+    for u in range(1, TINY_USERS + 1):
+        liked, other = (side_a, side_b) if u <= TINY_USERS // 2 else (side_b, side_a)
+        picks = [(m, True) for m in rng.choice(liked, 12, replace=False)]
+        picks += [(m, False) for m in rng.choice(other, 4, replace=False)]
+        rng.shuffle(picks)
+        for k, (m, good) in enumerate(picks):
+            rating = rng.choice([4.0, 5.0]) if good else rng.choice([1.0, 2.0])
+            rows.append((str(u), str(int(m)), rating, t0 + 3600 * (k * TINY_USERS + u)))
+    ratings = pd.DataFrame(rows, columns=["user_id", "movie_id", "rating", "timestamp"])
+    ratings = ratings.astype({"user_id": str, "movie_id": str, "rating": "float32",
+                              "timestamp": "int64"})
+    ids = [str(m) for m in range(1, TINY_MOVIES + 1)]
+    genres = [["Action", "Sci-Fi"] if m <= 20 else ["Comedy", "Romance"]
+              for m in range(1, TINY_MOVIES + 1)]
+    years = [1980 + m % 20 for m in range(1, TINY_MOVIES + 1)]
+    movies = pd.DataFrame(
+        {
+            "movie_id": pd.Series(ids, dtype=str),
+            "title": pd.Series([f"Movie {m} ({y})" for m, y in zip(ids, years, strict=True)],
+                               dtype=str),
+            "year": pd.Series(years, dtype="Int64"),
+            "genres": genres,
+        }
+    )
+    occupations = ["engineer", "artist", "student"]
+    users = pd.DataFrame(
+        {
+            "user_id": pd.Series([str(u) for u in range(1, TINY_USERS + 1)], dtype=str),
+            "age": pd.Series([18 + (u * 7) % 50 for u in range(1, TINY_USERS + 1)],
+                             dtype="Int64"),
+            "gender": pd.Series(["F" if u % 2 else "M" for u in range(1, TINY_USERS + 1)],
+                                dtype=str),
+            "occupation": pd.Series([occupations[u % 3] for u in range(1, TINY_USERS + 1)],
+                                    dtype=str),
+            "zip": pd.Series([f"{10000 + u}" for u in range(1, TINY_USERS + 1)], dtype=str),
+        }
+    )
+    return Dataset(
+        name="tiny",
+        ratings=ratings,
+        movies=movies,
+        users=users,
+        rating_scale=(1.0, 5.0),
+        source={"kind": "memory", "path": None, "ratings_sha256": None},
+    )
+
+
+@pytest.fixture
+def tiny_dataset() -> Dataset:
+    """A fresh copy per test, so a test that mutates it cannot affect another."""
+    return make_tiny_dataset()
+
+
+def make_planted_dataset(
+    users: int = 200, movies: int = 60, per_user: int = 20, seed: int = 0
+) -> Dataset:
+    """A larger version of the tiny set's planted taste (two groups, two halves of the
+    catalogue), big enough for id-only models to learn: for tests that check learning."""
+    rng = np.random.default_rng(seed)
+    half = movies // 2
+    rows = []
+    for u in range(1, users + 1):
+        group = u % 2
+        liked = np.arange(1, half + 1) if group == 0 else np.arange(half + 1, movies + 1)
+        other = np.arange(half + 1, movies + 1) if group == 0 else np.arange(1, half + 1)
+        picks = [(m, True) for m in rng.choice(liked, per_user * 3 // 4, replace=False)]
+        picks += [(m, False) for m in rng.choice(other, per_user // 4, replace=False)]
+        for k, (m, good) in enumerate(picks):
+            rating = rng.choice([4.0, 5.0]) if good else rng.choice([1.0, 2.0])
+            rows.append((str(u), str(int(m)), rating, 1_000_000_000 + 60 * (k * users + u)))
+    ratings = pd.DataFrame(rows, columns=["user_id", "movie_id", "rating", "timestamp"])
+    ratings = ratings.astype(
+        {"user_id": str, "movie_id": str, "rating": "float32", "timestamp": "int64"}
+    )
+    ids = [str(m) for m in range(1, movies + 1)]
+    movie_table = pd.DataFrame(
+        {
+            "movie_id": pd.Series(ids, dtype=str),
+            "title": pd.Series([f"Planted {m} (1990)" for m in ids], dtype=str),
+            "year": pd.Series([1990] * movies, dtype="Int64"),
+            "genres": [["Action"] if int(m) <= half else ["Comedy"] for m in ids],
+        }
+    )
+    return Dataset(name="planted", ratings=ratings, movies=movie_table, users=None)
+
+
+@pytest.fixture
+def planted_dataset() -> Dataset:
+    return make_planted_dataset()
