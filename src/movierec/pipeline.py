@@ -20,6 +20,7 @@ from movierec.data.vocab import OOV_INDEX
 from movierec.errors import ModelError, UnknownIdError
 from movierec.models.artifacts import SavedModel, load_model
 from movierec.models.base import QueryBatch
+from movierec.ranking.blend import DEFAULT_STAR_WEIGHT, blend_scores
 from movierec.retrieval.topk import top_k
 
 RETRIEVAL_DIR = "retrieval"
@@ -55,10 +56,12 @@ class Recommender:
         retrieval: SavedModel,
         ranking: SavedModel | None = None,
         num_candidates: int = 200,
+        star_weight: float = DEFAULT_STAR_WEIGHT,
     ):
         self.retrieval = retrieval
         self.ranking = ranking
         self.num_candidates = num_candidates
+        self.star_weight = star_weight
         train = retrieval.train
         self._candidates = (
             retrieval.candidates
@@ -141,7 +144,8 @@ class Recommender:
         predicted = None
         if self.ranking is not None and len(movie_ids):
             predicted = self._predict(user_id, movie_ids, extra_ratings)
-            order = np.lexsort((-scores, -predicted))[:k]
+            final = blend_scores(scores, predicted, self.star_weight)
+            order = np.argsort(-final, kind="stable")[:k]
         else:
             order = np.arange(min(k, len(movie_ids)))
         ranked = time.perf_counter()

@@ -15,6 +15,7 @@ import pandas as pd
 from movierec.data.training import TrainingSet
 from movierec.evaluation.metrics import catalogue_coverage, mae, rmse, top_k_metrics
 from movierec.models.base import QueryBatch, Ranker, Retriever
+from movierec.ranking.blend import DEFAULT_STAR_WEIGHT, blend_scores
 from movierec.retrieval.topk import top_k
 
 
@@ -77,6 +78,42 @@ def evaluate_scores(
         shown = ranked[:, :k]
         results[f"coverage@{k}"] = catalogue_coverage([shown[shown > 0]], len(train.movies))
     return results
+
+
+def evaluate_two_stage(
+    retriever: Retriever,
+    ranker: Ranker,
+    train: TrainingSet,
+    test: pd.DataFrame,
+    depth: int = 200,
+    star_weight: float = DEFAULT_STAR_WEIGHT,
+    ks: Sequence[int] = (10,),
+    min_rating: float | None = 4.0,
+    batch_size: int = 256,
+) -> dict[str, float]:
+    """Top-K metrics of retrieve ``depth`` -> rank -> keep K, as the Recommender does it.
+
+    ``train`` must be the training set both models were fitted on (same vocabularies).
+    """
+    retrieve = retriever_scores(retriever, train)
+    histories = train.histories()
+
+    def score(user_index: np.ndarray) -> np.ndarray:
+        scores, candidates = top_k(retrieve(user_index), depth, [histories[u] for u in user_index])
+        rows = np.repeat(np.arange(len(user_index)), depth)
+        queries = QueryBatch.from_training(train, user_index).take(rows)
+        valid = candidates.reshape(-1) > 0
+        stars = np.zeros(rows.shape, np.float32)
+        stars[valid] = ranker.predict(
+            queries.take(np.flatnonzero(valid)), candidates.reshape(-1)[valid]
+        )
+        final = blend_scores(scores, stars.reshape(scores.shape), star_weight)
+        dense = np.full((len(user_index), train.movies.size), -np.inf, np.float32)
+        safe = np.where(candidates > 0, candidates, 0)
+        np.put_along_axis(dense, safe, np.where(candidates > 0, final, -np.inf), axis=1)
+        return dense
+
+    return evaluate_scores(score, train, test, ks, True, min_rating, batch_size)
 
 
 def retriever_scores(retriever: Retriever, train: TrainingSet):

@@ -1,0 +1,210 @@
+"""Quality benchmark: movierec's models against the examples and public peers.
+
+Same data, same splits, same metric code for everyone (movierec.evaluation):
+three seeds of the random 80/20 split and the temporal split of MovieLens 100K.
+
+    python benchmarks/quality.py                 # full run (peers need .[peers])
+    python benchmarks/quality.py --smoke         # seconds: tiny epochs, one seed
+
+Prints a table (mean ± std over the random seeds; temporal separately) and
+writes JSON to benchmarks/results/quality.json (or --out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+import movierec  # noqa: F401  (Keras backend)
+from movierec.baselines import EASE, Popularity
+from movierec.data import load_dataset, make_split
+from movierec.data.training import TrainingSet
+from movierec.evaluation.evaluate import (
+    evaluate_ranker,
+    evaluate_scores,
+    evaluate_two_stage,
+    retriever_scores,
+)
+from movierec.evaluation.metrics import mae, rmse
+from movierec.models.registry import DEFAULT_RANKER, DEFAULT_RETRIEVER, model_class
+
+sys.path.insert(0, str(Path(__file__).parent))
+import peers  # noqa: E402
+
+RETRIEVAL_COLUMNS = ["recall@10", "ndcg@10", "recall@100", "coverage@10", "ndcg@10 (4+)",
+                     "recall@10 (4+)"]
+RANKING_COLUMNS = ["rmse", "mae"]
+
+
+def retrieval_metrics(score_fn, train, test) -> dict[str, float]:
+    every = evaluate_scores(score_fn, train, test, ks=(10, 100))
+    liked = evaluate_scores(score_fn, train, test, ks=(10,), min_rating=4.0)
+    return {
+        "recall@10": every["recall@10"],
+        "ndcg@10": every["ndcg@10"],
+        "recall@100": every["recall@100"],
+        "coverage@10": every["coverage@10"],
+        "ndcg@10 (4+)": liked["ndcg@10"],
+        "recall@10 (4+)": liked["recall@10"],
+    }
+
+
+def fit(kind: str, name: str, train: TrainingSet, seed: int, smoke: bool):
+    settings = {"seed": seed}
+    if smoke:
+        settings["epochs"] = 1
+    model = model_class(kind, name)(**settings)
+    started = time.perf_counter()
+    model.fit(train, verbose=0)
+    return model, time.perf_counter() - started
+
+
+def run_split(dataset, split, seed: int, args) -> dict[str, dict[str, float]]:
+    train = TrainingSet.build(dataset, split.train)
+    test = split.test
+    rows: dict[str, dict[str, float]] = {}
+
+    def timed(label, fn):
+        started = time.perf_counter()
+        try:
+            result = fn()
+        except ImportError as error:
+            print(f"  skipped {label}: {error}", file=sys.stderr)
+            return
+        result["seconds"] = time.perf_counter() - started
+        rows[label] = result
+        print(f"  {label}: " + ", ".join(f"{k} {v:.4f}" for k, v in result.items()), flush=True)
+
+    # Retrieval
+    timed("retrieval/popularity", lambda: retrieval_metrics(Popularity(train), train, test))
+    timed("retrieval/EASE", lambda: retrieval_metrics(EASE(train), train, test))
+    if not args.smoke:
+        for algorithm in ("als", "bpr"):
+            timed(
+                f"retrieval/implicit-{algorithm}",
+                lambda a=algorithm: retrieval_metrics(
+                    peers.implicit_scorer(train, a, seed), train, test
+                ),
+            )
+    models = {}
+    for name in ("example", DEFAULT_RETRIEVER):
+        def go(name=name):
+            model, seconds = fit("retrieval", name, train, seed, args.smoke)
+            models[("retrieval", name)] = model
+            return {**retrieval_metrics(retriever_scores(model, train), train, test),
+                    "train_seconds": seconds}
+        timed(f"retrieval/movierec-{name}", go)
+
+    # Ranking
+    actual = test["rating"].to_numpy(np.float32)
+    timed("ranking/global-mean", lambda: {
+        "rmse": rmse(np.full_like(actual, split.train["rating"].mean()), actual),
+        "mae": mae(np.full_like(actual, split.train["rating"].mean()), actual)})
+    surprise_algorithms = () if args.smoke else ("svd", "svd++", "knn-baseline")
+    for algorithm in surprise_algorithms:
+        def go(algorithm=algorithm):
+            predicted = peers.surprise_predictions(split.train, test, algorithm, seed)
+            return {"rmse": rmse(predicted, actual), "mae": mae(predicted, actual)}
+        timed(f"ranking/surprise-{algorithm}", go)
+    for name in ("example", DEFAULT_RANKER):
+        def go(name=name):
+            model, seconds = fit("ranking", name, train, seed, args.smoke)
+            models[("ranking", name)] = model
+            metrics = evaluate_ranker(model, train, test)
+            return {"rmse": metrics["rmse"], "mae": metrics["mae"], "train_seconds": seconds}
+        timed(f"ranking/movierec-{name}", go)
+
+    # Two stages: default retrieval -> default ranking, NDCG@10 with 4+ stars relevant.
+    retriever = models.get(("retrieval", DEFAULT_RETRIEVER))
+    ranker = models.get(("ranking", DEFAULT_RANKER))
+    if retriever is not None and ranker is not None:
+        for weight in args.star_weights:
+            timed(f"two-stage/weight={weight:g}", lambda w=weight: {
+                "ndcg@10 (4+)": evaluate_two_stage(
+                    retriever, ranker, train, test, depth=args.depth, star_weight=w
+                )["ndcg@10"]})
+    return rows
+
+
+def summarise(runs: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, list[float]]]:
+    table: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for run in runs:
+        for system, metrics in run.items():
+            for metric, value in metrics.items():
+                table[system][metric].append(value)
+    return {
+        system: {m: [float(np.mean(v)), float(np.std(v))] for m, v in metrics.items()}
+        for system, metrics in table.items()
+    }
+
+
+def print_table(title: str, summary: dict, prefix: str, columns: list[str]) -> None:
+    print(f"\n{title}")
+    header = f"{'system':<34}" + "".join(f"{c:>18}" for c in columns + ["seconds"])
+    print(header)
+    print("-" * len(header))
+    for system, metrics in summary.items():
+        if not system.startswith(prefix):
+            continue
+        cells = []
+        for column in columns + ["seconds"]:
+            if column in metrics:
+                mean, std = metrics[column]
+                cells.append(f"{mean:>10.4f} ± {std:<5.3f}" if std else f"{mean:>18.4f}")
+            else:
+                cells.append(f"{'':>18}")
+        print(f"{system.removeprefix(prefix):<34}" + "".join(cells))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="ml-100k")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44])
+    parser.add_argument("--no-temporal", action="store_true")
+    parser.add_argument("--depth", type=int, default=200, help="candidates passed to ranking")
+    parser.add_argument("--star-weights", type=float, nargs="+", default=[0.0, 0.5, 1.0, 2.0])
+    parser.add_argument("--smoke", action="store_true", help="one seed, 1 epoch, no peers")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results/quality.json")
+    args = parser.parse_args()
+    if args.smoke:
+        args.seeds, args.no_temporal = args.seeds[:1], True
+
+    dataset = load_dataset(args.data)
+    results: dict[str, object] = {"data": dataset.describe(), "settings": vars(args) | {
+        "out": str(args.out)}}
+    random_runs = []
+    for seed in args.seeds:
+        print(f"random 80/20 split, seed {seed}", flush=True)
+        split = make_split(dataset.ratings, "random", seed=seed, test_fraction=0.2)
+        random_runs.append(run_split(dataset, split, seed, args))
+    results["random"] = summarise(random_runs)
+    if not args.no_temporal:
+        print("temporal split (latest 20% of ratings)", flush=True)
+        split = make_split(dataset.ratings, "temporal", test_fraction=0.2)
+        results["temporal"] = summarise([run_split(dataset, split, args.seeds[0], args)])
+
+    for name in ("random", "temporal"):
+        if name not in results:
+            continue
+        label = f"{name} split" + (f", mean ± std over seeds {args.seeds}" if name == "random"
+                                   else "")
+        print_table(f"Retrieval ({label}; watched excluded)", results[name], "retrieval/",
+                    RETRIEVAL_COLUMNS)
+        print_table(f"Ranking ({label}; stars)", results[name], "ranking/", RANKING_COLUMNS)
+        print_table(f"Two-stage, retrieve {args.depth} -> rank -> 10 ({label})", results[name],
+                    "two-stage/", ["ndcg@10 (4+)"])
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    tmp.replace(args.out)
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
