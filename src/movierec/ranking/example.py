@@ -14,19 +14,15 @@ import numpy as np
 
 from movierec.data.training import TrainingSet
 from movierec.models.base import QueryBatch, Ranker
+from movierec.models.id_embeddings import IdEmbeddingNetwork
 
 
 @keras.saving.register_keras_serializable(package="movierec")
-class ExampleRankingNetwork(keras.Model):
+class ExampleRankingNetwork(IdEmbeddingNetwork):
     """Embeddings of the pair, concatenated, through Dense 256-64-1."""
 
     def __init__(self, num_users: int, num_candidates: int, embedding_dim: int = 32, **kwargs):
-        super().__init__(**kwargs)
-        self.num_users = num_users
-        self.num_candidates = num_candidates
-        self.embedding_dim = embedding_dim
-        self.user_embedding = keras.layers.Embedding(num_users, embedding_dim)
-        self.candidate_embedding = keras.layers.Embedding(num_candidates, embedding_dim)
+        super().__init__(num_users, num_candidates, embedding_dim, **kwargs)
         self.ratings = keras.Sequential(
             [
                 keras.layers.Dense(256, activation="relu"),
@@ -41,14 +37,6 @@ class ExampleRankingNetwork(keras.Model):
             axis=1,
         )
         return self.ratings(pair)
-
-    def get_config(self) -> dict[str, Any]:
-        return {
-            **super().get_config(),
-            "num_users": self.num_users,
-            "num_candidates": self.num_candidates,
-            "embedding_dim": self.embedding_dim,
-        }
 
 
 class ExampleRanker(Ranker):

@@ -17,19 +17,15 @@ import numpy as np
 
 from movierec.data.training import TrainingSet
 from movierec.models.base import QueryBatch, Retriever
+from movierec.models.id_embeddings import IdEmbeddingNetwork
 
 
 @keras.saving.register_keras_serializable(package="movierec")
-class ExampleRetrievalNetwork(keras.Model):
+class ExampleRetrievalNetwork(IdEmbeddingNetwork):
     """Two embedding tables; ``call`` returns user embeddings (and top-k outside training)."""
 
     def __init__(self, num_users: int, num_candidates: int, embedding_dim: int = 32, **kwargs):
-        super().__init__(**kwargs)
-        self.num_users = num_users
-        self.num_candidates = num_candidates
-        self.embedding_dim = embedding_dim
-        self.user_embedding = keras.layers.Embedding(num_users, embedding_dim)
-        self.candidate_embedding = keras.layers.Embedding(num_candidates, embedding_dim)
+        super().__init__(num_users, num_candidates, embedding_dim, **kwargs)
         self.retrieval = keras_rs.layers.BruteForceRetrieval(k=10, return_scores=False)
         self.loss_fn = keras.losses.MeanSquaredError()
 
@@ -53,14 +49,6 @@ class ExampleRetrievalNetwork(keras.Model):
         scores = keras.ops.sum(y_pred["user_embeddings"] * movie_embeddings, axis=1, keepdims=True)
         labels = keras.ops.expand_dims(y["rating"], -1)
         return self.loss_fn(labels, scores, sample_weight)
-
-    def get_config(self) -> dict[str, Any]:
-        return {
-            **super().get_config(),
-            "num_users": self.num_users,
-            "num_candidates": self.num_candidates,
-            "embedding_dim": self.embedding_dim,
-        }
 
 
 class ExampleRetriever(Retriever):

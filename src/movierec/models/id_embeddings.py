@@ -1,0 +1,31 @@
+"""The network both Keras RS examples start from: one id-embedding table per side."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+
+
+class IdEmbeddingNetwork(keras.Model):
+    """A user-id embedding table and a movie-id (candidate) embedding table.
+
+    Subclasses add what they do with the pair (a dot product, dense layers);
+    the shared part and its config live here once.
+    """
+
+    def __init__(self, num_users: int, num_candidates: int, embedding_dim: int = 32, **kwargs):
+        super().__init__(**kwargs)
+        self.num_users = num_users
+        self.num_candidates = num_candidates
+        self.embedding_dim = embedding_dim
+        self.user_embedding = keras.layers.Embedding(num_users, embedding_dim)
+        self.candidate_embedding = keras.layers.Embedding(num_candidates, embedding_dim)
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "num_users": self.num_users,
+            "num_candidates": self.num_candidates,
+            "embedding_dim": self.embedding_dim,
+        }
