@@ -21,6 +21,8 @@ from movierec.errors import ModelError, UnknownIdError
 from movierec.models.artifacts import SavedModel, load_model
 from movierec.models.base import QueryBatch
 from movierec.ranking.blend import DEFAULT_STAR_WEIGHT, blend_scores
+from movierec.retrieval.index import CandidateIndex, make_index
+from movierec.retrieval.model_index import candidate_matrix, load_model_index
 from movierec.retrieval.topk import top_k
 
 RETRIEVAL_DIR = "retrieval"
@@ -49,7 +51,11 @@ class Recommendations:
 
 
 class Recommender:
-    """Retrieval (+ ranking) over a catalogue, addressed by raw user and movie ids."""
+    """Retrieval (+ ranking) over a catalogue, addressed by raw user and movie ids.
+
+    Retrieval goes through a :class:`CandidateIndex`: exact brute force unless an
+    approximate one is given (``load`` picks up ``retrieval/index/`` when present).
+    """
 
     def __init__(
         self,
@@ -57,17 +63,20 @@ class Recommender:
         ranking: SavedModel | None = None,
         num_candidates: int = 200,
         star_weight: float = DEFAULT_STAR_WEIGHT,
+        index: CandidateIndex | None = None,
     ):
         self.retrieval = retrieval
         self.ranking = ranking
         self.num_candidates = num_candidates
         self.star_weight = star_weight
         train = retrieval.train
-        self._candidates = (
-            retrieval.candidates
-            if retrieval.candidates is not None
-            else retrieval.retriever.candidate_embeddings()
-        )
+        self._candidates = candidate_matrix(retrieval)
+        if index is not None and (index.size, index.dim) != self._candidates.shape:
+            raise ModelError(
+                f"a {index.name} index of {index.size} x {index.dim} does not fit "
+                f"{self._candidates.shape[0]} x {self._candidates.shape[1]} candidate embeddings"
+            )
+        self.index = index if index is not None else make_index().build(self._candidates)
         self._histories = train.histories()
         catalogue = train.dataset.movies.set_index("movie_id", drop=False)
         self.catalogue: pd.DataFrame = catalogue
@@ -82,9 +91,10 @@ class Recommender:
                 f"no retrieval model under {models_dir}; train one with `movierec train`"
             )
         retrieval = load_model(models_dir / RETRIEVAL_DIR)
+        index = load_model_index(models_dir / RETRIEVAL_DIR, candidate_matrix(retrieval))
         ranking_dir = models_dir / RANKING_DIR
         ranking = load_model(ranking_dir) if ranking_dir.is_dir() else None
-        return cls(retrieval, ranking, num_candidates)
+        return cls(retrieval, ranking, num_candidates, index=index)
 
     # -- lookups -----------------------------------------------------------------
 
@@ -136,7 +146,7 @@ class Recommender:
         query_vector = self.retrieval.retriever.query_embeddings(query)
         exclude = [query.histories[0]] if exclude_seen else None
         depth = max(k, self.num_candidates) if self.ranking else k
-        scores, indices = top_k(query_vector @ self._candidates.T, depth, exclude)
+        scores, indices = self.index.search(query_vector, depth, exclude)
         keep = indices[0] >= 0
         indices, scores = indices[0][keep], scores[0][keep]
         retrieved = time.perf_counter()

@@ -13,6 +13,7 @@ from typing import Any
 
 from movierec.data.schema import Dataset
 from movierec.data.training import TrainingSet
+from movierec.distributed import check_batch_size, check_devices, data_parallel, trim_to_multiple
 from movierec.evaluation.evaluate import evaluate_ranker, evaluate_retriever
 from movierec.models.artifacts import save_model
 from movierec.models.base import Ranker, RecommenderModel, Retriever
@@ -48,13 +49,24 @@ def train_model(
     out_dir: str | Path | None = None,
     data_source: str | None = None,
     verbose: int = 1,
+    devices: int = 1,
 ) -> TrainResult:
-    """Fit ``kind``/``name`` on ``train_ratings``; evaluate on ``test_ratings``; maybe save."""
-    model = model_class(kind, name)(**(settings or {}))
-    train = TrainingSet.build(dataset, train_ratings)
-    started = time.perf_counter()
-    history = model.fit(train, verbose=verbose)
-    seconds = time.perf_counter() - started
+    """Fit ``kind``/``name`` on ``train_ratings``; evaluate on ``test_ratings``; maybe save.
+
+    ``devices > 1`` trains data-parallel (see :mod:`movierec.distributed`); evaluation
+    and saving then run on one device.
+    """
+    model_cls = model_class(kind, name)
+    check_batch_size({**model_cls.default_settings(), **(settings or {})}, devices)
+    check_devices(devices)
+    if devices > 1:
+        train_ratings = trim_to_multiple(train_ratings, devices)
+    with data_parallel(devices):
+        model = model_cls(**(settings or {}))
+        train = TrainingSet.build(dataset, train_ratings)
+        started = time.perf_counter()
+        history = model.fit(train, verbose=verbose)
+        seconds = time.perf_counter() - started
     metrics: dict[str, Any] = {}
     if test_ratings is not None and len(test_ratings):
         metrics = evaluate_model(model, train, test_ratings)
@@ -69,6 +81,7 @@ def train_model(
             extra={
                 "data_source": data_source,
                 "training_seconds": round(seconds, 2),
+                "devices": devices,
                 "history": {k: [float(v) for v in vs] for k, vs in (history or {}).items()},
             },
         )

@@ -23,6 +23,8 @@ def run(args: argparse.Namespace) -> int:
         "similar": _similar,
         "search": _search,
         "quickstart": _quickstart,
+        "serve": _serve,
+        "index": _index,
     }[args.command]
     return handler(args)
 
@@ -37,11 +39,31 @@ def _data(args: argparse.Namespace) -> int:
         path = fetch_ml100k(wheel=args.wheel, force=args.force)
         print(f"MovieLens 100K ready in {path}")
         return 0
+    if args.data_command == "synth":
+        return _synth(args)
     summary = load_dataset(args.data).describe()
     if args.json:
         print_json(summary)
     else:
         print_metrics(f"data set {summary['name']}", summary)
+    return 0
+
+
+def _synth(args: argparse.Namespace) -> int:
+    """Streams chunk by chunk, so memory stays small however many ratings are asked for."""
+    import time
+
+    from movierec.data.synth import SyntheticGenerator, write_parquet_shards
+
+    started = time.perf_counter()
+    generator = SyntheticGenerator(args.users, args.movies, args.ratings, args.seed)
+    meta = write_parquet_shards(generator, args.out, shard_size=args.shard_size)
+    sizes = meta["sizes"]
+    print(
+        f"wrote {sizes['ratings']} ratings ({sizes['users']} users, {sizes['movies']} movies) "
+        f"in {len(meta['shards'])} shard(s) to {args.out} "
+        f"in {time.perf_counter() - started:.1f} s; train with --data {args.out}"
+    )
     return 0
 
 
@@ -82,29 +104,43 @@ def _train(args: argparse.Namespace) -> int:
         test_fraction=args.test_fraction,
         n=args.leave_out,
     )
+    train_ratings, split_info = split.train, split.info
+    if getattr(args, "ratings_db", None):
+        train_ratings, split_info = _with_stored_ratings(args.ratings_db, dataset, split)
     verbose = 0 if args.quiet else 1
     for kind in kinds:
         name = args.model or (DEFAULT_RETRIEVER if kind == "retrieval" else DEFAULT_RANKER)
         settings = {"seed": args.seed, **overrides}
         print(f"training {kind} model '{name}' on {dataset.name} "
-              f"({len(split.train)} train / {len(split.test)} test ratings)")
+              f"({len(train_ratings)} train / {len(split.test)} test ratings)")
         result = train_model(
             kind,
             name,
             dataset,
-            split.train,
+            train_ratings,
             split.test,
             settings=settings,
-            split_info=split.info,
+            split_info=split_info,
             out_dir=Path(args.models) / kind,
             data_source=str(args.data),
             verbose=verbose,
+            devices=getattr(args, "devices", 1),
         )
         print_metrics(
             f"{kind} '{name}': trained in {result.seconds:.1f} s, saved to {result.directory}",
             result.metrics,
         )
     return 0
+
+
+def _with_stored_ratings(url: str, dataset, split) -> tuple[Any, dict[str, Any]]:
+    """The train split plus ratings stored by the service (never test pairs)."""
+    from movierec.serving.store import add_stored_ratings, describe_url, read_ratings
+
+    stored = read_ratings(url)
+    train, added = add_stored_ratings(split.train, split.test, stored, dataset.movies)
+    print(f"adding {added} of {len(stored)} ratings stored in {describe_url(url)}")
+    return train, {**split.info, "stored_ratings": {"db": describe_url(url), "count": added}}
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -150,6 +186,25 @@ def _evaluate(args: argparse.Namespace) -> int:
     else:
         for kind, metrics in report.items():
             print_metrics(f"{kind} '{metrics.pop('model')}' on its test split", metrics)
+    return 0
+
+
+def _index(args: argparse.Namespace) -> int:
+    """Only the settings given on the command line; the index's defaults fill the rest."""
+    from movierec.pipeline import RETRIEVAL_DIR
+    from movierec.retrieval.model_index import build_model_index
+
+    names = ("m", "ef_construction", "ef_search", "nlist", "nprobe")
+    settings = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
+    if any(v < 1 for v in settings.values()):
+        raise MovierecError("index settings must be positive integers")
+    index, directory, seconds = build_model_index(
+        Path(args.models) / RETRIEVAL_DIR, args.kind, **settings
+    )
+    print(
+        f"built a {index.name} index of {index.size} candidates x {index.dim} dims "
+        f"in {seconds:.1f} s, saved to {directory}"
+    )
     return 0
 
 
@@ -237,3 +292,20 @@ def _quickstart(args: argparse.Namespace) -> int:
             models=args.models, user=args.user, k=args.k, include_seen=False, json=False
         )
     )
+
+
+def _serve(args: argparse.Namespace) -> int:
+    """Load everything first, so a bad model dir or database is one clear error."""
+    import uvicorn
+
+    from movierec.pipeline import Recommender
+    from movierec.serving.app import create_app
+    from movierec.serving.store import RatingStore, default_url
+
+    db_url = args.db or default_url(args.models)
+    RatingStore(db_url).close()
+    recommender = Recommender.load(args.models)
+    app = create_app(args.models, db_url, recommender=recommender)
+    print(f"serving on http://{args.host}:{args.port}/ (API docs at /docs)")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    return 0

@@ -62,6 +62,17 @@ def build_parser() -> argparse.ArgumentParser:
     info = data_sub.add_parser("info", help="counts and ranges of a data set")
     data_option(info)
     info.add_argument("--json", action="store_true")
+    synth = data_sub.add_parser(
+        "synth", help="generate a synthetic MovieLens-shaped data set as Parquet shards"
+    )
+    synth.add_argument("--users", type=int, required=True)
+    synth.add_argument("--movies", type=int, required=True)
+    synth.add_argument("--ratings", type=int, required=True)
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--out", type=Path, required=True, help="output directory")
+    synth.add_argument(
+        "--shard-size", type=int, default=1_000_000, help="ratings per Parquet shard"
+    )
 
     # train
     train = sub.add_parser("train", help="train, evaluate and save models")
@@ -90,6 +101,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="override a model setting (repeatable), e.g. --set embedding_dim=64",
     )
     train.add_argument("--quiet", action="store_true", help="no progress bars")
+    train.add_argument(
+        "--devices",
+        type=int,
+        default=1,
+        help="train data-parallel over N devices (CPU: set "
+        "XLA_FLAGS=--xla_force_host_platform_device_count=N first)",
+    )
+    train.add_argument(
+        "--ratings-db",
+        default=None,
+        metavar="URL",
+        help="also train on the ratings stored by `movierec serve` in this database "
+        "(SQLAlchemy URL, e.g. sqlite:///models/ratings.sqlite3)",
+    )
 
     # evaluate
     evaluate = sub.add_parser("evaluate", help="metrics of saved models on their test split")
@@ -129,6 +154,32 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("query", nargs="+")
     search.add_argument("--limit", type=int, default=20)
     search.add_argument("--json", action="store_true")
+
+    serve = sub.add_parser("serve", help="HTTP API and web page (FastAPI on uvicorn)")
+    models_option(serve)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--db",
+        default=None,
+        metavar="URL",
+        help="SQLAlchemy URL of the ratings database (default: ratings.sqlite3 beside the models)",
+    )
+
+    index = sub.add_parser("index", help="approximate-retrieval index for a trained model")
+    index_sub = index.add_subparsers(dest="index_command", required=True, metavar="ACTION")
+    build = index_sub.add_parser(
+        "build", help="index MODELS/retrieval's candidates; recommend then uses it"
+    )
+    models_option(build)
+    build.add_argument(
+        "--kind", default="faiss-hnsw", choices=["faiss-hnsw", "faiss-ivf", "brute-force"]
+    )
+    build.add_argument("--m", type=int, default=None, help="HNSW graph degree (32)")
+    build.add_argument("--ef-construction", type=int, default=None, help="HNSW (200)")
+    build.add_argument("--ef-search", type=int, default=None, help="HNSW search breadth (128)")
+    build.add_argument("--nlist", type=int, default=None, help="IVF lists (4*sqrt(n))")
+    build.add_argument("--nprobe", type=int, default=None, help="IVF lists searched (16)")
 
     quickstart = sub.add_parser(
         "quickstart", help="fetch MovieLens 100K, train both models, show recommendations"

@@ -8,6 +8,7 @@ from pathlib import Path
 from movierec.data.grouplens import load_ml1m, load_ml100k, load_ml_latest
 from movierec.data.recbole import fetch_ml100k, find_atomic_files, load_recbole
 from movierec.data.schema import Dataset
+from movierec.data.synth import META_FILE, load_parquet_dataset
 from movierec.errors import DataError
 
 DEFAULT_SOURCE = "ml-100k"
@@ -29,6 +30,8 @@ def detect_format(directory: Path) -> Loader | None:
             return loader
     if find_atomic_files(directory) is not None:
         return load_recbole
+    if (directory / META_FILE).is_file() and any(directory.glob("ratings-*.parquet")):
+        return load_parquet_dataset  # written by `movierec data synth` / write_parquet_shards
     return None
 
 
@@ -58,7 +61,7 @@ def load_dataset(source: str | Path = DEFAULT_SOURCE) -> Dataset:
         expected = "; ".join(f"{label}: {' + '.join(files)}" for label, files, _ in FORMATS)
         raise DataError(
             f"no recognisable MovieLens files. Expected one of {expected}; "
-            "RecBole: <name>.inter + <name>.item",
+            "RecBole: <name>.inter + <name>.item; movierec Parquet: meta.json + ratings-*.parquet",
             path=directory,
         )
     return loader(directory)

@@ -9,6 +9,7 @@ which recommendation uses to exclude watched movies.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -56,9 +57,15 @@ class TrainingSet:
     def __len__(self) -> int:
         return len(self.rating)
 
+    @cached_property
+    def rows_by_user(self) -> np.ndarray:
+        """Rating rows sorted by user index (stable), computed once: every served
+        query looks a user's history up in it."""
+        return np.argsort(self.user_index, kind="stable")
+
     def histories(self) -> list[np.ndarray]:
         """Movie indices each user rated, by user index (entry 0, the OOV user, is empty)."""
-        order = np.argsort(self.user_index, kind="stable")
+        order = self.rows_by_user
         bounds = np.searchsorted(self.user_index[order], np.arange(self.users.size + 1))
         sorted_movies = self.movie_index[order]
         return [sorted_movies[bounds[u] : bounds[u + 1]] for u in range(self.users.size)]

@@ -52,7 +52,7 @@ class QueryBatch:
     def from_training(cls, train: TrainingSet, user_index: np.ndarray) -> QueryBatch:
         """Queries for known users, each with their full training history."""
         user_index = np.asarray(user_index, dtype=np.int32)
-        order = np.argsort(train.user_index, kind="stable")
+        order = train.rows_by_user
         users_sorted = train.user_index[order]
         starts = np.searchsorted(users_sorted, user_index, side="left")
         ends = np.searchsorted(users_sorted, user_index, side="right")

@@ -15,7 +15,7 @@ RANKERS: dict[str, str] = {
     "dcn": "movierec.ranking.rating_model:RatingModel",
     "example": "movierec.ranking.example:ExampleRanker",
 }
-DEFAULT_RETRIEVER = "example"
+DEFAULT_RETRIEVER = "two-tower"
 DEFAULT_RANKER = "example"
 
 

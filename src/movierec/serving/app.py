@@ -1,0 +1,323 @@
+"""The HTTP service: the :class:`~movierec.pipeline.Recommender` behind FastAPI.
+
+Models are loaded once, by the app's lifespan; ratings people give are stored
+in a database (:mod:`movierec.serving.store`) and passed to every answer about
+that user as extra ratings, so they count at once, without retraining.
+Everything a client can get wrong becomes a 4xx with ``{"detail": ...}``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Path as PathParam
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+import movierec
+from movierec.errors import ModelError, MovierecError, UnknownIdError
+from movierec.pipeline import MovieResult, Recommender
+from movierec.serving import schemas
+from movierec.serving.store import MAX_ID_LENGTH, RatingStore, default_url
+
+STATIC_DIR = Path(__file__).parent / "static"
+MAX_BODY_BYTES = 64 * 1024
+
+UserId = Annotated[str, PathParam(min_length=1, max_length=MAX_ID_LENGTH)]
+MovieId = Annotated[str, PathParam(min_length=1, max_length=MAX_ID_LENGTH)]
+K = Annotated[int, Query(ge=1, le=schemas.MAX_K, description="how many movies")]
+
+
+class Service:
+    """What the endpoints share: one recommender, one rating store."""
+
+    def __init__(self, recommender: Recommender, store: RatingStore):
+        self.recommender = recommender
+        self.store = store
+        self.movies = recommender.retrieval.train.movies
+        scale = recommender.retrieval.manifest.get("rating_scale") or (1.0, 5.0)
+        self.rating_scale = (float(scale[0]), float(scale[1]))
+        # Keras' predict() is not documented as thread-safe; the model work is
+        # short, so requests take turns on it (database work stays concurrent).
+        self.model_lock = threading.Lock()
+
+    def check_ratings(self, ratings: Sequence[schemas.RatingIn]) -> list[tuple[str, float]]:
+        """Ratings on the model's scale for known movies; a later duplicate wins."""
+        low, high = self.rating_scale
+        merged: dict[str, float] = {}
+        for item in ratings:
+            if not low <= item.rating <= high:
+                raise HTTPException(
+                    422, f"rating {item.rating:g} is off the scale {low:g} to {high:g}"
+                )
+            if item.movie_id not in self.movies:
+                raise UnknownIdError("movie", item.movie_id)
+            merged.pop(item.movie_id, None)
+            merged[item.movie_id] = float(item.rating)
+        return list(merged.items())
+
+    def stored(self, user_id: str) -> list[tuple[str, float]]:
+        """The user's stored ratings of movies this model knows (a retrained
+        model may have dropped some)."""
+        return [(m, r) for m, r, _ in self.store.user_ratings(user_id) if m in self.movies]
+
+
+class BodyLimit:
+    """Refuse request bodies over ``max_bytes`` with 413, by header and by count.
+
+    Content-Length is checked up front; the bytes actually received are counted
+    too (chunked bodies have no length, and a header may lie).
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES):
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None:
+            try:
+                length = int(declared)
+            except ValueError:
+                await _send_error(scope, send, 400, "Content-Length is not a number")
+                return
+            if length > self.max_bytes:
+                await _send_error(scope, send, 413, self._message())
+                return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                # FastAPI re-raises HTTPException from body reading; its handler answers.
+                raise HTTPException(413, self._message())
+            return message
+
+        await self.app(scope, counted, send)
+
+    def _message(self) -> str:
+        return f"request body is larger than {self.max_bytes} bytes"
+
+
+async def _send_error(scope: Scope, send: Send, status: int, detail: str) -> None:
+    response = JSONResponse({"detail": detail}, status_code=status)
+    await response(scope, _no_receive, send)
+
+
+async def _no_receive() -> Message:
+    return {"type": "http.disconnect"}
+
+
+def create_app(
+    models_dir: str | Path | None = None,
+    db_url: str | None = None,
+    *,
+    recommender: Recommender | None = None,
+    max_body_bytes: int = MAX_BODY_BYTES,
+) -> FastAPI:
+    """The app for ``models_dir`` (or an already loaded ``recommender``).
+
+    The database defaults to ``ratings.sqlite3`` beside the models.
+    """
+    if models_dir is None and recommender is None:
+        raise ModelError("create_app needs models_dir or a recommender")
+    if db_url is None:
+        if models_dir is None:
+            models_dir_for_db = Path(recommender.retrieval.directory or ".").parent
+        else:
+            models_dir_for_db = Path(models_dir)
+        db_url = default_url(models_dir_for_db)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        loaded = recommender if recommender is not None else Recommender.load(models_dir)
+        store = RatingStore(db_url)
+        app.state.service = Service(loaded, store)
+        try:
+            yield
+        finally:
+            app.state.service = None
+            store.close()
+
+    app = FastAPI(
+        title="movierec",
+        version=movierec.__version__,
+        description="Two-stage movie recommendations: retrieval, then ranking.",
+        lifespan=lifespan,
+    )
+    app.state.service = None
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    _add_error_handlers(app)
+    _add_routes(app)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(UnknownIdError)
+    async def unknown_id(request: Request, error: UnknownIdError) -> JSONResponse:
+        return JSONResponse({"detail": str(error)}, status_code=404)
+
+    @app.exception_handler(ModelError)
+    async def model_error(request: Request, error: ModelError) -> JSONResponse:
+        return JSONResponse({"detail": str(error)}, status_code=503)
+
+    @app.exception_handler(MovierecError)
+    async def movierec_error(request: Request, error: MovierecError) -> JSONResponse:
+        return JSONResponse({"detail": str(error)}, status_code=400)
+
+
+def get_service(request: Request) -> Service:
+    service = request.app.state.service
+    if service is None:
+        raise HTTPException(503, "models are not loaded yet")
+    return service
+
+
+Svc = Annotated[Service, Depends(get_service)]
+
+
+def _movies(results: Sequence[MovieResult]) -> list[schemas.Movie]:
+    return [schemas.Movie(**r.to_dict()) for r in results]
+
+
+def _add_routes(app: FastAPI) -> None:
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html")
+
+    @app.get("/health", response_model=schemas.Health, tags=["service"])
+    def health(request: Request) -> schemas.Health:
+        """200 once the models are loaded, 503 before."""
+        service = get_service(request)
+        train = service.recommender.retrieval.train
+        return schemas.Health(
+            status="ok",
+            users=len(train.users),
+            movies=len(service.recommender.catalogue),
+            ranking=service.recommender.ranking is not None,
+        )
+
+    @app.get("/version", response_model=schemas.Version, tags=["service"])
+    def version(service: Svc) -> schemas.Version:
+        """The manifests of the loaded models: data, split, settings, metrics."""
+        ranking = service.recommender.ranking
+        return schemas.Version(
+            movierec=movierec.__version__,
+            retrieval=service.recommender.retrieval.manifest,
+            ranking=ranking.manifest if ranking is not None else None,
+        )
+
+    @app.get(
+        "/users/{user_id}/recommendations",
+        response_model=schemas.Recommendations,
+        tags=["recommend"],
+    )
+    def user_recommendations(
+        service: Svc, user_id: UserId, k: K = 10, exclude_seen: bool = True
+    ) -> schemas.Recommendations:
+        """Top ``k`` for a user: training history plus every rating stored for them."""
+        started = time.perf_counter()
+        stored = service.stored(user_id)
+        store_ms = (time.perf_counter() - started) * 1000
+        known = service.recommender.knows_user(user_id)
+        if not known and not stored:
+            raise UnknownIdError("user", user_id)
+        with service.model_lock:
+            answer = service.recommender.recommend(user_id, k, exclude_seen, stored)
+        return schemas.Recommendations(
+            user_id=user_id,
+            known_to_model=known,
+            used_ratings=len(stored),
+            items=_movies(answer.items),
+            timings_ms={"store": store_ms, **answer.timings_ms},
+        )
+
+    @app.post("/recommendations", response_model=schemas.Recommendations, tags=["recommend"])
+    def visitor_recommendations(
+        service: Svc, query: schemas.VisitorQuery
+    ) -> schemas.Recommendations:
+        """Top ``k`` for a visitor described only by the movies they rated."""
+        ratings = service.check_ratings(query.ratings)
+        with service.model_lock:
+            answer = service.recommender.recommend(None, query.k, query.exclude_seen, ratings)
+        return schemas.Recommendations(
+            user_id=None,
+            known_to_model=False,
+            used_ratings=len(ratings),
+            items=_movies(answer.items),
+            timings_ms=answer.timings_ms,
+        )
+
+    @app.post(
+        "/users/{user_id}/ratings",
+        response_model=schemas.StoredRating,
+        status_code=201,
+        tags=["ratings"],
+    )
+    def add_rating(service: Svc, user_id: UserId, rating: schemas.RatingIn) -> schemas.StoredRating:
+        """Store (or replace) a rating; the user's next answers use it."""
+        [(movie_id, stars)] = service.check_ratings([rating])
+        timestamp = int(time.time())
+        created = service.store.upsert(user_id, movie_id, stars, timestamp)
+        return schemas.StoredRating(
+            user_id=user_id, movie_id=movie_id, rating=stars, timestamp=timestamp, created=created
+        )
+
+    @app.get("/users/{user_id}/ratings", response_model=schemas.UserRatings, tags=["ratings"])
+    def user_ratings(service: Svc, user_id: UserId) -> schemas.UserRatings:
+        """Ratings stored for a user (an unknown user simply has none yet)."""
+        rows = []
+        for movie_id, stars in service.stored(user_id):
+            movie = service.recommender.movie(movie_id)
+            movie.predicted_rating = stars
+            rows.append(movie)
+        return schemas.UserRatings(
+            user_id=user_id,
+            known_to_model=service.recommender.knows_user(user_id),
+            history=len(service.recommender.history(user_id)),
+            ratings=_movies(rows),
+        )
+
+    @app.post("/rank", response_model=schemas.MovieList, tags=["recommend"])
+    def rank(service: Svc, query: schemas.RankQuery) -> schemas.MovieList:
+        """Predicted stars for the given movies, best first."""
+        ratings = service.stored(query.user_id) if query.user_id is not None else []
+        ratings = service.check_ratings(
+            [schemas.RatingIn(movie_id=m, rating=r) for m, r in ratings] + (query.ratings or [])
+        )
+        with service.model_lock:
+            results = service.recommender.rank(query.user_id, query.movie_ids, ratings)
+        return schemas.MovieList(items=_movies(results))
+
+    @app.get("/movies", response_model=schemas.MovieList, tags=["movies"])
+    def search(
+        service: Svc,
+        query: Annotated[str, Query(min_length=1, max_length=200)],
+        limit: Annotated[int, Query(ge=1, le=schemas.MAX_K)] = 20,
+    ) -> schemas.MovieList:
+        """Movies whose title contains every word of ``query``."""
+        return schemas.MovieList(items=_movies(service.recommender.search(query, limit)))
+
+    @app.get("/movies/{movie_id}", response_model=schemas.Movie, tags=["movies"])
+    def movie(service: Svc, movie_id: MovieId) -> schemas.Movie:
+        return schemas.Movie(**service.recommender.movie(movie_id).to_dict())
+
+    @app.get("/movies/{movie_id}/similar", response_model=schemas.Similar, tags=["movies"])
+    def similar(service: Svc, movie_id: MovieId, k: K = 10) -> schemas.Similar:
+        """Movies whose embeddings are closest to this one's."""
+        source = service.recommender.movie(movie_id)
+        results = service.recommender.similar(movie_id, k)
+        return schemas.Similar(movie=schemas.Movie(**source.to_dict()), items=_movies(results))

@@ -1,0 +1,98 @@
+"""Request and response bodies of the HTTP service (they make /openapi.json)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from movierec.serving.store import MAX_ID_LENGTH
+
+MAX_K = 100
+MAX_RATINGS = 1000
+MAX_MOVIE_IDS = 1000
+
+class Movie(BaseModel):
+    movie_id: str
+    title: str
+    year: int | None = None
+    genres: list[str] = []
+    score: float | None = Field(None, description="retrieval score / similarity")
+    predicted_rating: float | None = Field(None, description="predicted stars (ranking model)")
+
+
+class MovieList(BaseModel):
+    items: list[Movie]
+
+
+class Similar(BaseModel):
+    movie: Movie
+    items: list[Movie]
+
+
+class RatingIn(BaseModel):
+    """One rating given by a person; the scale is checked against the model's."""
+
+    model_config = ConfigDict(extra="forbid")
+    movie_id: str = Field(min_length=1, max_length=MAX_ID_LENGTH)
+    rating: float = Field(allow_inf_nan=False, examples=[4.0])
+
+
+class StoredRating(BaseModel):
+    user_id: str
+    movie_id: str
+    rating: float
+    timestamp: int
+    created: bool = Field(description="false when it replaced an earlier rating")
+
+
+class UserRatings(BaseModel):
+    user_id: str
+    known_to_model: bool
+    history: int = Field(description="ratings the model was trained with")
+    ratings: list[Movie] = Field(description="stored ratings; predicted_rating holds the stars")
+
+
+class Recommendations(BaseModel):
+    user_id: str | None
+    known_to_model: bool
+    used_ratings: int = Field(description="ratings used on top of the training history")
+    items: list[Movie]
+    timings_ms: dict[str, float]
+
+
+class VisitorQuery(BaseModel):
+    """A visitor described only by the movies they rated."""
+
+    model_config = ConfigDict(extra="forbid")
+    ratings: list[RatingIn] = Field(max_length=MAX_RATINGS)
+    k: int = Field(10, ge=1, le=MAX_K)
+    exclude_seen: bool = True
+
+
+class RankQuery(BaseModel):
+    """A known user, stored/explicit ratings, or both; and the movies to score."""
+
+    model_config = ConfigDict(extra="forbid")
+    user_id: str | None = Field(None, min_length=1, max_length=MAX_ID_LENGTH)
+    ratings: list[RatingIn] | None = Field(None, max_length=MAX_RATINGS)
+    movie_ids: list[str] = Field(min_length=1, max_length=MAX_MOVIE_IDS)
+
+    @model_validator(mode="after")
+    def _someone(self) -> RankQuery:
+        if self.user_id is None and not self.ratings:
+            raise ValueError("give a user_id or a non-empty list of ratings")
+        return self
+
+
+class Health(BaseModel):
+    status: str
+    users: int
+    movies: int
+    ranking: bool
+
+
+class Version(BaseModel):
+    movierec: str
+    retrieval: dict[str, Any]
+    ranking: dict[str, Any] | None

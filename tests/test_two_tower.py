@@ -1,0 +1,162 @@
+"""Two-tower retriever on a tiny data set with a planted preference.
+
+Two user groups each rate only movies from "their" half of the catalogue, with
+both halves equally popular, so popularity cannot tell the groups apart while a
+model that learned from the histories can.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import movierec  # noqa: F401  (sets the Keras backend)
+from movierec.data.schema import Dataset
+from movierec.data.training import TrainingSet
+from movierec.errors import ModelError
+from movierec.models.base import QueryBatch
+from movierec.retrieval.two_tower import TwoTowerRetriever
+
+N_USERS, N_MOVIES, PER_USER, TOP = 48, 24, 6, 3
+FAST = {
+    "epochs": 25,
+    "batch_size": 16,
+    "embedding_dim": 16,
+    "feature_dim": 4,
+    "learning_rate": 1e-2,
+    "history_dropout": 0.5,
+}
+
+
+def _dataset(with_users: bool = True) -> Dataset:
+    rng = np.random.default_rng(0)
+    half = N_MOVIES // 2
+    rows = []
+    for u in range(N_USERS):
+        group = u % 2
+        for m in rng.choice(half, PER_USER, replace=False) + group * half:
+            rows.append((f"u{u}", f"m{m}", float(rng.integers(3, 6)), 1_000_000 + len(rows)))
+    ratings = pd.DataFrame(rows, columns=["user_id", "movie_id", "rating", "timestamp"])
+    movies = pd.DataFrame(
+        {
+            "movie_id": [f"m{m}" for m in range(N_MOVIES)],
+            "title": [
+                f"Movie {'Alpha' if m < half else 'Beta'} {m} (199{m % 10})"
+                for m in range(N_MOVIES)
+            ],
+            "year": pd.array([1990 + m % 10 for m in range(N_MOVIES)], dtype="Int64"),
+            "genres": [["Drama"] if m < half else ["Comedy", "Action"] for m in range(N_MOVIES)],
+        }
+    )
+    users = None
+    if with_users:
+        users = pd.DataFrame(
+            {
+                "user_id": [f"u{u}" for u in range(N_USERS)],
+                "age": pd.array([20 + u for u in range(N_USERS)], dtype="Int64"),
+                "gender": ["M" if u % 3 else "F" for u in range(N_USERS)],
+                "occupation": ["student" if u % 4 else "other" for u in range(N_USERS)],
+                "zip": [f"{u % 9}{u}000" for u in range(N_USERS)],
+            }
+        )
+    return Dataset("planted", ratings, movies, users)
+
+
+def _group_of_movie(train: TrainingSet, index: np.ndarray) -> np.ndarray:
+    return np.array([int(train.movies.id_of(int(i))[1:]) >= N_MOVIES // 2 for i in index])
+
+
+def _share_in_own_half(
+    model: TwoTowerRetriever, train: TrainingSet, queries: QueryBatch, groups: np.ndarray
+) -> float:
+    scores = model.query_embeddings(queries) @ model.candidate_embeddings().T
+    scores[:, 0] = -np.inf
+    for row, history in enumerate(queries.histories):
+        scores[row, history] = -np.inf
+    top = np.argsort(-scores, axis=1)[:, :TOP]
+    hits = [_group_of_movie(train, t) == g for t, g in zip(top, groups, strict=True)]
+    return float(np.mean(hits))
+
+
+def _known_users(train: TrainingSet) -> tuple[QueryBatch, np.ndarray]:
+    users = np.arange(1, train.users.size, dtype=np.int32)
+    groups = np.array([int(train.users.id_of(int(u))[1:]) % 2 for u in users])
+    return QueryBatch.from_training(train, users), groups
+
+
+@pytest.fixture(scope="module")
+def trained() -> tuple[TwoTowerRetriever, TrainingSet]:
+    ds = _dataset()
+    train = TrainingSet.build(ds, ds.ratings)
+    model = TwoTowerRetriever(**FAST, use_user_id=True)
+    history = model.fit(train, verbose=0)
+    assert history["loss"][-1] < history["loss"][0]
+    return model, train
+
+
+def test_learns_the_planted_preference(trained):
+    model, train = trained
+    queries, groups = _known_users(train)
+    assert _share_in_own_half(model, train, queries, groups) > 0.9
+    # Popularity ranks the same movies for everyone: about half land in the wrong group.
+    counts = np.bincount(train.movie_index, minlength=train.movies.size).astype(float)
+    counts[0] = -1
+    popular = _group_of_movie(train, np.argsort(-counts)[:TOP])
+    assert np.mean([np.mean(popular == g) for g in groups]) < 0.75
+
+
+def test_shapes_and_unknown_user_with_history(trained):
+    model, train = trained
+    candidates = model.candidate_embeddings()
+    assert candidates.shape[0] == train.movies.size and candidates.dtype == np.float32
+    half = N_MOVIES // 2
+    histories = [
+        train.movies.lookup([f"m{m}" for m in range(3)]),
+        train.movies.lookup([f"m{m}" for m in range(half, half + 3)]),
+    ]
+    visitors = QueryBatch(np.zeros(2, np.int32), histories, [np.full(3, 5.0, np.float32)] * 2)
+    queries = model.query_embeddings(visitors)
+    assert queries.shape == (2, candidates.shape[1]) and np.isfinite(queries).all()
+    assert _share_in_own_half(model, train, visitors, np.array([0, 1])) == 1.0
+    # Out-of-range indices (a newer vocabulary) are treated as unknown, not a crash.
+    odd = QueryBatch(np.array([10_000], np.int32), [np.array([10_000, 1], np.int32)])
+    assert np.isfinite(model.query_embeddings(odd)).all()
+
+
+def test_save_load_round_trip(trained, tmp_path):
+    model, train = trained
+    model.save(tmp_path)
+    assert (tmp_path / "model.keras").is_file()
+    loaded = TwoTowerRetriever.load(tmp_path, model.settings, train)
+    queries, _ = _known_users(train)
+    np.testing.assert_allclose(
+        loaded.candidate_embeddings(), model.candidate_embeddings(), rtol=1e-5, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        loaded.query_embeddings(queries), model.query_embeddings(queries), rtol=1e-5, atol=1e-6
+    )
+
+
+def test_load_errors(trained, tmp_path):
+    model, train = trained
+    with pytest.raises(ModelError):
+        TwoTowerRetriever.load(tmp_path, model.settings, train)
+    (tmp_path / "model.keras").write_text("not a model")
+    with pytest.raises(ModelError):
+        TwoTowerRetriever.load(tmp_path, model.settings, train)
+    with pytest.raises(ModelError):
+        TwoTowerRetriever().query_embeddings(QueryBatch(np.array([1])))
+    with pytest.raises(ValueError):
+        TwoTowerRetriever(no_such_setting=1)
+
+
+def test_without_user_table_and_with_in_batch_negatives():
+    ds = _dataset(with_users=False)
+    train = TrainingSet.build(ds, ds.ratings)
+    model = TwoTowerRetriever(
+        **{**FAST, "epochs": 10, "negatives": "in-batch", "use_user_features": True}
+    )
+    model.fit(train, verbose=0)
+    queries, groups = _known_users(train)
+    assert _share_in_own_half(model, train, queries, groups) > 0.75
