@@ -16,7 +16,7 @@ RANKERS: dict[str, str] = {
     "example": "movierec.ranking.example:ExampleRanker",
 }
 DEFAULT_RETRIEVER = "two-tower"
-DEFAULT_RANKER = "example"
+DEFAULT_RANKER = "dcn"
 
 
 def _resolve(table: dict[str, str], kind: str, name: str) -> type:

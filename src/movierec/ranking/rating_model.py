@@ -1,0 +1,225 @@
+"""movierec's rating predictor: SVD++-style factorisation with side features and a DCN cross.
+
+See :mod:`movierec.ranking.rating_network` for the network. This module owns the
+life cycle: a validation slice of the *training* ratings drives early stopping
+(best weights restored), histories come from the ratings the network trains on,
+and predictions are clipped to the data set's rating scale.
+
+Defaults were tuned on MovieLens 100K (random 80/20, 3 seeds): Adagrad beats Adam
+here (test RMSE ~0.90 vs ~0.93; Adam's normalised steps let rarely rated ids
+overfit within a few epochs), gradient clipping keeps its large learning rate
+stable, and 32 dimensions generalise better than 64 or 128.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from movierec.data.training import TrainingSet
+from movierec.errors import ModelError
+from movierec.models.base import QueryBatch, Ranker
+from movierec.ranking.history import (
+    HistoryBatches,
+    pad_histories,
+    unique_queries,
+    user_histories,
+)
+from movierec.ranking.rating_network import RatingNetwork
+from movierec.retrieval.features import MAX_GENRES, MAX_TITLE_WORDS, build_feature_tables
+
+MODEL_FILE = "model.keras"
+#: Pairs scored per network call in predict.
+PREDICT_CHUNK = 4096
+
+
+class RatingModel(Ranker):
+    """Predicts stars from ids, side features and the user's rating history."""
+
+    name = "dcn"
+
+    @classmethod
+    def default_settings(cls) -> dict[str, Any]:
+        return {
+            "embedding_dim": 32,
+            "cross_layers": 1,
+            "hidden_units": 64,
+            "dropout": 0.2,
+            "l2": 0.03,
+            "history_l2": 0.03,
+            "history_shrinkage": 10.0,
+            "history_length": 256,
+            "id_dropout": 0.05,
+            "optimizer": "adagrad",
+            "learning_rate": 0.2,
+            "clipnorm": 1.0,
+            "users_per_batch": 128,
+            "ratings_per_user": 8,
+            "epochs": 40,
+            "patience": 3,
+            "validation_fraction": 0.05,
+            "seed": 42,
+            "min_rating": 1.0,
+            "max_rating": 5.0,
+        }
+
+    def fit(self, train: TrainingSet, *, verbose: int = 1) -> dict[str, list[float]]:
+        s = self.settings
+        keras.utils.set_random_seed(s["seed"])
+        low, high = train.dataset.rating_scale
+        s.update(min_rating=float(low), max_rating=float(high))
+        if len(train) == 0:
+            raise ModelError("cannot train the rating model on an empty training set")
+
+        rng = np.random.default_rng(s["seed"])
+        order = rng.permutation(len(train))
+        n_val = int(round(len(train) * s["validation_fraction"]))
+        val, fit = order[:n_val], order[n_val:]
+        # Histories hold only the ratings trained on, so validation looks like serving.
+        histories = user_histories(
+            train.user_index[fit],
+            train.movie_index[fit],
+            train.rating[fit],
+            train.users.size,
+            s["history_length"],
+        )
+
+        self.network = self._build_network(train, float(train.rating[fit].mean()))
+        self.network.compile(
+            optimizer=keras.optimizers.get(
+                {
+                    "class_name": s["optimizer"],
+                    "config": {
+                        "learning_rate": s["learning_rate"],
+                        "global_clipnorm": s["clipnorm"],
+                    },
+                }
+            ),
+            loss="mse",
+            weighted_metrics=[keras.metrics.RootMeanSquaredError(name="rmse")],
+        )
+
+        def batches(rows: np.ndarray, id_dropout: float) -> HistoryBatches:
+            return HistoryBatches(
+                train.user_index[rows],
+                train.movie_index[rows],
+                train.rating[rows],
+                histories,
+                s["users_per_batch"],
+                s["ratings_per_user"],
+                id_dropout=id_dropout,
+                seed=s["seed"],
+            )
+
+        callbacks = []
+        validation = None
+        if n_val > 0:
+            validation = batches(val, 0.0)
+            callbacks.append(
+                keras.callbacks.EarlyStopping(
+                    monitor="val_rmse",
+                    mode="min",
+                    patience=s["patience"],
+                    restore_best_weights=True,
+                )
+            )
+        history = self.network.fit(
+            batches(fit, s["id_dropout"]),
+            validation_data=validation,
+            epochs=s["epochs"],
+            callbacks=callbacks,
+            verbose=verbose,
+        )
+        return {k: [float(v) for v in vals] for k, vals in history.history.items()}
+
+    def predict(self, queries: QueryBatch, movie_index: np.ndarray) -> np.ndarray:
+        self.require_network()
+        movie_index = np.asarray(movie_index, dtype=np.int32).reshape(-1)
+        if len(movie_index) != len(queries):
+            raise ValueError("predict needs one movie per query")
+        out = np.zeros(len(queries), np.float32)
+        for begin in range(0, len(queries), PREDICT_CHUNK):
+            rows = np.arange(begin, min(begin + PREDICT_CHUNK, len(queries)))
+            out[rows] = self._predict_chunk(queries.take(rows), movie_index[rows])
+        return np.clip(out, self.settings["min_rating"], self.settings["max_rating"])
+
+    def _predict_chunk(self, queries: QueryBatch, movie: np.ndarray) -> np.ndarray:
+        """Score one chunk, each distinct query once; shapes padded to powers of two
+        so that serving many request sizes compiles only a few programs."""
+        network = self.require_network()
+        first, slot = unique_queries(queries)
+        distinct = queries.take(first)
+        history, history_rating = pad_histories(
+            distinct.histories, distinct.history_ratings, self.settings["history_length"]
+        )
+        n_queries, n_pairs = _bucket(len(first)), _bucket(len(movie))
+
+        def known(index: np.ndarray, size: int, rows: int) -> np.ndarray:
+            index = np.where((index < 0) | (index >= size), 0, index).astype(np.int32)
+            return np.pad(index, [(0, rows - len(index))] + [(0, 0)] * (index.ndim - 1))
+
+        inputs = {
+            "user": known(distinct.user_index, network.num_users, n_queries),
+            "history": known(history, network.num_movies, n_queries),
+            "history_rating": np.pad(history_rating, [(0, n_queries - len(first)), (0, 0)]),
+            "slot": known(slot, n_queries, n_pairs),
+            "movie": known(movie, network.num_movies, n_pairs),
+        }
+        stars = np.asarray(network.predict_on_batch(inputs)).reshape(-1)
+        return stars[: len(movie)]
+
+    def save(self, directory: Path) -> None:
+        self.require_network().save(Path(directory) / MODEL_FILE)
+
+    @classmethod
+    def load(cls, directory: Path, settings: dict[str, Any], train: TrainingSet) -> RatingModel:
+        path = Path(directory) / MODEL_FILE
+        if not path.is_file():
+            raise ModelError(f"{directory}: missing {MODEL_FILE}")
+        model = cls(**settings)
+        try:
+            model.network = keras.saving.load_model(path, compile=False)
+        except (OSError, ValueError, TypeError) as error:
+            raise ModelError(f"{path}: cannot load the rating network ({error})") from error
+        if (model.network.num_users, model.network.num_movies) != (
+            train.users.size,
+            train.movies.size,
+        ):
+            raise ModelError(f"{path}: network does not match the saved vocabularies")
+        return model
+
+    def require_network(self) -> RatingNetwork:
+        network = getattr(self, "network", None)
+        if network is None:
+            raise ModelError("the rating model is not trained; call fit or load first")
+        return network
+
+    def _build_network(self, train: TrainingSet, mean_rating: float) -> RatingNetwork:
+        s = self.settings
+        tables = build_feature_tables(train)
+        network = RatingNetwork(
+            num_users=train.users.size,
+            num_movies=train.movies.size,
+            feature_sizes=tables.sizes(),
+            genres_per_movie=MAX_GENRES,
+            words_per_title=MAX_TITLE_WORDS,
+            embedding_dim=s["embedding_dim"],
+            cross_layers=s["cross_layers"],
+            hidden_units=s["hidden_units"],
+            dropout=s["dropout"],
+            l2=s["l2"],
+            history_l2=s["history_l2"],
+            history_shrinkage=s["history_shrinkage"],
+            mean_rating=mean_rating,
+        )
+        network.build_weights()
+        network.set_feature_tables(tables.user, tables.movie)
+        return network
+
+
+def _bucket(n: int) -> int:
+    """Smallest power of two >= n (at least 16)."""
+    return max(16, 1 << max(n - 1, 0).bit_length())
