@@ -33,6 +33,7 @@ from movierec.evaluation.evaluate import (
 )
 from movierec.evaluation.metrics import mae, rmse
 from movierec.models.registry import DEFAULT_RANKER, DEFAULT_RETRIEVER, model_class
+from movierec.ranking.blend import DEFAULT_STAR_WEIGHT
 
 sys.path.insert(0, str(Path(__file__).parent))
 import peers  # noqa: E402
@@ -124,8 +125,11 @@ def run_split(dataset, split, seed: int, args) -> dict[str, dict[str, float]]:
     retriever = models.get(("retrieval", DEFAULT_RETRIEVER))
     ranker = models.get(("ranking", DEFAULT_RANKER))
     if retriever is not None and ranker is not None:
-        for weight in args.star_weights:
-            timed(f"two-stage/weight={weight:g}", lambda w=weight: {
+        orders = [("retrieval order only", 0.0)]
+        orders += [(f"blend, star weight {w:g}", w) for w in args.star_weights]
+        orders += [("predicted stars only", 1e6)]
+        for label, weight in orders:
+            timed(f"two-stage/{label}", lambda w=weight: {
                 "ndcg@10 (4+)": evaluate_two_stage(
                     retriever, ranker, train, test, depth=args.depth, star_weight=w
                 )["ndcg@10"]})
@@ -168,7 +172,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44])
     parser.add_argument("--no-temporal", action="store_true")
     parser.add_argument("--depth", type=int, default=200, help="candidates passed to ranking")
-    parser.add_argument("--star-weights", type=float, nargs="+", default=[0.0, 0.5, 1.0, 2.0])
+    parser.add_argument("--star-weights", type=float, nargs="+", default=[DEFAULT_STAR_WEIGHT],
+                        help="blend weights of predicted stars to report (default: movierec's)")
     parser.add_argument("--smoke", action="store_true", help="one seed, 1 epoch, no peers")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results/quality.json")
     args = parser.parse_args()

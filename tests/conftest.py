@@ -115,3 +115,15 @@ def make_planted_dataset(
 @pytest.fixture
 def planted_dataset() -> Dataset:
     return make_planted_dataset()
+
+
+def write_ml_latest(dataset, directory):
+    """The planted set as GroupLens ml-latest files (ratings.csv, movies.csv)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ratings = dataset.ratings.rename(columns={"user_id": "userId", "movie_id": "movieId"})
+    ratings.to_csv(directory / "ratings.csv", index=False)
+    movies = dataset.movies.assign(genres=dataset.movies["genres"].map("|".join))
+    movies.rename(columns={"movie_id": "movieId"})[["movieId", "title", "genres"]].to_csv(
+        directory / "movies.csv", index=False
+    )
+    return directory

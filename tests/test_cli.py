@@ -8,21 +8,9 @@ import sys
 
 import pandas as pd
 import pytest
-from conftest import make_planted_dataset
+from conftest import make_planted_dataset, write_ml_latest
 
 from movierec.cli.main import main
-
-
-def write_ml_latest(dataset, directory):
-    """The planted set as GroupLens ml-latest files (ratings.csv, movies.csv)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    ratings = dataset.ratings.rename(columns={"user_id": "userId", "movie_id": "movieId"})
-    ratings.to_csv(directory / "ratings.csv", index=False)
-    movies = dataset.movies.assign(genres=dataset.movies["genres"].map("|".join))
-    movies.rename(columns={"movie_id": "movieId"})[["movieId", "title", "genres"]].to_csv(
-        directory / "movies.csv", index=False
-    )
-    return directory
 
 
 @pytest.fixture(scope="module")

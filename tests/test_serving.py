@@ -15,9 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import make_planted_dataset
+from conftest import make_planted_dataset, write_ml_latest
 from fastapi.testclient import TestClient
-from test_cli import write_ml_latest
 
 from movierec.cli.main import main
 from movierec.pipeline import Recommender

@@ -221,8 +221,12 @@ def _show_movies(results, args: argparse.Namespace, extra: list[tuple[str, str]]
     rows = [r.to_dict() for r in results]
     if args.json:
         print_json(rows)
-    else:
-        print_table(rows, MOVIE_COLUMNS[:2] + extra + MOVIE_COLUMNS[2:])
+        return
+    for row in rows:  # people read stars to two decimals, scores to three
+        for key, digits in (("predicted_rating", 2), ("score", 3)):
+            if row.get(key) is not None:
+                row[key] = f"{row[key]:.{digits}f}"
+    print_table(rows, MOVIE_COLUMNS[:2] + extra + MOVIE_COLUMNS[2:])
 
 
 def _check_k(k: int) -> None:

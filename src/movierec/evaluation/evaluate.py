@@ -71,7 +71,7 @@ def evaluate_scores(
         _, ranked = top_k(np.asarray(score_fn(batch)), max_k, exclude)
         ranked_rows.append(ranked)
     ranked = np.concatenate(ranked_rows) if ranked_rows else np.zeros((0, max_k), np.int32)
-    results: dict[str, float] = {"users": float(len(users))}
+    results: dict[str, float] = {"users": len(users)}
     for k in ks:
         for name, value in top_k_metrics(ranked, relevant, k).items():
             results[f"{name}@{k}"] = value

@@ -1,0 +1,28 @@
+"""The quality benchmark's smoke mode runs end to end on small local data (no download)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import make_planted_dataset, write_ml_latest
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def test_quality_benchmark_smoke(tmp_path):
+    data = write_ml_latest(make_planted_dataset(), tmp_path / "data")
+    out = tmp_path / "quality.json"
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "quality.py"), "--smoke", "--data", str(data),
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Retrieval (random split" in result.stdout and "Two-stage" in result.stdout
+    report = json.loads(out.read_text())
+    rows = report["random"]
+    ease, popular = rows["retrieval/EASE"]["ndcg@10"][0], rows["retrieval/popularity"]["ndcg@10"][0]
+    assert ease > popular  # the planted taste is there to be found
+    assert {"ranking/movierec-dcn", "ranking/movierec-example"} <= set(rows)
+    assert any(name.startswith("two-stage/") for name in rows)
