@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 import movierec  # noqa: F401  (sets the Keras backend)
+from movierec.baselines import EASE
 from movierec.data.schema import Dataset
 from movierec.data.training import TrainingSet
 from movierec.errors import ModelError
@@ -151,12 +152,27 @@ def test_load_errors(trained, tmp_path):
         TwoTowerRetriever(no_such_setting=1)
 
 
-def test_without_user_table_and_with_in_batch_negatives():
+def test_item_item_path_adds_the_ease_score(trained):
+    model, train = trained
+    s = model.settings
+    assert s["item_item"] == "auto" and model.model.item_item  # 24 movies: on
+    d = s["embedding_dim"]
+    queries, _ = _known_users(train)
+    query, candidates = model.query_embeddings(queries), model.candidate_embeddings()
+    assert query.shape[1] == candidates.shape[1] == d + 1 + train.movies.size
+    linear = query[:, d:-1] @ candidates[:, d:-1].T
+    ease = EASE(train, l2=s["item_item_lambda"])(queries.user_index)
+    np.testing.assert_allclose(linear, s["item_item_weight"] * ease, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError):
+        TwoTowerRetriever(**FAST, item_item="sometimes").fit(train, verbose=0)
+
+
+def test_without_user_table_item_item_and_with_in_batch_negatives():
     ds = _dataset(with_users=False)
     train = TrainingSet.build(ds, ds.ratings)
-    model = TwoTowerRetriever(
-        **{**FAST, "epochs": 10, "negatives": "in-batch", "use_user_features": True}
-    )
+    settings = {**FAST, "epochs": 10, "negatives": "in-batch", "use_user_features": True}
+    model = TwoTowerRetriever(**settings, item_item=False)
     model.fit(train, verbose=0)
+    assert model.candidate_embeddings().shape[1] == FAST["embedding_dim"] + 1
     queries, groups = _known_users(train)
     assert _share_in_own_half(model, train, queries, groups) > 0.75

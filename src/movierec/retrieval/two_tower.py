@@ -8,6 +8,15 @@ so that case is in distribution). Candidate tower: movie id + genres, year and
 title words. Score = query · candidate + a per-movie bias (carried as an extra
 embedding column, so any dot-product index serves it).
 
+For small catalogues (``item_item="auto"``: up to ``ITEM_ITEM_MAX_MOVIES``) both
+towers also carry a linear item-item path: the query gains the user's raw
+history row, the candidate column j of EASE's weight matrix W (closed form on
+the training matrix, zero diagonal), so the dot product adds
+``item_item_weight * EASE score``. It is frozen and left out of the training
+loss (a deep part trained as a correction to a W fit on the same rows
+overfits), so the sum is an ensemble in a single dot product: ML-100K NDCG@10
+0.437 -> 0.454, with EASE alone at 0.444.
+
 Training follows Mult-DAE / YouTube-DNN rather than rating regression:
 
 - ``negatives="full"`` (default, for catalogues up to ~10^5): each example is a
@@ -41,6 +50,9 @@ MODEL_FILE = "model.keras"
 FEATURES_FILE = "features.json"
 _NEG_INF = -1e9
 _USER_FEATURES = ("age", "gender", "occupation", "zip")
+#: Largest catalogue for which ``item_item="auto"`` turns the n x n item-item path on
+#: (W is n^2 floats in the model and in every candidate vector, and EASE inverts n x n).
+ITEM_ITEM_MAX_MOVIES = 5_000
 
 
 @keras.saving.register_keras_serializable(package="movierec")
@@ -66,6 +78,7 @@ class TwoTowerModel(keras.Model):
         l2: float = 0.0,
         negatives: str = "full",
         temperature: float = 1.0,
+        item_item: bool = False,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
@@ -83,6 +96,7 @@ class TwoTowerModel(keras.Model):
         self.l2 = l2
         self.negatives = negatives
         self.temperature = temperature
+        self.item_item = item_item
         reg = keras.regularizers.L2(l2) if l2 else None
         d, f = embedding_dim, feature_dim
 
@@ -139,6 +153,12 @@ class TwoTowerModel(keras.Model):
             name: self.add_weight(shape=(u,), name=f"user_{name}_table", **table)
             for name in _USER_FEATURES
         }
+        if self.item_item:
+            # Linear item-item path (EASE): W[i, j] says how much having seen i predicts j.
+            # Set in ``fit`` from EASE's closed form; frozen, so it costs no training step.
+            frozen = dict(trainable=False, initializer="zeros")
+            self.item_weights = self.add_weight(shape=(n, n), name="item_weights", **frozen)
+            self.item_scale = self.add_weight(shape=(), name="item_scale", **frozen)
         self.built = True
 
     def set_feature_tables(self, tables: FeatureTables) -> None:
@@ -150,8 +170,8 @@ class TwoTowerModel(keras.Model):
 
     # -- towers --------------------------------------------------------------------------
 
-    def query(self, inputs: dict[str, Any], training: bool = False) -> Any:
-        """(B, d + 1) query embeddings; the last column is 1 and meets the movie bias."""
+    def query(self, inputs: dict[str, Any], training: bool = False, linear: bool = True) -> Any:
+        """(B, d [+ movies] + 1) query embeddings; the last column is 1 and meets the bias."""
         # Dense (B, movies) weights: a multi-hot row times the item table is the masked
         # (weighted) sum of history embeddings, and far cheaper than gathering padded lists.
         weight = ops.cast(inputs["history"], "float32")
@@ -169,11 +189,13 @@ class TwoTowerModel(keras.Model):
             value = ops.take(self.user_tables[name], user, axis=0) * int(self.use_user_features)
             parts.append(self.user_feature_embeddings[name](value))
         joined = self.query_drop(ops.concatenate(parts, axis=-1), training=training)
-        hidden = self.query_dense(joined)
-        return ops.concatenate([hidden, ops.ones_like(hidden[:, :1])], axis=-1)
+        hidden = [self.query_dense(joined)]
+        if self.item_item and linear:  # the raw history row meets W's columns: EASE's score
+            hidden.append(weight * self.item_scale)
+        return ops.concatenate([*hidden, ops.ones_like(hidden[0][:, :1])], axis=-1)
 
-    def candidates(self, movie: Any | None = None) -> Any:
-        """(M, d + 1) candidate embeddings (all movies when ``movie`` is None), bias last."""
+    def candidates(self, movie: Any | None = None, linear: bool = True) -> Any:
+        """(M, d [+ movies] + 1) candidate embeddings (all movies when None), bias last."""
         if movie is None:
             movie = ops.arange(self.num_movies, dtype="int32")
         movie = ops.cast(movie, "int32")
@@ -184,16 +206,22 @@ class TwoTowerModel(keras.Model):
             year = self.year_embedding(ops.take(self.year_table, movie, axis=0))
             features = ops.concatenate([genres, year, words], axis=-1)
             vector = vector + self.movie_feature_dense(features)
-        return ops.concatenate([vector, self.movie_bias(movie)], axis=-1)
+        parts = [vector]
+        if self.item_item and linear:  # column j of W (zero diagonal: no copying the input)
+            parts.append(ops.transpose(ops.take(self.item_weights, movie, axis=1)))
+        return ops.concatenate([*parts, self.movie_bias(movie)], axis=-1)
 
     def call(self, inputs: dict[str, Any], training: bool = False) -> Any:
-        query = self.query(inputs, training) / self.temperature
+        # The deep part trains alone: EASE's W was fit to these very rows, and training
+        # the deep part as a correction to it gained nothing (learned weight) or overfit
+        # (fixed weight: NDCG@10 0.37) on ML-100K, while the plain sum reaches 0.454.
+        query = self.query(inputs, training, linear=False) / self.temperature
         if self.negatives == "full":
-            logits = ops.matmul(query, ops.transpose(self.candidates()))
+            logits = ops.matmul(query, ops.transpose(self.candidates(linear=False)))
             # Column 0 is the unknown movie: never a valid answer.
             return ops.concatenate([logits[:, :1] * 0 + _NEG_INF, logits[:, 1:]], axis=1)
         candidate = ops.cast(inputs["candidate"], "int32")
-        logits = ops.matmul(query, ops.transpose(self.candidates(candidate)))
+        logits = ops.matmul(query, ops.transpose(self.candidates(candidate, linear=False)))
         logits = self.sampling_correction(logits, inputs["candidate_probability"][None, :])
         # Another row's target equal to this row's is not a negative. (keras-rs 0.4's
         # RemoveAccidentalHits only adds a denormal, so the mask is applied here.)
@@ -218,8 +246,30 @@ class TwoTowerModel(keras.Model):
             l2=self.l2,
             negatives=self.negatives,
             temperature=self.temperature,
+            item_item=self.item_item,
         )
         return config
+
+    @property
+    def query_dim(self) -> int:
+        return self.embedding_dim + 1 + (self.num_movies if self.item_item else 0)
+
+
+def _use_item_item(setting: Any, num_movies: int) -> bool:
+    """``"auto"``: on for catalogues small enough for an n x n matrix (and its inverse)."""
+    if setting == "auto":
+        return num_movies <= ITEM_ITEM_MAX_MOVIES
+    if isinstance(setting, bool):
+        return setting
+    raise ValueError(f"item_item must be 'auto', true or false, not {setting!r}")
+
+
+def _init_item_item(model: TwoTowerModel, train: TrainingSet, lam: float, weight: float) -> None:
+    """W is EASE's closed form on the training matrix; ``weight`` is its share of the score."""
+    from movierec.baselines import EASE
+
+    model.item_weights.assign(EASE(train, l2=lam).weights.astype(np.float32))
+    model.item_scale.assign(weight)
 
 
 def _max_cols(kind: str) -> int:
@@ -333,6 +383,8 @@ class TwoTowerRetriever(Retriever):
         # Tuned on ML-100K (random 80/20 split, 3 seeds): the history carries the signal and
         # movie features add a little; a per-user id embedding and user features overfit
         # there (NDCG@10 0.44 -> 0.36), so they are off by default but stay available.
+        # The EASE path (lambda 300, weight 6 on the raw history row) was tuned with the
+        # deep part fixed: lambda 300-500 and weight 4-10 are all within 0.002.
         return {
             "seed": 42,
             "epochs": 40,
@@ -355,6 +407,9 @@ class TwoTowerRetriever(Retriever):
             "normalize_target": False,
             "temperature": 1.0,
             "negatives": "full",
+            "item_item": "auto",
+            "item_item_lambda": 300.0,
+            "item_item_weight": 6.0,
         }
 
     def _new_model(self, train: TrainingSet, tables: FeatureTables) -> TwoTowerModel:
@@ -376,6 +431,7 @@ class TwoTowerRetriever(Retriever):
             l2=float(s["l2"]),
             negatives=s["negatives"],
             temperature=float(s["temperature"]),
+            item_item=_use_item_item(s["item_item"], train.movies.size),
         )
 
     def fit(
@@ -389,6 +445,10 @@ class TwoTowerRetriever(Retriever):
         tables = build_feature_tables(train)
         model = self._new_model(train, tables)
         model.set_feature_tables(tables)
+        if model.item_item:
+            _init_item_item(
+                model, train, float(s["item_item_lambda"]), float(s["item_item_weight"])
+            )
         examples = _Examples(train, s, np.random.default_rng(int(s["seed"])))
         rate: Any = float(s["learning_rate"])
         if s["cosine_decay"]:  # settles the noisy small-batch updates at the end
@@ -415,7 +475,7 @@ class TwoTowerRetriever(Retriever):
     def query_embeddings(self, queries: QueryBatch) -> np.ndarray:
         model = self._require()
         users = np.where(queries.user_index < model.num_users, queries.user_index, 0)
-        out = [np.zeros((0, model.embedding_dim + 1), np.float32)]
+        out = [np.zeros((0, model.query_dim), np.float32)]
         mode = self.settings["rating_weighting"]
         for start in range(0, len(queries), 1024):
             part = queries.take(np.arange(start, min(start + 1024, len(queries))))
