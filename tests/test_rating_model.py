@@ -24,11 +24,12 @@ FAST = {
     "embedding_dim": 8,
     "hidden_units": 16,
     "users_per_batch": 16,
-    "epochs": 25,
+    "epochs": 15,
     "patience": 5,
     "validation_fraction": 0.1,
     "id_dropout": 0.2,
     "seed": 3,
+    "members": 1,
 }
 
 
@@ -82,9 +83,9 @@ def _rmse(model: RatingModel, train: TrainingSet, test: pd.DataFrame) -> float:
 @pytest.fixture(scope="module")
 def trained() -> tuple[RatingModel, TrainingSet, pd.DataFrame]:
     train, test = _synthetic(with_users=True)
-    model = RatingModel(**FAST)
+    model = RatingModel(**{**FAST, "members": 2})
     history = model.fit(train, verbose=0)
-    assert "val_rmse" in history
+    assert "val_rmse" in history and "member1_val_rmse" in history
     return model, train, test
 
 
@@ -127,9 +128,41 @@ def test_save_load_round_trip(trained, tmp_path):
     np.testing.assert_array_equal(model.predict(queries, movies), loaded.predict(queries, movies))
 
 
+def test_members_differ_and_are_averaged(trained):
+    model, train, test = trained
+    queries = QueryBatch.from_training(train, train.users.lookup(test["user_id"]))
+    movies = train.movies.lookup(test["movie_id"])
+    ensemble = model.network
+    assert len(ensemble.members) == 2
+    single = []
+    for member in ensemble.members:
+        model.network = member
+        single.append(model.predict(queries, movies))
+    model.network = ensemble
+    assert not np.allclose(single[0], single[1])  # different seeds, different networks
+    inside = np.all([(p > 1.0) & (p < 5.0) for p in single], axis=0)  # not clipped
+    assert inside.sum() > 10
+    mean = (single[0] + single[1]) / 2
+    np.testing.assert_allclose(model.predict(queries, movies)[inside], mean[inside], atol=1e-5)
+
+
+def test_padding_does_not_change_scores(trained):
+    model, train, _ = trained
+    movies = np.arange(1, train.movies.size, dtype=np.int32)
+    user = train.users.index("u1")
+    queries = QueryBatch.from_training(train, np.full(len(movies), user))
+    full = model.predict(queries, movies)
+    for n in (1, 7, 33):
+        np.testing.assert_allclose(
+            model.predict(queries.take(np.arange(n)), movies[:n]), full[:n], atol=1e-5
+        )
+
+
 def test_load_and_predict_errors(tmp_path):
     train, _ = _synthetic(with_users=False)
     with pytest.raises(ModelError):
         RatingModel.load(tmp_path, {}, train)
+    with pytest.raises(ModelError):
+        RatingModel(members=0).fit(train, verbose=0)
     with pytest.raises(ModelError):
         RatingModel().predict(QueryBatch(np.array([1])), np.array([1]))

@@ -41,20 +41,30 @@ def user_histories(
 
 
 def unique_queries(queries: QueryBatch) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of distinct queries (same user and history) and each query's position among them."""
+    """Rows of distinct queries (same user and history) and each query's position among them.
+
+    Rows that share the very same history arrays (``QueryBatch.take`` of one query, as
+    serving does) are matched by identity first, so they skip hashing the history bytes.
+    """
     keys: dict[tuple[int, bytes, bytes], int] = {}
+    same: dict[tuple[int, int, int], int] = {}
     first: list[int] = []
     slot = np.empty(len(queries), np.int32)
     for i in range(len(queries)):
+        history, ratings = queries.histories[i], queries.history_ratings[i]
+        fast = (int(queries.user_index[i]), id(history), id(ratings))
+        if fast in same:
+            slot[i] = same[fast]
+            continue
         key = (
-            int(queries.user_index[i]),
-            np.asarray(queries.histories[i], np.int64).tobytes(),
-            np.asarray(queries.history_ratings[i], np.float32).tobytes(),
+            fast[0],
+            np.asarray(history, np.int64).tobytes(),
+            np.asarray(ratings, np.float32).tobytes(),
         )
         if key not in keys:
             keys[key] = len(first)
             first.append(i)
-        slot[i] = keys[key]
+        slot[i] = same[fast] = keys[key]
     return np.asarray(first, np.int64), slot
 
 

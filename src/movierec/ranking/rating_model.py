@@ -9,6 +9,13 @@ Defaults were tuned on MovieLens 100K (random 80/20, 3 seeds): Adagrad beats Ada
 here (test RMSE ~0.90 vs ~0.93; Adam's normalised steps let rarely rated ids
 overfit within a few epochs), gradient clipping keeps its large learning rate
 stable, and 32 dimensions generalise better than 64 or 128.
+
+``members`` networks (seeds ``seed``, ``seed + 1``, ...; each early-stopped on its
+own validation slice) are trained one after another and averaged by a
+:class:`~movierec.ranking.rating_network.RatingEnsemble`, saved as one ``model.keras``.
+On MovieLens 100K (seeds 42-44) test RMSE is 0.8981 ± 0.0046 for one network,
+0.8943 ± 0.0024 for two (the default) and 0.8923 ± 0.0022 for three; fit time
+grows linearly with members, and three cost more than the gain is worth.
 """
 
 from __future__ import annotations
@@ -28,12 +35,19 @@ from movierec.ranking.history import (
     unique_queries,
     user_histories,
 )
-from movierec.ranking.rating_network import RatingNetwork
-from movierec.retrieval.features import MAX_GENRES, MAX_TITLE_WORDS, build_feature_tables
+from movierec.ranking.rating_network import RatingEnsemble, RatingNetwork
+from movierec.retrieval.features import (
+    MAX_GENRES,
+    MAX_TITLE_WORDS,
+    FeatureTables,
+    build_feature_tables,
+)
 
 MODEL_FILE = "model.keras"
 #: Pairs scored per network call in predict.
 PREDICT_CHUNK = 4096
+#: Smallest padded pair count: requests of 1..64 pairs share one compiled program.
+MIN_PAIRS = 64
 
 
 class RatingModel(Ranker):
@@ -62,19 +76,41 @@ class RatingModel(Ranker):
             "patience": 3,
             "validation_fraction": 0.05,
             "seed": 42,
+            "members": 2,
             "min_rating": 1.0,
             "max_rating": 5.0,
         }
 
     def fit(self, train: TrainingSet, *, verbose: int = 1) -> dict[str, list[float]]:
+        """Train ``members`` networks one after another and keep their mean.
+
+        Returns member 0's Keras history; later members' keys carry a ``member{i}_`` prefix.
+        """
         s = self.settings
-        keras.utils.set_random_seed(s["seed"])
         low, high = train.dataset.rating_scale
         s.update(min_rating=float(low), max_rating=float(high))
         if len(train) == 0:
             raise ModelError("cannot train the rating model on an empty training set")
+        if int(s["members"]) < 1:
+            raise ModelError(f"members must be >= 1, not {s['members']!r}")
+        tables = build_feature_tables(train)
+        members: list[RatingNetwork] = []
+        log: dict[str, list[float]] = {}
+        for i in range(int(s["members"])):
+            network, history = self._fit_member(train, tables, int(s["seed"]) + i, verbose)
+            members.append(network)
+            prefix = f"member{i}_" if i else ""
+            log.update({prefix + k: v for k, v in history.items()})
+        self.network = RatingEnsemble(members)
+        return log
 
-        rng = np.random.default_rng(s["seed"])
+    def _fit_member(
+        self, train: TrainingSet, tables: FeatureTables, seed: int, verbose: int
+    ) -> tuple[RatingNetwork, dict[str, list[float]]]:
+        """One network, early-stopped on its own validation slice of the training ratings."""
+        s = self.settings
+        keras.utils.set_random_seed(seed)
+        rng = np.random.default_rng(seed)
         order = rng.permutation(len(train))
         n_val = int(round(len(train) * s["validation_fraction"]))
         val, fit = order[:n_val], order[n_val:]
@@ -87,8 +123,8 @@ class RatingModel(Ranker):
             s["history_length"],
         )
 
-        self.network = self._build_network(train, float(train.rating[fit].mean()))
-        self.network.compile(
+        network = self._build_network(train, tables, float(train.rating[fit].mean()))
+        network.compile(
             optimizer=keras.optimizers.get(
                 {
                     "class_name": s["optimizer"],
@@ -111,7 +147,7 @@ class RatingModel(Ranker):
                 s["users_per_batch"],
                 s["ratings_per_user"],
                 id_dropout=id_dropout,
-                seed=s["seed"],
+                seed=seed,
             )
 
         callbacks = []
@@ -126,14 +162,14 @@ class RatingModel(Ranker):
                     restore_best_weights=True,
                 )
             )
-        history = self.network.fit(
+        history = network.fit(
             batches(fit, s["id_dropout"]),
             validation_data=validation,
             epochs=s["epochs"],
             callbacks=callbacks,
             verbose=verbose,
         )
-        return {k: [float(v) for v in vals] for k, vals in history.history.items()}
+        return network, {k: [float(v) for v in vals] for k, vals in history.history.items()}
 
     def predict(self, queries: QueryBatch, movie_index: np.ndarray) -> np.ndarray:
         self.require_network()
@@ -155,7 +191,7 @@ class RatingModel(Ranker):
         history, history_rating = pad_histories(
             distinct.histories, distinct.history_ratings, self.settings["history_length"]
         )
-        n_queries, n_pairs = _bucket(len(first)), _bucket(len(movie))
+        n_queries, n_pairs = _bucket(len(first), 1), _bucket(len(movie), MIN_PAIRS)
 
         def known(index: np.ndarray, size: int, rows: int) -> np.ndarray:
             index = np.where((index < 0) | (index >= size), 0, index).astype(np.int32)
@@ -168,8 +204,25 @@ class RatingModel(Ranker):
             "slot": known(slot, n_queries, n_pairs),
             "movie": known(movie, network.num_movies, n_pairs),
         }
-        stars = np.asarray(network.predict_on_batch(inputs)).reshape(-1)
-        return stars[: len(movie)]
+        return np.asarray(self._forward(network, inputs)).reshape(-1)[: len(movie)]
+
+    def _forward(self, network: keras.Model, inputs: dict[str, np.ndarray]) -> Any:
+        """One jitted inference call: ~10x less overhead than ``predict_on_batch``."""
+        cached = getattr(self, "_jitted", None)
+        if cached is None or cached[0] is not network:
+            import jax
+
+            def run(trainable: list, non_trainable: list, batch: dict) -> Any:
+                stars, _ = network.stateless_call(trainable, non_trainable, batch, training=False)
+                return stars
+
+            # Variable lists are cached (walking the layers costs ~1 ms); values are
+            # read per call, so weights assigned later are still used.
+            variables = (network.trainable_variables, network.non_trainable_variables)
+            cached = (network, jax.jit(run), variables)
+            self._jitted = cached
+        trainable, non_trainable = cached[2]
+        return cached[1]([v.value for v in trainable], [v.value for v in non_trainable], inputs)
 
     def save(self, directory: Path) -> None:
         self.require_network().save(Path(directory) / MODEL_FILE)
@@ -191,15 +244,16 @@ class RatingModel(Ranker):
             raise ModelError(f"{path}: network does not match the saved vocabularies")
         return model
 
-    def require_network(self) -> RatingNetwork:
+    def require_network(self) -> keras.Model:
         network = getattr(self, "network", None)
         if network is None:
             raise ModelError("the rating model is not trained; call fit or load first")
         return network
 
-    def _build_network(self, train: TrainingSet, mean_rating: float) -> RatingNetwork:
+    def _build_network(
+        self, train: TrainingSet, tables: FeatureTables, mean_rating: float
+    ) -> RatingNetwork:
         s = self.settings
-        tables = build_feature_tables(train)
         network = RatingNetwork(
             num_users=train.users.size,
             num_movies=train.movies.size,
@@ -220,6 +274,6 @@ class RatingModel(Ranker):
         return network
 
 
-def _bucket(n: int) -> int:
-    """Smallest power of two >= n (at least 16)."""
-    return max(16, 1 << max(n - 1, 0).bit_length())
+def _bucket(n: int, minimum: int) -> int:
+    """Smallest power of two >= n (at least ``minimum``)."""
+    return max(minimum, 1 << max(n - 1, 0).bit_length())

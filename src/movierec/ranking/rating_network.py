@@ -256,3 +256,50 @@ class RatingNetwork(keras.Model):
             "history_shrinkage": self.history_shrinkage,
             "mean_rating": self.mean_rating,
         }
+
+
+@keras.saving.register_keras_serializable(package="movierec")
+class RatingEnsemble(keras.Model):
+    """The mean of several :class:`RatingNetwork` members, saved as one ``model.keras``.
+
+    Members differ only in their random seed (and validation slice): averaging
+    them cancels much of the seed-to-seed noise of a single network's RMSE.
+    """
+
+    def __init__(self, members: list[RatingNetwork], **kwargs: Any):
+        super().__init__(**kwargs)
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        self.members = list(members)
+        self.num_users = members[0].num_users
+        self.num_movies = members[0].num_movies
+        self.build_weights()
+
+    def call(self, inputs: dict[str, Any], training: bool = False) -> Any:
+        stars = [member(inputs, training=training) for member in self.members]
+        return stars[0] if len(stars) == 1 else ops.mean(ops.stack(stars), axis=0)
+
+    def build_weights(self) -> None:
+        """Members arrive trained (fit) or built from their config (load): just mark it."""
+        for member in self.members:
+            if not member.built:
+                member.build_weights()
+        self.built = True
+
+    def get_build_config(self) -> dict[str, Any]:
+        return {"built": True}
+
+    def build_from_config(self, config: dict[str, Any]) -> None:
+        self.build_weights()
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "members": [keras.saving.serialize_keras_object(m) for m in self.members],
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> RatingEnsemble:
+        config = dict(config)
+        members = [keras.saving.deserialize_keras_object(m) for m in config.pop("members")]
+        return cls(members, **config)
