@@ -29,6 +29,7 @@ import numpy as np
 from movierec.data.training import TrainingSet
 from movierec.errors import ModelError
 from movierec.models.base import QueryBatch, Ranker
+from movierec.models.inference import CompiledInference, bucket
 from movierec.ranking.history import (
     HistoryBatches,
     pad_histories,
@@ -191,7 +192,7 @@ class RatingModel(Ranker):
         history, history_rating = pad_histories(
             distinct.histories, distinct.history_ratings, self.settings["history_length"]
         )
-        n_queries, n_pairs = _bucket(len(first), 1), _bucket(len(movie), MIN_PAIRS)
+        n_queries, n_pairs = bucket(len(first), 1), bucket(len(movie), MIN_PAIRS)
 
         def known(index: np.ndarray, size: int, rows: int) -> np.ndarray:
             index = np.where((index < 0) | (index >= size), 0, index).astype(np.int32)
@@ -206,23 +207,11 @@ class RatingModel(Ranker):
         }
         return np.asarray(self._forward(network, inputs)).reshape(-1)[: len(movie)]
 
-    def _forward(self, network: keras.Model, inputs: dict[str, np.ndarray]) -> Any:
+    def _forward(self, network: keras.Model, inputs: dict[str, np.ndarray]) -> np.ndarray:
         """One jitted inference call: ~10x less overhead than ``predict_on_batch``."""
-        cached = getattr(self, "_jitted", None)
-        if cached is None or cached[0] is not network:
-            import jax
-
-            def run(trainable: list, non_trainable: list, batch: dict) -> Any:
-                stars, _ = network.stateless_call(trainable, non_trainable, batch, training=False)
-                return stars
-
-            # Variable lists are cached (walking the layers costs ~1 ms); values are
-            # read per call, so weights assigned later are still used.
-            variables = (network.trainable_variables, network.non_trainable_variables)
-            cached = (network, jax.jit(run), variables)
-            self._jitted = cached
-        trainable, non_trainable = cached[2]
-        return cached[1]([v.value for v in trainable], [v.value for v in non_trainable], inputs)
+        if getattr(self, "_compiled", None) is None or self._compiled[0] is not network:
+            self._compiled = (network, CompiledInference(network, network.call))
+        return self._compiled[1](inputs)
 
     def save(self, directory: Path) -> None:
         self.require_network().save(Path(directory) / MODEL_FILE)
@@ -273,7 +262,3 @@ class RatingModel(Ranker):
         network.set_feature_tables(tables.user, tables.movie)
         return network
 
-
-def _bucket(n: int, minimum: int) -> int:
-    """Smallest power of two >= n (at least ``minimum``)."""
-    return max(minimum, 1 << max(n - 1, 0).bit_length())

@@ -44,6 +44,7 @@ from keras import ops
 from movierec.data.training import TrainingSet
 from movierec.errors import ModelError
 from movierec.models.base import QueryBatch, Retriever
+from movierec.models.inference import CompiledInference, bucket, pad_rows
 from movierec.retrieval.features import FeatureTables, build_feature_tables
 
 MODEL_FILE = "model.keras"
@@ -474,16 +475,20 @@ class TwoTowerRetriever(Retriever):
 
     def query_embeddings(self, queries: QueryBatch) -> np.ndarray:
         model = self._require()
+        if getattr(self, "_query_fn", None) is None or self._query_fn[0] is not model:
+            self._query_fn = (model, CompiledInference(model, model.query))
+        compiled = self._query_fn[1]
         users = np.where(queries.user_index < model.num_users, queries.user_index, 0)
         out = [np.zeros((0, model.query_dim), np.float32)]
         mode = self.settings["rating_weighting"]
         for start in range(0, len(queries), 1024):
             part = queries.take(np.arange(start, min(start + 1024, len(queries))))
+            rows = bucket(len(part))
             inputs = {
-                "user": users[start : start + len(part)],
-                "history": _dense_history(part, model.num_movies, mode),
+                "user": pad_rows(users[start : start + len(part)], rows),
+                "history": pad_rows(_dense_history(part, model.num_movies, mode), rows),
             }
-            out.append(np.asarray(model.query(inputs, training=False), dtype=np.float32))
+            out.append(compiled(inputs)[: len(part)].astype(np.float32))
         return np.concatenate(out)
 
     def candidate_embeddings(self) -> np.ndarray:

@@ -1,0 +1,47 @@
+"""Fast inference for serving: a Keras method compiled once with ``jax.jit``.
+
+Eager Keras calls dispatch every op separately (~10 ms for a small tower) and
+``predict()`` sets up a data pipeline per call; a jitted stateless call costs
+a few hundred microseconds. Inputs are padded to a few row counts (powers of
+two) so that varied request sizes compile only a handful of programs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import keras
+import numpy as np
+
+
+def bucket(n: int, minimum: int = 1) -> int:
+    """Smallest power of two >= n (at least ``minimum``)."""
+    return max(minimum, 1 << max(n - 1, 0).bit_length())
+
+
+def pad_rows(array: np.ndarray, rows: int) -> np.ndarray:
+    """``array`` with zero rows appended up to ``rows``."""
+    return np.pad(array, [(0, rows - len(array))] + [(0, 0)] * (array.ndim - 1))
+
+
+class CompiledInference:
+    """``method(inputs, training=False)`` of ``model`` as one jitted function.
+
+    Variable values are read at each call, so weights assigned after
+    construction (loading, fine-tuning) are used.
+    """
+
+    def __init__(self, model: keras.Model, method: Callable[..., Any]):
+        self._variables = list(model.variables)
+
+        def run(values: list, inputs: dict[str, Any]) -> Any:
+            mapping = list(zip(self._variables, values, strict=True))
+            with keras.StatelessScope(state_mapping=mapping):
+                return method(inputs, training=False)
+
+        self._run = jax.jit(run)
+
+    def __call__(self, inputs: dict[str, Any]) -> np.ndarray:
+        return np.asarray(self._run([v.value for v in self._variables], inputs))
