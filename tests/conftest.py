@@ -127,3 +127,26 @@ def write_ml_latest(dataset, directory):
         directory / "movies.csv", index=False
     )
     return directory
+
+
+def train_example_models(dataset: Dataset, root, retrieval_epochs: int, ranking_epochs: int):
+    """Fit the examples' models on a seeded 80/20 split and save both under ``root``.
+
+    Fast stand-ins for the default models in pipeline, index and serving tests.
+    """
+    from movierec.data.splits import random_split
+    from movierec.data.training import TrainingSet
+    from movierec.models.artifacts import save_model
+    from movierec.ranking.example import ExampleRanker
+    from movierec.retrieval.example import ExampleRetriever
+
+    split = random_split(dataset.ratings, test_fraction=0.2, seed=0)
+    train = TrainingSet.build(dataset, split.train)
+    retriever = ExampleRetriever(epochs=retrieval_epochs, batch_size=64, seed=1)
+    retriever.fit(train, verbose=0)
+    ranker = ExampleRanker(epochs=ranking_epochs, batch_size=64, seed=1)
+    ranker.fit(train, verbose=0)
+    save_model(retriever, train, root / "retrieval", split=split.info)
+    save_model(ranker, train, root / "ranking", split=split.info)
+    return split, train, retriever, ranker
+

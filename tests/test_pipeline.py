@@ -4,31 +4,20 @@ import numpy as np
 import pytest
 
 from movierec.baselines import EASE, Popularity
-from movierec.data.splits import random_split
-from movierec.data.training import TrainingSet
 from movierec.errors import UnknownIdError
 from movierec.evaluation.evaluate import evaluate_scores, evaluate_two_stage
 from movierec.models.artifacts import load_model, save_model
 from movierec.pipeline import Recommender
 from movierec.ranking.blend import blend_scores
-from movierec.ranking.example import ExampleRanker
-from movierec.retrieval.example import ExampleRetriever
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    from conftest import make_planted_dataset
+    from conftest import make_planted_dataset, train_example_models
 
     dataset = make_planted_dataset()
-    split = random_split(dataset.ratings, test_fraction=0.2, seed=0)
-    train = TrainingSet.build(dataset, split.train)
-    retriever = ExampleRetriever(epochs=30, batch_size=64, seed=1)
-    retriever.fit(train, verbose=0)
-    ranker = ExampleRanker(epochs=20, batch_size=64, seed=1)
-    ranker.fit(train, verbose=0)
     root = tmp_path_factory.mktemp("models")
-    save_model(retriever, train, root / "retrieval", split=split.info)
-    save_model(ranker, train, root / "ranking", split=split.info)
+    split, train, retriever, ranker = train_example_models(dataset, root, 30, 20)
     return dataset, split, train, retriever, ranker, Recommender.load(root)
 
 

@@ -8,13 +8,9 @@ import numpy as np
 import pytest
 
 from movierec.cli.main import main
-from movierec.data.splits import random_split
-from movierec.data.training import TrainingSet
 from movierec.errors import ModelError
-from movierec.models.artifacts import load_model, save_model
+from movierec.models.artifacts import load_model
 from movierec.pipeline import Recommender
-from movierec.ranking.example import ExampleRanker
-from movierec.retrieval.example import ExampleRetriever
 from movierec.retrieval.index import BruteForceIndex, FaissIndex
 
 USERS = [str(u) for u in range(1, 41)]
@@ -22,18 +18,11 @@ USERS = [str(u) for u in range(1, 41)]
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    from conftest import make_planted_dataset
+    from conftest import make_planted_dataset, train_example_models
 
     dataset = make_planted_dataset(users=200, movies=300, per_user=20)
-    split = random_split(dataset.ratings, test_fraction=0.2, seed=0)
-    train = TrainingSet.build(dataset, split.train)
-    retriever = ExampleRetriever(epochs=10, batch_size=64, seed=1)
-    retriever.fit(train, verbose=0)
-    ranker = ExampleRanker(epochs=5, batch_size=64, seed=1)
-    ranker.fit(train, verbose=0)
     root = tmp_path_factory.mktemp("models")
-    save_model(retriever, train, root / "retrieval", split=split.info)
-    save_model(ranker, train, root / "ranking", split=split.info)
+    train_example_models(dataset, root, 10, 5)
     brute = Recommender.load(root)
     argv = ["index", "build", "--models", str(root), "--kind", "faiss-hnsw", "--m", "8"]
     assert main([*argv, "--ef-search", "16"]) == 0

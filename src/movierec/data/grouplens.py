@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from movierec.data.home import file_sha256
-from movierec.data.schema import Dataset
+from movierec.data.schema import Dataset, ratings_frame
 from movierec.data.validate import (
     TableFile,
     check_known,
@@ -140,14 +140,7 @@ def _finish(name: str, kind: str, data: TableFile, movies: pd.DataFrame,
             users: pd.DataFrame | None, scale: tuple[float, float]) -> Dataset:
     """Read and check the ratings file, the big one, and assemble the Dataset."""
     raw = data.read(fast=True)
-    ratings = pd.DataFrame(
-        {
-            "user_id": raw["user_id"].astype(str),
-            "movie_id": raw["movie_id"].astype(str),
-            "rating": raw["rating"].astype("float32"),
-            "timestamp": raw["timestamp"].astype("int64"),
-        }
-    )
+    ratings = ratings_frame(raw["user_id"], raw["movie_id"], raw["rating"], raw["timestamp"])
     check_range(data, ratings, "rating", *scale)
     check_unique(data, ratings, ["user_id", "movie_id"], "rating of (user, movie)")
     check_known(data, ratings, "movie_id", movies["movie_id"], "movie")

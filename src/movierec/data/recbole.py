@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from movierec.data.home import data_home, file_sha256
-from movierec.data.schema import Dataset
+from movierec.data.schema import Dataset, ratings_frame
 from movierec.data.validate import (
     TableFile,
     check_known,
@@ -185,14 +185,7 @@ def load_recbole(directory: str | Path, name: str | None = None) -> Dataset:
     inter = _table(inter_path, ["user_id", "item_id", "rating", "timestamp"],
                    numeric=("rating", "timestamp"))
     raw = inter.read(fast=True)
-    ratings = pd.DataFrame(
-        {
-            "user_id": raw["user_id"].astype(str),
-            "movie_id": raw["item_id"].astype(str),
-            "rating": raw["rating"].astype("float32"),
-            "timestamp": raw["timestamp"].astype("int64"),
-        }
-    )
+    ratings = ratings_frame(raw["user_id"], raw["item_id"], raw["rating"], raw["timestamp"])
     check_range(inter, ratings, "rating", 1.0, 5.0)
     check_unique(inter, ratings, ["user_id", "movie_id"], "rating of (user, movie)")
     check_known(inter, ratings, "movie_id", movies["movie_id"], "movie")

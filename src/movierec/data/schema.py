@@ -26,6 +26,18 @@ MOVIE_COLUMNS = ["movie_id", "title", "year", "genres"]
 USER_COLUMNS = ["user_id", "age", "gender", "occupation", "zip"]
 
 
+def ratings_frame(user_id, movie_id, rating, timestamp) -> pd.DataFrame:
+    """Ratings columns in the normalised order and dtypes, whatever the source called them."""
+    return pd.DataFrame(
+        {
+            "user_id": pd.Series(user_id).astype(str),
+            "movie_id": pd.Series(movie_id).astype(str),
+            "rating": pd.Series(rating).astype("float32"),
+            "timestamp": pd.Series(timestamp).astype("int64"),
+        }
+    )
+
+
 @dataclass
 class Dataset:
     """Ratings, movies and (optionally) users of one source, plus where they came from."""
