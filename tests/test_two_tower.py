@@ -27,6 +27,7 @@ FAST = {
     "feature_dim": 4,
     "learning_rate": 1e-2,
     "history_dropout": 0.5,
+    "hidden_dim": 16,
 }
 
 
@@ -171,7 +172,7 @@ def test_without_user_table_item_item_and_with_in_batch_negatives():
     ds = _dataset(with_users=False)
     train = TrainingSet.build(ds, ds.ratings)
     settings = {**FAST, "epochs": 10, "negatives": "in-batch", "use_user_features": True}
-    model = TwoTowerRetriever(**settings, item_item=False)
+    model = TwoTowerRetriever(**{**settings, "hidden_dim": 0}, item_item=False)
     model.fit(train, verbose=0)
     assert model.candidate_embeddings().shape[1] == FAST["embedding_dim"] + 1
     queries, groups = _known_users(train)

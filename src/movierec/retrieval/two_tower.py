@@ -1,7 +1,7 @@
 """Two-tower retrieval that learns from what users chose, with a history-driven query tower.
 
 Query tower: the (dropped-out) set of movies the user rated, pooled from an item
-embedding table, plus the user's id and side features, through a dense layer.
+embedding table, plus the user's id and side features, through a hidden layer and a dense one.
 Because the history drives the query, a visitor with no trained id but some
 ratings still gets a meaningful embedding (the id is also dropped in training
 so that case is in distribution). Candidate tower: movie id + genres, year and
@@ -80,6 +80,7 @@ class TwoTowerModel(keras.Model):
         negatives: str = "full",
         temperature: float = 1.0,
         item_item: bool = False,
+        hidden_dim: int = 0,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
@@ -98,6 +99,7 @@ class TwoTowerModel(keras.Model):
         self.negatives = negatives
         self.temperature = temperature
         self.item_item = item_item
+        self.hidden_dim = hidden_dim
         reg = keras.regularizers.L2(l2) if l2 else None
         d, f = embedding_dim, feature_dim
 
@@ -114,6 +116,11 @@ class TwoTowerModel(keras.Model):
             d, activation=activation, kernel_regularizer=reg, name="query_dense"
         )
         self.query_drop = keras.layers.Dropout(query_dropout)
+        self.query_hidden = (
+            keras.layers.Dense(hidden_dim, activation=activation, name="query_hidden")
+            if hidden_dim
+            else None
+        )
 
         # Candidate tower.
         self.movie_embedding = keras.layers.Embedding(
@@ -143,7 +150,11 @@ class TwoTowerModel(keras.Model):
             *self.user_feature_embeddings.values(),
         ):
             layer.build((None,))
-        self.query_dense.build((None, d + 5 * f))
+        if self.query_hidden is not None:
+            self.query_hidden.build((None, d + 5 * f))
+            self.query_dense.build((None, self.hidden_dim))
+        else:
+            self.query_dense.build((None, d + 5 * f))
         self.movie_feature_dense.build((None, 3 * f))
         n, u = self.num_movies, self.num_users
         table = dict(trainable=False, dtype="int32", initializer="zeros")
@@ -190,6 +201,8 @@ class TwoTowerModel(keras.Model):
             value = ops.take(self.user_tables[name], user, axis=0) * int(self.use_user_features)
             parts.append(self.user_feature_embeddings[name](value))
         joined = self.query_drop(ops.concatenate(parts, axis=-1), training=training)
+        if self.query_hidden is not None:
+            joined = self.query_hidden(joined)
         hidden = [self.query_dense(joined)]
         if self.item_item and linear:  # the raw history row meets W's columns: EASE's score
             hidden.append(weight * self.item_scale)
@@ -248,6 +261,7 @@ class TwoTowerModel(keras.Model):
             negatives=self.negatives,
             temperature=self.temperature,
             item_item=self.item_item,
+            hidden_dim=self.hidden_dim,
         )
         return config
 
@@ -385,7 +399,10 @@ class TwoTowerRetriever(Retriever):
         # movie features add a little; a per-user id embedding and user features overfit
         # there (NDCG@10 0.44 -> 0.36), so they are off by default but stay available.
         # The EASE path (lambda 300, weight 6 on the raw history row) was tuned with the
-        # deep part fixed: lambda 300-500 and weight 4-10 are all within 0.002.
+        # deep part fixed: lambda 300-500 and weight 4-10 are all within 0.002. A wide hidden
+        # layer before the query projection (``hidden_dim``, 0 = none) lifts NDCG@10
+        # 0.4541 -> 0.4566 (512: 0.4554); temperature, batch size and popularity-weighted
+        # targets did not help.
         return {
             "seed": 42,
             "epochs": 40,
@@ -411,6 +428,7 @@ class TwoTowerRetriever(Retriever):
             "item_item": "auto",
             "item_item_lambda": 300.0,
             "item_item_weight": 6.0,
+            "hidden_dim": 1024,
         }
 
     def _new_model(self, train: TrainingSet, tables: FeatureTables) -> TwoTowerModel:
@@ -433,6 +451,7 @@ class TwoTowerRetriever(Retriever):
             negatives=s["negatives"],
             temperature=float(s["temperature"]),
             item_item=_use_item_item(s["item_item"], train.movies.size),
+            hidden_dim=int(s["hidden_dim"]),
         )
 
     def fit(
