@@ -156,7 +156,7 @@ def test_load_errors(trained, tmp_path):
 def test_item_item_path_adds_the_ease_score(trained):
     model, train = trained
     s = model.settings
-    assert s["item_item"] == "auto" and model.model.item_item  # 24 movies: on
+    assert s["item_item"] == "auto" and model.network.item_item  # 24 movies: on
     d = s["embedding_dim"]
     queries, _ = _known_users(train)
     query, candidates = model.query_embeddings(queries), model.candidate_embeddings()

@@ -117,7 +117,7 @@ def save_model(
             **(extra or {}),
         }
         _write_json(staging / MANIFEST, manifest)
-        _replace_directory(staging, directory)
+        replace_directory(staging, directory)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -183,7 +183,7 @@ def _jsonable(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-def _replace_directory(staging: Path, target: Path) -> None:
+def replace_directory(staging: Path, target: Path) -> None:
     """Swap ``staging`` into place; an existing ``target`` is removed only after."""
     if target.exists():
         old = target.with_name(f".{target.name}.old-{os.getpid()}")

@@ -17,6 +17,7 @@ import keras
 import numpy as np
 
 from movierec.data.training import TrainingSet
+from movierec.errors import ModelError
 
 
 @dataclass
@@ -110,7 +111,7 @@ class RecommenderModel(ABC):
     def require_network(self) -> keras.Model:
         """The trained network, or a clear error when fit/load has not run."""
         if self.network is None:
-            raise RuntimeError(f"{self.name} model is not trained yet: call fit() or load()")
+            raise ModelError(f"{self.name} model is not trained yet: call fit() or load()")
         return self.network
 
 

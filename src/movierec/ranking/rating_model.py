@@ -233,12 +233,6 @@ class RatingModel(Ranker):
             raise ModelError(f"{path}: network does not match the saved vocabularies")
         return model
 
-    def require_network(self) -> keras.Model:
-        network = getattr(self, "network", None)
-        if network is None:
-            raise ModelError("the rating model is not trained; call fit or load first")
-        return network
-
     def _build_network(
         self, train: TrainingSet, tables: FeatureTables, mean_rating: float
     ) -> RatingNetwork:

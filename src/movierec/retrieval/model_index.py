@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from movierec.errors import ModelError
-from movierec.models.artifacts import SavedModel, _replace_directory, load_model
+from movierec.models.artifacts import SavedModel, load_model, replace_directory
 from movierec.retrieval.index import MANIFEST, CandidateIndex, make_index
 
 INDEX_DIR = "index"
@@ -78,7 +78,7 @@ def build_model_index(
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         (staging / BUILD_FILE).write_text(json.dumps(build, indent=2) + "\n")
-        _replace_directory(staging, target)
+        replace_directory(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

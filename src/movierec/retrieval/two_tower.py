@@ -389,7 +389,6 @@ class TwoTowerRetriever(Retriever):
 
     def __init__(self, **settings: Any):
         super().__init__(**settings)
-        self.model: TwoTowerModel | None = None
         self.train: TrainingSet | None = None
         self._candidates: np.ndarray | None = None
 
@@ -478,7 +477,7 @@ class TwoTowerRetriever(Retriever):
             loss=keras.losses.CategoricalCrossentropy(from_logits=True),
         )
         start = time.perf_counter()
-        self.model, self.train, self._tables = model, train, tables
+        self.network, self.train, self._tables = model, train, tables
         history = model.fit(
             examples, epochs=int(s["epochs"]), verbose=verbose, callbacks=callbacks or []
         )
@@ -487,13 +486,8 @@ class TwoTowerRetriever(Retriever):
         result["seconds"] = [time.perf_counter() - start]
         return result
 
-    def _require(self) -> TwoTowerModel:
-        if self.model is None:
-            raise ModelError("two-tower: the model is not trained or loaded")
-        return self.model
-
     def query_embeddings(self, queries: QueryBatch) -> np.ndarray:
-        model = self._require()
+        model = self.require_network()
         if getattr(self, "_query_fn", None) is None or self._query_fn[0] is not model:
             self._query_fn = (model, CompiledInference(model, model.query))
         compiled = self._query_fn[1]
@@ -511,13 +505,13 @@ class TwoTowerRetriever(Retriever):
         return np.concatenate(out)
 
     def candidate_embeddings(self) -> np.ndarray:
-        model = self._require()
+        model = self.require_network()
         if self._candidates is None:
             self._candidates = np.asarray(model.candidates(), dtype=np.float32)
         return self._candidates
 
     def save(self, directory: Path) -> None:
-        model = self._require()
+        model = self.require_network()
         directory = Path(directory)
         tmp = directory / (MODEL_FILE + ".tmp.keras")
         model.save(tmp)
@@ -547,6 +541,6 @@ class TwoTowerRetriever(Retriever):
             )
         vocab_path = Path(directory) / FEATURES_FILE
         vocabularies = json.loads(vocab_path.read_text()) if vocab_path.is_file() else {}
-        retriever.model, retriever.train = model, train
+        retriever.network, retriever.train = model, train
         retriever._tables = FeatureTables(movie={}, user={}, vocabularies=vocabularies)
         return retriever
