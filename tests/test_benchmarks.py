@@ -26,3 +26,19 @@ def test_quality_benchmark_smoke(tmp_path):
     assert ease > popular  # the planted taste is there to be found
     assert {"ranking/movierec-dcn", "ranking/movierec-example"} <= set(rows)
     assert any(name.startswith("two-stage/") for name in rows)
+
+
+def test_streaming_benchmark_smoke(tmp_path):
+    out = tmp_path / "streaming.json"
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "streaming.py"), "--smoke",
+         "--data-root", str(tmp_path / "data"), "--out", str(out)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "peak GiB" in result.stdout
+    runs = json.loads(out.read_text())["runs"]
+    assert [r["mode"] for r in runs] == ["in memory", "streamed"]
+    # Same data, same hash split: both score the same test ratings.
+    assert runs[0]["test_ratings_scored"] == runs[1]["test_ratings_scored"] > 0
+    assert all(r["peak_memory_gib"] > 0 and r["rmse"] < 1.5 for r in runs)

@@ -6,27 +6,41 @@ code path that users do.
 
 from __future__ import annotations
 
+import resource
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from movierec.data.schema import Dataset
+from movierec.data.shards import HashSplit, ShardedTrainingSet
 from movierec.data.training import TrainingSet
 from movierec.distributed import check_batch_size, check_devices, data_parallel, trim_to_multiple
-from movierec.evaluation.evaluate import evaluate_ranker, evaluate_retriever
+from movierec.errors import ModelError
+from movierec.evaluation.evaluate import (
+    evaluate_ranker,
+    evaluate_ranker_on_shards,
+    evaluate_retriever,
+)
 from movierec.models.artifacts import save_model
 from movierec.models.base import Ranker, RecommenderModel, Retriever
-from movierec.models.registry import model_class
+from movierec.models.registry import model_class, streaming_models
 
 
 @dataclass
 class TrainResult:
     model: RecommenderModel
-    train: TrainingSet
+    train: TrainingSet | ShardedTrainingSet
     metrics: dict[str, Any]
     seconds: float
     directory: Path | None = None
+    peak_memory_mib: float = 0.0
+
+
+def peak_memory_mib() -> float:
+    """This process's peak resident memory so far (Linux reports KiB, macOS bytes)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if peak > 2**32 else peak / 1024
 
 
 def evaluate_model(model: RecommenderModel, train: TrainingSet, test) -> dict[str, Any]:
@@ -70,18 +84,74 @@ def train_model(
     metrics: dict[str, Any] = {}
     if test_ratings is not None and len(test_ratings):
         metrics = evaluate_model(model, train, test_ratings)
-    result = TrainResult(model, train, metrics, seconds)
+    return _finish(
+        TrainResult(model, train, metrics, seconds),
+        history,
+        out_dir,
+        split_info or {},
+        {"data_source": data_source, "devices": devices},
+    )
+
+
+def train_streaming(
+    kind: str,
+    name: str,
+    directory: str | Path,
+    split: HashSplit,
+    *,
+    settings: dict[str, Any] | None = None,
+    out_dir: str | Path | None = None,
+    verbose: int = 1,
+    max_eval_ratings: int = 200_000,
+) -> TrainResult:
+    """Fit ``kind``/``name`` streaming from the Parquet shards in ``directory``.
+
+    Only models whose ``fit`` takes a :class:`ShardedTrainingSet` can (``streams``);
+    the split is a :class:`HashSplit`, decided row by row as the shards are read.
+    """
+    model_cls = model_class(kind, name)
+    if not model_cls.streams:
+        raise ModelError(
+            f"{kind} model '{name}' trains in memory only; training from shards "
+            f"(--stream) is available for {', '.join(streaming_models())}"
+        )
+    model = model_cls(**(settings or {}))
+    with ShardedTrainingSet(directory, split, progress=verbose > 0) as train:
+        started = time.perf_counter()
+        history = model.fit(train, verbose=verbose)
+        seconds = time.perf_counter() - started
+        metrics: dict[str, Any] = {}
+        if isinstance(model, Ranker) and train.count("test"):
+            metrics = evaluate_ranker_on_shards(model, train, max_eval_ratings)
+        return _finish(
+            TrainResult(model, train, metrics, seconds),
+            history,
+            out_dir,
+            split.info(),
+            {"data_source": str(directory), "devices": 1, "streamed": True},
+        )
+
+
+def _finish(
+    result: TrainResult,
+    history: dict[str, list[float]] | None,
+    out_dir: str | Path | None,
+    split_info: dict[str, Any],
+    extra: dict[str, Any],
+) -> TrainResult:
+    """Record peak memory and save the model (with how it was made) when asked to."""
+    result.peak_memory_mib = round(peak_memory_mib(), 1)
     if out_dir is not None:
         result.directory = save_model(
-            model,
-            train,
+            result.model,
+            result.train,
             out_dir,
-            split=split_info or {},
-            metrics=metrics,
+            split=split_info,
+            metrics=result.metrics,
             extra={
-                "data_source": data_source,
-                "training_seconds": round(seconds, 2),
-                "devices": devices,
+                **extra,
+                "training_seconds": round(result.seconds, 2),
+                "peak_memory_mib": result.peak_memory_mib,
                 "history": {k: [float(v) for v in vs] for k, vs in (history or {}).items()},
             },
         )

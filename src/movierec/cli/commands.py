@@ -96,6 +96,8 @@ def _train(args: argparse.Namespace) -> int:
         if args.epochs < 1:
             raise MovierecError("--epochs must be at least 1")
         overrides["epochs"] = args.epochs
+    if getattr(args, "stream", False):
+        return _train_streaming(args, kinds, overrides)
     dataset = load_dataset(args.data)
     split = make_split(
         dataset.ratings,
@@ -128,6 +130,43 @@ def _train(args: argparse.Namespace) -> int:
         )
         print_metrics(
             f"{kind} '{name}': trained in {result.seconds:.1f} s, saved to {result.directory}",
+            result.metrics,
+        )
+    return 0
+
+
+def _train_streaming(args: argparse.Namespace, kinds: list[str], overrides: dict[str, Any]) -> int:
+    """``train --stream``: one shard in memory at a time; see :mod:`movierec.data.shards`."""
+    from movierec.data.shards import HashSplit
+    from movierec.models.registry import DEFAULT_RANKER, DEFAULT_RETRIEVER
+    from movierec.workflow import train_streaming
+
+    if args.split not in ("random", "hash"):
+        raise MovierecError("--stream splits each rating by a hash (--split hash), not by time")
+    if getattr(args, "devices", 1) != 1 or getattr(args, "ratings_db", None):
+        raise MovierecError("--stream trains on one device from the shards alone")
+    if args.eval_ratings < 0:
+        raise MovierecError("--eval-ratings must be 0 or more")
+    for kind in kinds:
+        name = args.model or (DEFAULT_RETRIEVER if kind == "retrieval" else DEFAULT_RANKER)
+        settings = {"seed": args.seed, **overrides}
+        validation = float(settings.get("validation_fraction", 0.05))
+        split = HashSplit(args.test_fraction, validation, args.seed)
+        print(f"training {kind} model '{name}' streaming from {args.data}")
+        result = train_streaming(
+            kind,
+            name,
+            args.data,
+            split,
+            settings=settings,
+            out_dir=Path(args.models) / kind,
+            verbose=0 if args.quiet else 1,
+            max_eval_ratings=args.eval_ratings,
+        )
+        print_metrics(
+            f"{kind} '{name}': trained in {result.seconds:.1f} s on {len(result.train)} "
+            f"ratings (peak memory {result.peak_memory_mib / 1024:.2f} GiB), "
+            f"saved to {result.directory}",
             result.metrics,
         )
     return 0

@@ -86,7 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
     data_option(train)
     models_option(train)
     train.add_argument(
-        "--split", default="random", choices=["random", "temporal", "leave-last-n"]
+        "--split",
+        default="random",
+        choices=["random", "temporal", "leave-last-n", "hash"],
+        help="random (default), temporal, leave-last-n, or hash (per-rating, as --stream uses)",
     )
     train.add_argument("--test-fraction", type=float, default=0.2)
     train.add_argument("--leave-out", type=int, default=1, help="N for --split leave-last-n")
@@ -107,6 +110,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         help="train data-parallel over N devices (CPU: set "
         "XLA_FLAGS=--xla_force_host_platform_device_count=N first)",
+    )
+    train.add_argument(
+        "--stream",
+        action="store_true",
+        help="train from the Parquet shards of --data one shard at a time (data sets from "
+        "`movierec data synth`; ranking 'dcn'); the split is a per-rating hash split",
+    )
+    train.add_argument(
+        "--eval-ratings",
+        type=int,
+        default=200_000,
+        metavar="N",
+        help="with --stream: evaluate on the first N test ratings (default 200000)",
     )
     train.add_argument(
         "--ratings-db",

@@ -5,7 +5,9 @@ from movierec.data.loading import detect_format, load_dataset
 from movierec.data.recbole import fetch_ml100k
 from movierec.data.schema import Dataset
 from movierec.data.splits import (
+    HashSplit,
     Split,
+    hash_split,
     leave_last_n_split,
     make_split,
     random_split,
@@ -14,10 +16,12 @@ from movierec.data.splits import (
 
 __all__ = [
     "Dataset",
+    "HashSplit",
     "Split",
     "data_home",
     "detect_format",
     "fetch_ml100k",
+    "hash_split",
     "leave_last_n_split",
     "load_dataset",
     "make_split",

@@ -5,6 +5,8 @@
 - ``temporal``: one global time cutoff; the latest ratings are the test set
   (no peeking into the future, as in a real deployment).
 - ``leave-last-n``: each user's last ``n`` ratings are the test set (next-item style).
+- ``hash``: each rating's side is a keyed hash of (user, movie, seed), decided row
+  by row: what training streamed from Parquet shards uses (:class:`HashSplit`).
 """
 
 from __future__ import annotations
@@ -14,10 +16,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from movierec.errors import MovierecError
 
-METHODS = ("random", "temporal", "leave-last-n")
+METHODS = ("random", "temporal", "leave-last-n", "hash")
+#: Sides of a :class:`HashSplit`, in the order of its codes.
+PARTS = ("train", "validation", "test")
 
 
 @dataclass
@@ -41,8 +47,7 @@ def random_split(ratings: pd.DataFrame, test_fraction: float = 0.2, seed: int = 
     is_test_pair = np.zeros(n_pairs, dtype=bool)
     is_test_pair[order[:n_test]] = True
     mask = is_test_pair[pairs]
-    return _make(ratings, mask, {"method": "random", "seed": seed,
-                                 "test_fraction": test_fraction})
+    return _make(ratings, mask, {"method": "random", "seed": seed, "test_fraction": test_fraction})
 
 
 def temporal_split(ratings: pd.DataFrame, test_fraction: float = 0.2) -> Split:
@@ -51,7 +56,7 @@ def temporal_split(ratings: pd.DataFrame, test_fraction: float = 0.2) -> Split:
     n_test = _test_count(len(ratings), test_fraction)
     order = _sorted_positions(ratings, ["timestamp", "user_id", "movie_id"])
     mask = np.zeros(len(ratings), dtype=bool)
-    mask[order[len(ratings) - n_test:]] = True
+    mask[order[len(ratings) - n_test :]] = True
     info: dict[str, Any] = {"method": "temporal", "seed": None, "test_fraction": test_fraction}
     if n_test:
         info["cutoff_timestamp"] = int(ratings["timestamp"].to_numpy()[mask].min())
@@ -71,6 +76,61 @@ def leave_last_n_split(ratings: pd.DataFrame, n: int = 1) -> Split:
     return _make(ratings, mask, {"method": "leave-last-n", "seed": None, "n": int(n)})
 
 
+@dataclass(frozen=True)
+class HashSplit:
+    """Random split decided per rating: keyed hash of (user, movie) -> uniform draw.
+
+    ``validation_fraction`` of the *training* ratings is held out for early stopping.
+    Repeated ratings of one pair land on the same side, as in the in-memory random split.
+    """
+
+    test_fraction: float = 0.2
+    validation_fraction: float = 0.0
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.test_fraction < 1.0:
+            raise MovierecError(f"test fraction must be between 0 and 1, not {self.test_fraction}")
+        if not 0.0 <= self.validation_fraction < 1.0:
+            raise MovierecError(
+                f"validation fraction must be in [0, 1), not {self.validation_fraction}"
+            )
+
+    def parts(self, user_id: pa.Array, movie_id: pa.Array) -> np.ndarray:
+        """Per row: 0 = train, 1 = validation, 2 = test (indices into :data:`PARTS`)."""
+        keys = pc.binary_join_element_wise(
+            pc.cast(user_id, pa.string()), pc.cast(movie_id, pa.string()), "\x1f"
+        )
+        hashed = pd.util.hash_array(
+            keys.to_numpy(zero_copy_only=False),
+            hash_key=f"movierec{self.seed % 2**32:08x}",
+            categorize=False,
+        )
+        draw = (hashed >> np.uint64(11)).astype(np.float64) / float(2**53)
+        validation_end = self.test_fraction + self.validation_fraction * (1 - self.test_fraction)
+        part = np.zeros(len(draw), np.int8)
+        part[draw < validation_end] = PARTS.index("validation")
+        part[draw < self.test_fraction] = PARTS.index("test")
+        return part
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "method": "hash",
+            "seed": self.seed,
+            "test_fraction": self.test_fraction,
+            "validation_fraction": self.validation_fraction,
+        }
+
+
+def hash_split(ratings: pd.DataFrame, test_fraction: float = 0.2, seed: int = 42) -> Split:
+    """The test side of a :class:`HashSplit` over an in-memory table (validation stays in train)."""
+    split = HashSplit(test_fraction, 0.0, seed)
+    parts = split.parts(pa.array(ratings["user_id"]), pa.array(ratings["movie_id"]))
+    info = split.info()
+    info.pop("validation_fraction")
+    return _make(ratings, parts == PARTS.index("test"), info)
+
+
 def make_split(
     ratings: pd.DataFrame,
     method: str = "random",
@@ -86,6 +146,8 @@ def make_split(
         return temporal_split(ratings, test_fraction=test_fraction)
     if key in ("leave-last-n", "leave-last"):
         return leave_last_n_split(ratings, n=n)
+    if key == "hash":
+        return hash_split(ratings, test_fraction=test_fraction, seed=seed)
     raise MovierecError(f"unknown split method {method!r}; choose one of {', '.join(METHODS)}")
 
 

@@ -505,6 +505,14 @@ def _schema_json(schema: pa.Schema) -> dict[str, str]:
 def load_parquet_dataset(directory: str | Path) -> Dataset:
     """Read a directory written by :func:`write_parquet_shards` back into a Dataset."""
     root = Path(directory)
+    meta = read_parquet_meta(root)
+    shards = [read_ratings_shard(root / name) for name in meta["shards"]]
+    ratings = pa.concat_tables(shards) if shards else RATINGS_SCHEMA.empty_table()
+    return catalogue_dataset(root, meta, _ratings_frame(ratings))
+
+
+def read_parquet_meta(root: Path) -> dict[str, Any]:
+    """``meta.json`` of a movierec Parquet data set, checked."""
     meta_path = root / META_FILE
     if not meta_path.is_file():
         raise DataError("not a movierec Parquet data set (meta.json missing)", path=root)
@@ -514,15 +522,23 @@ def load_parquet_dataset(directory: str | Path) -> Dataset:
         raise DataError(f"cannot read meta.json: {exc}", path=meta_path) from None
     if meta.get("format") != FORMAT or not isinstance(meta.get("shards"), list):
         raise DataError(f"not a {FORMAT} meta file", path=meta_path)
-    shards = [_read_table(root / name, RATINGS_SCHEMA) for name in meta["shards"]]
-    ratings = pa.concat_tables(shards) if shards else RATINGS_SCHEMA.empty_table()
+    return meta
+
+
+def read_ratings_shard(path: Path) -> pa.Table:
+    """One ``ratings-*.parquet`` file in the normalised column types."""
+    return _read_table(path, RATINGS_SCHEMA)
+
+
+def catalogue_dataset(root: Path, meta: dict[str, Any], ratings: pd.DataFrame) -> Dataset:
+    """The data set's movies and users (small next to the ratings) around ``ratings``."""
     movies = _read_table(root / MOVIES_FILE, MOVIES_SCHEMA)
     users = None
     if meta.get("sizes", {}).get("users") is not None:
         users = _users_frame(_read_table(root / USERS_FILE, USERS_SCHEMA))
     return Dataset(
         name=str(meta.get("name", root.name)),
-        ratings=_ratings_frame(ratings),
+        ratings=ratings,
         movies=_movies_frame(movies),
         users=users,
         rating_scale=tuple(meta.get("rating_scale", (1.0, 5.0))),

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -54,8 +56,18 @@ class TrainingSet:
             rating=ratings["rating"].to_numpy(dtype=np.float32),
         )
 
+    #: Held in memory (a :class:`~movierec.data.shards.ShardedTrainingSet` streams).
+    streaming = False
+
     def __len__(self) -> int:
         return len(self.rating)
+
+    def write_ratings(self, path: Path) -> None:
+        """Save the training ratings (a model keeps them for histories and exclusions)."""
+        self.ratings.to_parquet(path, index=False)
+
+    def describe(self) -> dict[str, Any]:
+        return self.dataset.describe()
 
     @cached_property
     def rows_by_user(self) -> np.ndarray:
@@ -63,9 +75,15 @@ class TrainingSet:
         query looks a user's history up in it."""
         return np.argsort(self.user_index, kind="stable")
 
+    @cached_property
+    def user_bounds(self) -> np.ndarray:
+        """User ``u``'s rows are ``rows_by_user[user_bounds[u] : user_bounds[u + 1]]``;
+        computed once, so a served query's history lookup costs no pass over the ratings."""
+        users_sorted = self.user_index[self.rows_by_user]
+        return np.searchsorted(users_sorted, np.arange(self.users.size + 1))
+
     def histories(self) -> list[np.ndarray]:
         """Movie indices each user rated, by user index (entry 0, the OOV user, is empty)."""
-        order = self.rows_by_user
-        bounds = np.searchsorted(self.user_index[order], np.arange(self.users.size + 1))
+        order, bounds = self.rows_by_user, self.user_bounds
         sorted_movies = self.movie_index[order]
         return [sorted_movies[bounds[u] : bounds[u + 1]] for u in range(self.users.size)]

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from movierec.data.shards import ShardedTrainingSet
 from movierec.data.training import TrainingSet
 from movierec.evaluation.metrics import catalogue_coverage, mae, rmse, top_k_metrics
 from movierec.models.base import QueryBatch, Ranker, Retriever
@@ -27,6 +28,32 @@ def evaluate_ranker(ranker: Ranker, train: TrainingSet, test: pd.DataFrame) -> d
     predicted = ranker.predict(queries, movie_index)
     actual = test["rating"].to_numpy(dtype=np.float32)
     return {"rmse": rmse(predicted, actual), "mae": mae(predicted, actual), "count": len(test)}
+
+
+def evaluate_ranker_on_shards(
+    ranker: Ranker, train: ShardedTrainingSet, max_ratings: int = 200_000
+) -> dict[str, float]:
+    """RMSE and MAE over a sharded split's test ratings (the first ``max_ratings`` of
+    them in shard order: the hash split already made them a random sample)."""
+    histories = train.histories()
+    predicted: list[np.ndarray] = []
+    actual: list[np.ndarray] = []
+    left = max_ratings
+    for user, movie, rating in train.chunks("test"):
+        if left <= 0:
+            break
+        user, movie, rating = (np.asarray(a[:left]) for a in (user, movie, rating))
+        for start in range(0, len(user), 8192):
+            rows = slice(start, start + 8192)
+            views = [histories.of(u) for u in user[rows]]
+            queries = QueryBatch(user[rows], [v[0] for v in views], [v[1] for v in views])
+            predicted.append(ranker.predict(queries, movie[rows]))
+        actual.append(rating)
+        left -= len(user)
+    if not actual:
+        return {"count": 0}
+    p, a = np.concatenate(predicted), np.concatenate(actual)
+    return {"rmse": rmse(p, a), "mae": mae(p, a), "count": len(a)}
 
 
 def test_relevance(

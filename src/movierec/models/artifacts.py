@@ -100,7 +100,7 @@ def save_model(
         train.dataset.movies.to_parquet(staging / "catalogue.parquet", index=False)
         if train.dataset.users is not None:
             train.dataset.users.to_parquet(staging / "users.parquet", index=False)
-        train.ratings.to_parquet(staging / "train.parquet", index=False)
+        train.write_ratings(staging / "train.parquet")
         if isinstance(model, Retriever):
             np.save(staging / "candidates.npy", model.candidate_embeddings())
         manifest = {
@@ -108,7 +108,7 @@ def save_model(
             "kind": model.kind,
             "model": model.name,
             "settings": model.settings,
-            "data": {k: v for k, v in train.dataset.describe().items()},
+            "data": train.describe(),
             "rating_scale": list(train.dataset.rating_scale),
             "split": split,
             "metrics": metrics or {},

@@ -53,10 +53,10 @@ class QueryBatch:
     def from_training(cls, train: TrainingSet, user_index: np.ndarray) -> QueryBatch:
         """Queries for known users, each with their full training history."""
         user_index = np.asarray(user_index, dtype=np.int32)
-        order = train.rows_by_user
-        users_sorted = train.user_index[order]
-        starts = np.searchsorted(users_sorted, user_index, side="left")
-        ends = np.searchsorted(users_sorted, user_index, side="right")
+        order, bounds = train.rows_by_user, train.user_bounds
+        past = len(bounds) - 1  # users.size: a position after every user's rows
+        known = np.where((user_index >= 0) & (user_index < past), user_index, past)
+        starts, ends = bounds[known], bounds[np.minimum(known + 1, past)]
         rows = [order[s:e] for s, e in zip(starts, ends, strict=True)]
         return cls(
             user_index,
@@ -75,6 +75,9 @@ class RecommenderModel(ABC):
 
     #: File the Keras network is saved to inside the model directory.
     network_file: ClassVar[str] = "model.keras"
+    #: Whether ``fit`` also takes a :class:`~movierec.data.shards.ShardedTrainingSet`
+    #: (training streamed from Parquet shards) besides an in-memory TrainingSet.
+    streams: ClassVar[bool] = False
 
     def __init__(self, **settings: Any):
         self.settings: dict[str, Any] = {**self.default_settings(), **settings}

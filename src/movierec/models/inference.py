@@ -22,8 +22,15 @@ def bucket(n: int, minimum: int = 1) -> int:
 
 
 def pad_rows(array: np.ndarray, rows: int) -> np.ndarray:
-    """``array`` with zero rows appended up to ``rows``."""
-    return np.pad(array, [(0, rows - len(array))] + [(0, 0)] * (array.ndim - 1))
+    """``array`` with zero rows appended up to ``rows`` (itself when it has them all).
+
+    Not ``np.pad``: that costs ~20 µs a call, several times per served request.
+    """
+    if len(array) == rows:
+        return array
+    out = np.zeros((rows, *array.shape[1:]), array.dtype)
+    out[: len(array)] = array
+    return out
 
 
 class CompiledInference:

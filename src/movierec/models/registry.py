@@ -40,3 +40,14 @@ def model_class(kind: str, name: str) -> type[Retriever] | type[Ranker]:
     if kind == "ranking":
         return ranker_class(name)
     raise MovierecError(f"unknown model kind {kind!r}; choose retrieval or ranking")
+
+
+def streaming_models() -> list[str]:
+    """"kind 'name'" of every model that can train streaming from Parquet shards."""
+    tables = {"retrieval": RETRIEVERS, "ranking": RANKERS}
+    return [
+        f"{kind} '{name}'"
+        for kind, table in tables.items()
+        for name in table
+        if model_class(kind, name).streams
+    ]

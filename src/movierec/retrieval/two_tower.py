@@ -363,14 +363,17 @@ def _user_rows(train: TrainingSet) -> tuple[list[np.ndarray], list[np.ndarray]]:
     return queries.histories, queries.history_ratings
 
 
-def _dense_history(queries: QueryBatch, num_movies: int, mode: str) -> np.ndarray:
-    """(n, movies) rating-weighted multi-hot rows; unknown movies (index 0 or beyond) drop out."""
-    rows = np.zeros((len(queries), num_movies), np.float32)
+def _dense_history(
+    queries: QueryBatch, num_movies: int, mode: str, rows: int | None = None
+) -> np.ndarray:
+    """(rows, movies) rating-weighted multi-hot rows; unknown movies (index 0 or beyond) drop
+    out. Rows past ``len(queries)`` stay zero: padding built in place, not copied on."""
+    dense = np.zeros((rows or len(queries), num_movies), np.float32)
     for row, (h, r) in enumerate(zip(queries.histories, queries.history_ratings, strict=True)):
         h = np.asarray(h, np.int64)
         ok = (h > 0) & (h < num_movies)
-        rows[row, h[ok]] = _rating_weight(np.asarray(r, np.float32)[ok], mode)
-    return rows
+        dense[row, h[ok]] = _rating_weight(np.asarray(r, np.float32)[ok], mode)
+    return dense
 
 
 def _rating_weight(ratings: np.ndarray, mode: str) -> np.ndarray:
@@ -499,9 +502,9 @@ class TwoTowerRetriever(Retriever):
             rows = bucket(len(part))
             inputs = {
                 "user": pad_rows(users[start : start + len(part)], rows),
-                "history": pad_rows(_dense_history(part, model.num_movies, mode), rows),
+                "history": _dense_history(part, model.num_movies, mode, rows),
             }
-            out.append(compiled(inputs)[: len(part)].astype(np.float32))
+            out.append(compiled(inputs)[: len(part)].astype(np.float32, copy=False))
         return np.concatenate(out)
 
     def candidate_embeddings(self) -> np.ndarray:
