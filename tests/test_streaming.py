@@ -184,4 +184,6 @@ def test_stream_refuses_what_it_cannot_do(shards, tmp_path, capsys):
     (plain / "u.data").write_text("1\t1\t5\t0\n")
     assert main(["train", "ranking", "--data", str(plain), "--stream"]) == 2
     assert "meta.json" in capsys.readouterr().err
+    assert main(["train", "ranking", "--data", str(tmp_path / "absent"), "--stream"]) == 2
+    assert "movierec data synth" in capsys.readouterr().err
     assert not (tmp_path / "m").exists()

@@ -78,6 +78,6 @@ class Histories:
         return movies, stars
 
     def of(self, user: int) -> tuple[np.ndarray, np.ndarray]:
-        """One user's movies and stars (views, not copies)."""
+        """One user's movies and stars, in rating order (views, not copies)."""
         start, end = self.offsets[user], self.offsets[user + 1]
         return self.movies[start:end], self.ratings[start:end]

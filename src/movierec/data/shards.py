@@ -40,6 +40,7 @@ from movierec.data.synth import (
     read_ratings_shard,
 )
 from movierec.data.vocab import Vocabulary, natural_order
+from movierec.errors import DataError
 
 TRAINING_PARTS = ("train", "validation")
 ARRAYS = ("user", "movie", "rating", "timestamp")
@@ -81,6 +82,12 @@ class ShardedTrainingSet:
         progress: bool = True,
     ):
         self.root = Path(directory).expanduser()
+        if not self.root.is_dir():
+            raise DataError(
+                "no such directory; training from shards needs one written by "
+                "`movierec data synth` (meta.json + ratings-*.parquet)",
+                path=self.root,
+            )
         self.meta = read_parquet_meta(self.root)
         self.split = split
         self.progress = progress

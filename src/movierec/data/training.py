@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from movierec.data.histories import Histories
 from movierec.data.schema import Dataset
 from movierec.data.vocab import Vocabulary
 
@@ -70,20 +71,14 @@ class TrainingSet:
         return self.dataset.describe()
 
     @cached_property
-    def rows_by_user(self) -> np.ndarray:
-        """Rating rows sorted by user index (stable), computed once: every served
-        query looks a user's history up in it."""
-        return np.argsort(self.user_index, kind="stable")
-
-    @cached_property
-    def user_bounds(self) -> np.ndarray:
-        """User ``u``'s rows are ``rows_by_user[user_bounds[u] : user_bounds[u + 1]]``;
-        computed once, so a served query's history lookup costs no pass over the ratings."""
-        users_sorted = self.user_index[self.rows_by_user]
-        return np.searchsorted(users_sorted, np.arange(self.users.size + 1))
+    def by_user(self) -> Histories:
+        """Each user's training ratings, grouped once: every served query and every
+        evaluated user looks a history up in it."""
+        return Histories.from_ratings(
+            self.user_index, self.movie_index, self.rating, self.users.size
+        )
 
     def histories(self) -> list[np.ndarray]:
         """Movie indices each user rated, by user index (entry 0, the OOV user, is empty)."""
-        order, bounds = self.rows_by_user, self.user_bounds
-        sorted_movies = self.movie_index[order]
-        return [sorted_movies[bounds[u] : bounds[u + 1]] for u in range(self.users.size)]
+        by_user = self.by_user
+        return [by_user.of(u)[0] for u in range(self.users.size)]

@@ -53,16 +53,10 @@ class QueryBatch:
     def from_training(cls, train: TrainingSet, user_index: np.ndarray) -> QueryBatch:
         """Queries for known users, each with their full training history."""
         user_index = np.asarray(user_index, dtype=np.int32)
-        order, bounds = train.rows_by_user, train.user_bounds
-        past = len(bounds) - 1  # users.size: a position after every user's rows
-        known = np.where((user_index >= 0) & (user_index < past), user_index, past)
-        starts, ends = bounds[known], bounds[np.minimum(known + 1, past)]
-        rows = [order[s:e] for s, e in zip(starts, ends, strict=True)]
-        return cls(
-            user_index,
-            [train.movie_index[r] for r in rows],
-            [train.rating[r] for r in rows],
-        )
+        by_user = train.by_user
+        empty = (np.zeros(0, np.int32), np.zeros(0, np.float32))
+        views = [by_user.of(u) if 0 <= u < by_user.num_users else empty for u in user_index]
+        return cls(user_index, [v[0] for v in views], [v[1] for v in views])
 
 
 class RecommenderModel(ABC):
