@@ -21,6 +21,14 @@ def setup(tmp_path_factory):
     return dataset, split, train, retriever, ranker, Recommender.load(root)
 
 
+def test_load_pins_blas_and_openmp_to_one_thread(setup):
+    """Serving answers one query at a time; spare BLAS/OpenMP threads only spin."""
+    from threadpoolctl import threadpool_info
+
+    pools = [p for p in threadpool_info() if p["user_api"] in ("blas", "openmp")]
+    assert pools and all(p["num_threads"] == 1 for p in pools)
+
+
 def test_recommend_excludes_history_and_explains(setup):
     _, _, _, _, _, recommender = setup
     answer = recommender.recommend("2", k=5)

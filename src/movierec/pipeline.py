@@ -115,7 +115,9 @@ class Recommender:
         # A request is one query: a second BLAS thread barely speeds its matrix-vector
         # product up, and spins for milliseconds after each one, taking a core from the
         # rest of the request (on 2 busy cores, p50 of the product 1 ms -> 8 ms).
+        # faiss searches one query on one thread anyway; its idle OpenMP threads spin too.
         threadpool_limits(1, user_api="blas")
+        threadpool_limits(1, user_api="openmp")
         return recommender
 
     # -- lookups -----------------------------------------------------------------
