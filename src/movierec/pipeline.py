@@ -116,8 +116,7 @@ class Recommender:
         # product up, and spins for milliseconds after each one, taking a core from the
         # rest of the request (on 2 busy cores, p50 of the product 1 ms -> 8 ms).
         # faiss searches one query on one thread anyway; its idle OpenMP threads spin too.
-        threadpool_limits(1, user_api="blas")
-        threadpool_limits(1, user_api="openmp")
+        threadpool_limits(1)  # every BLAS and OpenMP pool loaded so far
         return recommender
 
     # -- lookups -----------------------------------------------------------------

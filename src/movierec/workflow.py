@@ -7,6 +7,7 @@ code path that users do.
 from __future__ import annotations
 
 import resource
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +41,7 @@ class TrainResult:
 def peak_memory_mib() -> float:
     """This process's peak resident memory so far (Linux reports KiB, macOS bytes)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if peak > 2**32 else peak / 1024
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024
 
 
 def evaluate_model(model: RecommenderModel, train: TrainingSet, test) -> dict[str, Any]:
@@ -97,8 +98,9 @@ def train_streaming(
     kind: str,
     name: str,
     directory: str | Path,
-    split: HashSplit,
     *,
+    test_fraction: float = 0.2,
+    seed: int = 42,
     settings: dict[str, Any] | None = None,
     out_dir: str | Path | None = None,
     verbose: int = 1,
@@ -106,8 +108,9 @@ def train_streaming(
 ) -> TrainResult:
     """Fit ``kind``/``name`` streaming from the Parquet shards in ``directory``.
 
-    Only models whose ``fit`` takes a :class:`ShardedTrainingSet` can (``streams``);
-    the split is a :class:`HashSplit`, decided row by row as the shards are read.
+    Only models whose ``fit`` takes a :class:`ShardedTrainingSet` can (``streams``).
+    The split is a :class:`HashSplit`, decided row by row as the shards are read; its
+    validation part is the model's own ``validation_fraction`` (none if it has none).
     """
     model_cls = model_class(kind, name)
     if not model_cls.streams:
@@ -115,7 +118,9 @@ def train_streaming(
             f"{kind} model '{name}' trains in memory only; training from shards "
             f"(--stream) is available for {', '.join(streaming_models())}"
         )
-    model = model_cls(**(settings or {}))
+    model = model_cls(**{"seed": seed, **(settings or {})})
+    validation = float(model.settings.get("validation_fraction", 0.0))
+    split = HashSplit(test_fraction, validation, seed)
     with ShardedTrainingSet(directory, split, progress=verbose > 0) as train:
         started = time.perf_counter()
         history = model.fit(train, verbose=verbose)

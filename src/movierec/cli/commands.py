@@ -137,7 +137,6 @@ def _train(args: argparse.Namespace) -> int:
 
 def _train_streaming(args: argparse.Namespace, kinds: list[str], overrides: dict[str, Any]) -> int:
     """``train --stream``: one shard in memory at a time; see :mod:`movierec.data.shards`."""
-    from movierec.data.shards import HashSplit
     from movierec.models.registry import DEFAULT_RANKER, DEFAULT_RETRIEVER
     from movierec.workflow import train_streaming
 
@@ -149,16 +148,14 @@ def _train_streaming(args: argparse.Namespace, kinds: list[str], overrides: dict
         raise MovierecError("--eval-ratings must be 0 or more")
     for kind in kinds:
         name = args.model or (DEFAULT_RETRIEVER if kind == "retrieval" else DEFAULT_RANKER)
-        settings = {"seed": args.seed, **overrides}
-        validation = float(settings.get("validation_fraction", 0.05))
-        split = HashSplit(args.test_fraction, validation, args.seed)
         print(f"training {kind} model '{name}' streaming from {args.data}")
         result = train_streaming(
             kind,
             name,
             args.data,
-            split,
-            settings=settings,
+            test_fraction=args.test_fraction,
+            seed=args.seed,
+            settings=overrides,
             out_dir=Path(args.models) / kind,
             verbose=0 if args.quiet else 1,
             max_eval_ratings=args.eval_ratings,

@@ -94,9 +94,9 @@ class ShardedTrainingSet:
         self.dataset: Dataset = catalogue_dataset(
             self.root, self.meta, pd.DataFrame({c: [] for c in RATING_COLUMNS})
         )
-        self.users, self.movies = self._scan_vocabularies()
         self.scratch = Path(tempfile.mkdtemp(prefix="movierec-shards-", dir=scratch_dir))
         try:
+            self.users, self.movies = self._scan_vocabularies()
             self.parts: dict[str, list[EncodedShard]] = self._encode()
         except BaseException:
             self.close()
@@ -112,12 +112,19 @@ class ShardedTrainingSet:
             table = read_ratings_shard(self.root / name)
             yield table if columns is None else table.select(columns)
 
+    def _split_file(self, number: int) -> Path:
+        """Where pass one keeps shard ``number``'s split codes for pass two (1 byte a rating)."""
+        return self.scratch / f"{number:05d}-split.npy"
+
     def _scan_vocabularies(self) -> tuple[Vocabulary, Vocabulary]:
         """Users with training ratings; movies of the catalogue plus any rated."""
         users: list[pa.Array] = [pa.array([], pa.string())]
         movies: list[pa.Array] = [pa.array(self.dataset.movies["movie_id"], pa.string())]
-        for table in self._shard_tables(["user_id", "movie_id"], "scanning ids"):
-            training = self.split.parts(table["user_id"], table["movie_id"]) < PARTS.index("test")
+        tables = self._shard_tables(["user_id", "movie_id"], "scanning ids")
+        for number, table in enumerate(tables):
+            which = self.split.parts(table["user_id"], table["movie_id"])
+            np.save(self._split_file(number), which)
+            training = which < PARTS.index("test")
             users.append(pc.unique(table["user_id"].filter(pa.array(training))))
             movies.append(pc.unique(table["movie_id"]))
         return (
@@ -129,7 +136,7 @@ class ShardedTrainingSet:
         parts: dict[str, list[EncodedShard]] = {name: [] for name in PARTS}
         tables = self._shard_tables(None, "encoding ratings")
         for number, table in enumerate(tables):
-            which = self.split.parts(table["user_id"], table["movie_id"])
+            which = np.load(self._split_file(number))
             encoded = {
                 "user": self.users.lookup(table["user_id"]),
                 "movie": self.movies.lookup(table["movie_id"]),

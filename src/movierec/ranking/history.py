@@ -114,6 +114,14 @@ class HistoryBatches(keras.utils.PyDataset):
     def __len__(self) -> int:
         return -(-len(self.groups) // self.users_per_batch)
 
+    @staticmethod
+    def count_batches(user: np.ndarray, users_per_batch: int, ratings_per_user: int) -> int:
+        """Batches an epoch over ratings of ``user`` makes, without grouping them: each
+        user's ratings fill ``ceil(count / ratings_per_user)`` groups."""
+        counts = np.bincount(np.asarray(user))
+        groups = int(np.sum(-(-counts // ratings_per_user)))
+        return -(-groups // users_per_batch)
+
     def __getitem__(self, index: int) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
         u, k = self.users_per_batch, self.ratings_per_user
         groups = self.groups[index * u : (index + 1) * u]
@@ -182,9 +190,12 @@ class ShardedHistoryBatches(keras.utils.PyDataset):
             id_dropout=id_dropout,
         )
         self.rng = np.random.default_rng(seed)
-        # Batches per shard: HistoryBatches cuts each user's ratings into groups of k.
         self.lengths = np.array(
-            [_batch_count(s, users_per_batch, ratings_per_user) for s in self.shards], np.int64
+            [
+                HistoryBatches.count_batches(s.arrays()["user"], users_per_batch, ratings_per_user)
+                for s in self.shards
+            ],
+            np.int64,
         )
         self.on_epoch_end()
 
@@ -211,12 +222,6 @@ class ShardedHistoryBatches(keras.utils.PyDataset):
         self.ends = np.cumsum(self.lengths[self.order])
         self.shard_seeds = self.rng.integers(0, 2**31, len(self.shards))
         self.loaded: tuple[int, HistoryBatches] | None = None
-
-
-def _batch_count(shard: EncodedShard, users_per_batch: int, ratings_per_user: int) -> int:
-    counts = np.bincount(np.asarray(shard.arrays()["user"]))
-    groups = int(np.sum(-(-counts // ratings_per_user)))
-    return -(-groups // users_per_batch)
 
 
 @dataclass
