@@ -26,6 +26,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from reporting import write_json
 
 RESULTS = Path(__file__).parent / "results" / "load.json"
 
@@ -141,10 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     latency = result["latency_ms"]
     print(f"{result['requests']:>9} {result['throughput_rps']:>8.1f} {latency['p50']:>8.2f} "
           f"{latency['p95']:>8.2f} {latency['p99']:>8.2f} {errors:>7}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    staging = args.out.with_suffix(".json.tmp")
-    staging.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(staging, args.out)
+    write_json(args.out, result)
     print(f"wrote {args.out}")
     return 0 if errors == 0 else 1
 

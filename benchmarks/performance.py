@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from reporting import table, write_json
 
 RESULTS = Path(__file__).parent / "results" / "performance.json"
 DIM, K, BATCH = 64, 100, 64
@@ -255,14 +256,6 @@ def end_to_end_case(
 # -- output ------------------------------------------------------------------------------
 
 
-def table(rows: list[list[Any]], header: list[str]) -> str:
-    cells = [[f"{c:.3g}" if isinstance(c, float) else str(c) for c in r] for r in [header, *rows]]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
 def report(result: dict[str, Any]) -> str:
     out = ["(a) training on MovieLens 100K (examples/s from the median steady-state epoch)"]
     out.append(table(
@@ -359,10 +352,7 @@ def main() -> None:
     }
     result["goals"] = judge(result)
     print(report(result))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_name(args.out.name + ".tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    tmp.replace(args.out)
+    write_json(args.out, result)
     print(f"\nwritten to {args.out} in {result['seconds']:.0f} s", file=sys.stderr)
 
 

@@ -13,7 +13,6 @@ writes JSON to benchmarks/results/quality.json (or --out).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections import defaultdict
@@ -37,6 +36,7 @@ from movierec.ranking.blend import DEFAULT_STAR_WEIGHT
 
 sys.path.insert(0, str(Path(__file__).parent))
 import peers  # noqa: E402
+from reporting import write_json  # noqa: E402
 
 RETRIEVAL_COLUMNS = ["recall@10", "ndcg@10", "recall@100", "coverage@10", "ndcg@10 (4+)",
                      "recall@10 (4+)"]
@@ -204,10 +204,7 @@ def main() -> None:
         print_table(f"Ranking ({label}; stars)", results[name], "ranking/", RANKING_COLUMNS)
         print_table(f"Two-stage, retrieve {args.depth} -> rank -> 10 ({label})", results[name],
                     "two-stage/", ["ndcg@10 (4+)"])
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(results, indent=2, default=str) + "\n")
-    tmp.replace(args.out)
+    write_json(args.out, results)
     print(f"\nwrote {args.out}")
 
 

@@ -27,6 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from reporting import table, write_json
+
 RESULTS = Path(__file__).parent / "results" / "streaming.json"
 GOAL = "20M synthetic ratings train with peak memory < 8 GiB"
 GOAL_GIB = 8.0
@@ -81,23 +83,23 @@ def train(data: Path, streamed: bool, settings: list[str], epochs: int) -> dict[
     }
 
 
-def table(rows: list[dict[str, Any]]) -> str:
+def runs_table(rows: list[dict[str, Any]]) -> str:
     header = ["ratings", "mode", "epochs", "fit s", "wall s", "peak GiB", "test RMSE"]
-    lines = [
+    return table(
         [
-            f"{r['ratings']:,}",
-            r["mode"],
-            r["epochs_run"],
-            f"{r['fit_seconds']:.0f}",
-            f"{r['wall_seconds']:.0f}",
-            f"{r['peak_memory_gib']:.2f}",
-            f"{r['rmse']:.4f}" if r["rmse"] is not None else "-",
-        ]
-        for r in rows
-    ]
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *lines, strict=True)]
-    fmt = "  ".join(f"{{:>{w}}}" for w in widths)
-    return "\n".join([fmt.format(*header), *(fmt.format(*map(str, line)) for line in lines)])
+            [
+                f"{r['ratings']:,}",
+                r["mode"],
+                r["epochs_run"],
+                f"{r['fit_seconds']:.0f}",
+                f"{r['wall_seconds']:.0f}",
+                f"{r['peak_memory_gib']:.2f}",
+                f"{r['rmse']:.4f}" if r["rmse"] is not None else "-",
+            ]
+            for r in rows
+        ],
+        header,
+    )
 
 
 def main() -> None:
@@ -159,12 +161,9 @@ def main() -> None:
         "goal": {"training_20m": GOAL, "verdict": verdict},
         "seconds": round(time.perf_counter() - started, 1),
     }
-    print(table(rows))
+    print(runs_table(rows))
     print(f"\ngoal ({GOAL}): {verdict}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_name(args.out.name + ".tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    tmp.replace(args.out)
+    write_json(args.out, result)
     print(f"written to {args.out} in {result['seconds']:.0f} s", file=sys.stderr)
 
 

@@ -1,0 +1,25 @@
+"""What every benchmark script shares: a plain-text table and an atomically written JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+
+def table(rows: list[list[Any]], header: list[str]) -> str:
+    """Right-aligned columns under a dashed rule; floats to 3 significant digits."""
+    cells = [[f"{c:.3g}" if isinstance(c, float) else str(c) for c in r] for r in [header, *rows]]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def write_json(path: Path, payload: Any) -> None:
+    """Write ``payload`` to ``path`` through a temporary name: a result file is whole or absent."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_name(path.name + ".tmp")
+    staging.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    os.replace(staging, path)
