@@ -287,6 +287,15 @@ def _init_item_item(model: TwoTowerModel, train: TrainingSet, lam: float, weight
     model.item_scale.assign(weight)
 
 
+def _averaging_momentum(momentum: float, steps: int) -> float:
+    """The moving average starts at the first step's weights and has no bias correction, so
+    a short run (a tiny data set, a few epochs) averages over a shorter window instead: the
+    start's share of the average, ``momentum ** steps``, stays below e^-5."""
+    if momentum <= 0:
+        return 0.0
+    return max(0.0, min(momentum, 1.0 - 5.0 / max(steps, 1)))
+
+
 def _max_cols(kind: str) -> int:
     from movierec.retrieval import features
 
@@ -404,7 +413,8 @@ class TwoTowerRetriever(Retriever):
         # deep part fixed: lambda 300-500 and weight 4-10 are all within 0.002. A wide hidden
         # layer before the query projection (``hidden_dim``, 0 = none) lifts NDCG@10
         # 0.4541 -> 0.4566 (512: 0.4554); temperature, batch size and popularity-weighted
-        # targets did not help.
+        # targets did not help. Serving the moving average of the weights (``ema_momentum``,
+        # 0 = off) adds 0.0006, on every seed, at no cost in time (0.999 averages too long).
         return {
             "seed": 42,
             "epochs": 40,
@@ -431,6 +441,7 @@ class TwoTowerRetriever(Retriever):
             "item_item_lambda": 300.0,
             "item_item_weight": 6.0,
             "hidden_dim": 1024,
+            "ema_momentum": 0.99,
         }
 
     def _new_model(self, train: TrainingSet, tables: FeatureTables) -> TwoTowerModel:
@@ -475,8 +486,10 @@ class TwoTowerRetriever(Retriever):
         rate: Any = float(s["learning_rate"])
         if s["cosine_decay"]:  # settles the noisy small-batch updates at the end
             rate = keras.optimizers.schedules.CosineDecay(rate, len(examples) * int(s["epochs"]))
+        momentum = _averaging_momentum(float(s["ema_momentum"]), len(examples) * int(s["epochs"]))
         model.compile(
-            optimizer=keras.optimizers.Adam(rate),
+            # With use_ema, fit ends by writing the averaged weights into the model.
+            optimizer=keras.optimizers.Adam(rate, use_ema=momentum > 0, ema_momentum=momentum),
             loss=keras.losses.CategoricalCrossentropy(from_logits=True),
         )
         start = time.perf_counter()
