@@ -62,10 +62,11 @@ class Recommendations(BaseModel):
 
 
 class VisitorQuery(BaseModel):
-    """A visitor described only by the movies they rated."""
+    """A visitor described only by the movies they rated (at least one, as for an unknown
+    user id: with nothing to go on there is no personal answer to give)."""
 
     model_config = ConfigDict(extra="forbid")
-    ratings: list[RatingIn] = Field(max_length=MAX_RATINGS)
+    ratings: list[RatingIn] = Field(min_length=1, max_length=MAX_RATINGS)
     k: int = Field(10, ge=1, le=MAX_K)
     exclude_seen: bool = True
 
