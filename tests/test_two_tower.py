@@ -12,11 +12,12 @@ import pandas as pd
 import pytest
 
 import movierec  # noqa: F401  (sets the Keras backend)
-from movierec.baselines import EASE
+from movierec.baselines import interaction_matrix
 from movierec.data.schema import Dataset
 from movierec.data.training import TrainingSet
 from movierec.errors import ModelError
 from movierec.models.base import QueryBatch
+from movierec.retrieval.item_item import item_item_weights
 from movierec.retrieval.two_tower import TwoTowerRetriever
 
 N_USERS, N_MOVIES, PER_USER, TOP = 48, 24, 6, 3
@@ -153,7 +154,7 @@ def test_load_errors(trained, tmp_path):
         TwoTowerRetriever(no_such_setting=1)
 
 
-def test_item_item_path_adds_the_ease_score(trained):
+def test_item_item_path_adds_the_item_item_score(trained):
     model, train = trained
     s = model.settings
     assert s["item_item"] == "auto" and model.network.item_item  # 24 movies: on
@@ -162,8 +163,13 @@ def test_item_item_path_adds_the_ease_score(trained):
     query, candidates = model.query_embeddings(queries), model.candidate_embeddings()
     assert query.shape[1] == candidates.shape[1] == d + 1 + train.movies.size
     linear = query[:, d:-1] @ candidates[:, d:-1].T
-    ease = EASE(train, l2=s["item_item_lambda"])(queries.user_index)
-    np.testing.assert_allclose(linear, s["item_item_weight"] * ease, rtol=1e-4, atol=1e-4)
+    weights = item_item_weights(
+        train, s["item_item_lambda"], s["item_item_session_seconds"], s["item_item_far_weight"]
+    )
+    history = interaction_matrix(train)[queries.user_index].toarray()
+    np.testing.assert_allclose(
+        linear, s["item_item_weight"] * history @ weights, rtol=1e-4, atol=1e-4
+    )
     with pytest.raises(ValueError):
         TwoTowerRetriever(**FAST, item_item="sometimes").fit(train, verbose=0)
 

@@ -40,11 +40,18 @@ class EASE:
 
     def __init__(self, train: TrainingSet, l2: float = 500.0):
         self.matrix = interaction_matrix(train)
-        gram = (self.matrix.T @ self.matrix).toarray().astype(np.float64)
-        gram[np.diag_indices_from(gram)] += l2
-        inverse = np.linalg.inv(gram)
-        self.weights = -inverse / np.diag(inverse)
-        self.weights[np.diag_indices_from(self.weights)] = 0.0
+        self.weights = ease_weights((self.matrix.T @ self.matrix).toarray(), l2)
 
     def __call__(self, user_index: np.ndarray) -> np.ndarray:
         return np.asarray(self.matrix[user_index] @ self.weights)
+
+
+def ease_weights(gram: np.ndarray, l2: float) -> np.ndarray:
+    """EASE's closed form from an item-item Gram matrix: B = I - P diagMat(1 / diag(P)) with
+    P = (G + l2 I)^-1, i.e. the best ridge regression of each item on the others."""
+    regularised = np.array(gram, dtype=np.float64)  # a copy: the caller's matrix stays as is
+    regularised[np.diag_indices_from(regularised)] += l2
+    inverse = np.linalg.inv(regularised)
+    weights = -inverse / np.diag(inverse)
+    weights[np.diag_indices_from(weights)] = 0.0
+    return weights
