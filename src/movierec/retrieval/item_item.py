@@ -71,10 +71,15 @@ def session_gram(train: TrainingSet, window_seconds: float, far_weight: float) -
         second = first + np.arange(len(first)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
         kernel = np.exp(-(times[second] - times[first]) / window_seconds)
         upper += np.bincount(movies[first] * n + movies[second], kernel, minlength=n * n)
-    upper = upper.reshape(n, n)
-    near = upper + upper.T
-    near[np.diag_indices_from(near)] -= np.diag(upper)
-    return far_weight * every_pair + (1.0 - far_weight) * near
+    # In place (numpy buffers the overlapping transpose): at 5,000 movies each n x n copy
+    # is 200 MB.
+    near = upper.reshape(n, n)
+    diagonal = np.diag(near).copy()
+    near += near.T
+    near[np.diag_indices_from(near)] -= diagonal
+    every_pair *= far_weight
+    every_pair += (1.0 - far_weight) * near
+    return every_pair
 
 
 def _batches(pair_counts: np.ndarray) -> list[np.ndarray]:
