@@ -16,6 +16,13 @@ import numpy as np
 Chunk = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
+def positions_in_runs(lengths: np.ndarray) -> np.ndarray:
+    """0, 1, ..., length - 1 for each run in turn, concatenated (a rating's place in its
+    user's rows, a pair's place in its group) without a Python loop over the runs."""
+    lengths = np.asarray(lengths, np.int64)
+    return np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+
+
 @dataclass
 class Histories:
     """User ``u``'s ratings are ``movies[offsets[u]:offsets[u + 1]]`` (and ``ratings``),

@@ -18,7 +18,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from movierec.data.histories import Histories
+from movierec.data.histories import Histories, positions_in_runs
 from movierec.data.shards import EncodedShard, ShardedTrainingSet
 from movierec.data.training import TrainingSet
 from movierec.errors import ModelError
@@ -152,7 +152,7 @@ class HistoryBatches(keras.utils.PyDataset):
         order = order[np.argsort(self.user[order], kind="stable")]
         users = self.user[order]
         starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
-        position = np.arange(n) - np.repeat(starts, np.diff(np.r_[starts, n]))
+        position = positions_in_runs(np.diff(np.r_[starts, n]))
         new_group = (position % k) == 0
         group_of = np.cumsum(new_group) - 1
         groups = np.full((int(new_group.sum()), k), -1, np.int64)

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from movierec.baselines import ease_weights, interaction_matrix
+from movierec.data.histories import positions_in_runs
 from movierec.data.training import TrainingSet
 
 #: Largest catalogue for which ``item_item="auto"`` turns the n x n item-item path on
@@ -68,7 +69,7 @@ def session_gram(train: TrainingSet, window_seconds: float, far_weight: float) -
     for rows in _batches(reach - np.arange(len(order))):
         lengths = reach[rows] - rows
         first = np.repeat(rows, lengths)
-        second = first + np.arange(len(first)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        second = first + positions_in_runs(lengths)
         kernel = np.exp(-(times[second] - times[first]) / window_seconds)
         upper += np.bincount(movies[first] * n + movies[second], kernel, minlength=n * n)
     # In place (numpy buffers the overlapping transpose): at 5,000 movies each n x n copy

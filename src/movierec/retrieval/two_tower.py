@@ -41,6 +41,7 @@ import keras_rs
 import numpy as np
 from keras import ops
 
+from movierec.data.histories import positions_in_runs
 from movierec.data.training import TrainingSet
 from movierec.errors import ModelError
 from movierec.models.base import QueryBatch, Retriever
@@ -306,8 +307,9 @@ class _Examples(keras.utils.PyDataset):
         if self.settings["negatives"] == "full":
             self.order = self.rng.permutation(self.users)[:, None]
         else:  # one (user, position of the target in their history) pair per rating
-            owners = np.repeat(np.arange(len(self.histories)), [len(h) for h in self.histories])
-            positions = np.concatenate([np.arange(len(h)) for h in self.histories])
+            lengths = np.array([len(h) for h in self.histories])
+            owners = np.repeat(np.arange(len(self.histories)), lengths)
+            positions = positions_in_runs(lengths)
             pairs = np.stack([owners, positions], axis=1).astype(np.int64)
             self.order = pairs[self.rng.permutation(len(pairs))]
 
