@@ -10,9 +10,9 @@ positive semi-definite, so the Gram matrix stays one and EASE's closed form stil
 
 Only training timestamps are used; scoring needs none (the query is the history row), so a
 visitor's ratings are scored like anyone's. On ML-100K the two-tower's NDCG@10 goes from
-0.457 to 0.462 on the random split (3 seeds) with a 30-minute window. With ``far = 0`` it
-reaches 0.463 there but drops on the temporal split (0.176 -> 0.170, below EASE's 0.174):
-predicting later ratings needs the long-range pairs too. ``far = 0.25`` keeps 0.175.
+0.457 to 0.463 on the random split (3 seeds) with a 30-minute window and ``far = 0.25``.
+``far = 0`` scores the same there but drops on the temporal split (0.176 -> 0.170, below
+EASE's 0.174): predicting later ratings needs the long-range pairs too; 0.25 keeps 0.175.
 """
 
 from __future__ import annotations

@@ -272,9 +272,7 @@ def _averaging_momentum(momentum: float, steps: int) -> float:
     """The moving average starts at the first step's weights and has no bias correction, so
     a short run (a tiny data set, a few epochs) averages over a shorter window instead: the
     start's share of the average, ``momentum ** steps``, stays below e^-5."""
-    if momentum <= 0:
-        return 0.0
-    return max(0.0, min(momentum, 1.0 - 5.0 / max(steps, 1)))
+    return max(0.0, min(momentum, 1.0 - 5.0 / max(steps, 1)))  # 0 (off) stays 0
 
 
 def _max_cols(kind: str) -> int:
