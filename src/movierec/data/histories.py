@@ -57,13 +57,12 @@ class Histories:
         for user, movie, rating in chunks():
             user = np.asarray(user)
             order = np.argsort(user, kind="stable")
-            sorted_users = user[order]
-            # Position of each rating within its user's run in this chunk.
-            run_start = np.searchsorted(sorted_users, sorted_users, side="left")
-            slot = filled[sorted_users] + (np.arange(len(user)) - run_start)
+            here = np.bincount(user, minlength=num_users)[:num_users]
+            # Each rating's slot: its user's next free row plus its place in the user's run.
+            slot = filled[user[order]] + positions_in_runs(here)
             movies[slot] = np.asarray(movie)[order]
             ratings[slot] = np.asarray(rating)[order]
-            filled += np.bincount(user, minlength=num_users)[:num_users]
+            filled += here
         return cls(offsets, movies, ratings)
 
     def padded(self, users: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:

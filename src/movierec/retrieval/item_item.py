@@ -59,7 +59,7 @@ def session_gram(train: TrainingSet, window_seconds: float, far_weight: float) -
     order = np.lexsort((stamps, users))  # by user, then by time
     movies = np.asarray(train.movie_index).astype(np.int64)[order]
     times = stamps[order]
-    bounds = np.searchsorted(users[order], np.arange(train.users.size + 1))
+    bounds = train.by_user.offsets  # where each user's run starts in that order
     # For rating i, the same user's ratings within reach are i .. reach[i] - 1 (time-sorted).
     reach = np.empty(len(order), np.int64)
     for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
