@@ -8,15 +8,19 @@ Everything a client can get wrong becomes a 4xx with ``{"detail": ...}``.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
+from urllib.parse import unquote_to_bytes
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi import Path as PathParam
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -25,7 +29,7 @@ import movierec
 from movierec.errors import ModelError, MovierecError, UnknownIdError
 from movierec.pipeline import MovieResult, Recommender
 from movierec.serving import schemas
-from movierec.serving.store import MAX_ID_LENGTH, RatingStore, default_url
+from movierec.serving.store import MAX_ID_LENGTH, RatingStore, StoreBusyError, default_url
 
 STATIC_DIR = Path(__file__).parent / "static"
 MAX_BODY_BYTES = 64 * 1024
@@ -33,6 +37,18 @@ MAX_BODY_BYTES = 64 * 1024
 UserId = Annotated[str, PathParam(min_length=1, max_length=MAX_ID_LENGTH)]
 MovieId = Annotated[str, PathParam(min_length=1, max_length=MAX_ID_LENGTH)]
 K = Annotated[int, Query(ge=1, le=schemas.MAX_K, description="how many movies")]
+
+
+def _invalid(loc: tuple[str | int, ...], message: str, value: Any) -> RequestValidationError:
+    """A 422 with the same body as FastAPI's own validation errors (as documented)."""
+    return RequestValidationError(
+        [{"type": "value_error", "loc": loc, "msg": message, "input": value}]
+    )
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the error answers a route can give (all ``{"detail": str}``)."""
+    return {code: {"model": schemas.Error} for code in codes}
 
 
 class Service:
@@ -48,14 +64,21 @@ class Service:
         # short, so requests take turns on it (database work stays concurrent).
         self.model_lock = threading.Lock()
 
-    def check_ratings(self, ratings: Sequence[schemas.RatingIn]) -> list[tuple[str, float]]:
-        """Ratings on the model's scale for known movies; a later duplicate wins."""
+    def check_ratings(
+        self, ratings: Sequence[schemas.RatingIn], single: bool = False
+    ) -> list[tuple[str, float]]:
+        """Ratings on the model's scale for known movies; a later duplicate wins.
+
+        ``single``: the body is one rating (error locations say so), not a list.
+        """
         low, high = self.rating_scale
         merged: dict[str, float] = {}
-        for item in ratings:
+        for position, item in enumerate(ratings):
             if not low <= item.rating <= high:
-                raise HTTPException(
-                    422, f"rating {item.rating:g} is off the scale {low:g} to {high:g}"
+                raise _invalid(
+                    ("body", "rating") if single else ("body", "ratings", position, "rating"),
+                    f"rating {item.rating!r} is off the scale {low:g} to {high:g}",
+                    item.rating,
                 )
             if item.movie_id not in self.movies:
                 raise UnknownIdError("movie", item.movie_id)
@@ -111,9 +134,66 @@ class BodyLimit:
         return f"request body is larger than {self.max_bytes} bytes"
 
 
+class StrictUtf8:
+    """Refuse (422) a path or query string whose percent-escapes are not UTF-8.
+
+    The server decodes them with replacement characters, so two different invalid
+    ids (``%FF`` and ``%FE``) would otherwise name the same user.
+    """
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            raw_path = scope.get("raw_path") or scope["path"].encode()
+            for where, raw in (("path", raw_path), ("query", scope.get("query_string", b""))):
+                try:
+                    unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8")
+                except UnicodeDecodeError:
+                    body = {
+                        "detail": [
+                            {
+                                "type": "value_error",
+                                "loc": [where],
+                                "msg": f"the {where} is not valid UTF-8 text",
+                            }
+                        ]
+                    }
+                    await JSONResponse(body, status_code=422)(scope, _no_receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+
 async def _send_error(scope: Scope, send: Send, status: int, detail: str) -> None:
     response = JSONResponse({"detail": detail}, status_code=status)
     await response(scope, _no_receive, send)
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with non-finite floats spelled as text (JSON has no NaN or Infinity)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
+
+
+def _validation_detail(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    """FastAPI's 422 detail, each message naming the value given, JSON-safe."""
+    detail = []
+    for error in jsonable_encoder(errors, custom_encoder={float: _finite}):
+        error = _finite(dict(error))
+        given = error.get("input")
+        if given is not None and not isinstance(given, (dict, list)) and "input" in error:
+            shown = repr(given) if len(repr(given)) <= 80 else repr(given)[:77] + "..."
+            if shown not in error["msg"]:
+                error["msg"] = f"{error['msg']} (got {shown})"
+        error.pop("url", None)
+        detail.append(error)
+    return detail
 
 
 async def _no_receive() -> Message:
@@ -156,9 +236,13 @@ def create_app(
         version=movierec.__version__,
         description="Two-stage movie recommendations: retrieval, then ranking.",
         lifespan=lifespan,
+        # Every route can answer these: models not loaded / database busy, and a
+        # Content-Length that is not a number.
+        responses=_errors(400, 503),
     )
     app.state.service = None
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    app.add_middleware(StrictUtf8)
     _add_error_handlers(app)
     _add_routes(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
@@ -166,6 +250,14 @@ def create_app(
 
 
 def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": _validation_detail(error.errors())}, status_code=422)
+
+    @app.exception_handler(StoreBusyError)
+    async def store_busy(request: Request, error: StoreBusyError) -> JSONResponse:
+        return JSONResponse({"detail": str(error)}, status_code=503, headers={"Retry-After": "1"})
+
     @app.exception_handler(UnknownIdError)
     async def unknown_id(request: Request, error: UnknownIdError) -> JSONResponse:
         return JSONResponse({"detail": str(error)}, status_code=404)
@@ -224,6 +316,7 @@ def _add_routes(app: FastAPI) -> None:
         "/users/{user_id}/recommendations",
         response_model=schemas.Recommendations,
         tags=["recommend"],
+        responses=_errors(404),
     )
     def user_recommendations(
         service: Svc, user_id: UserId, k: K = 10, exclude_seen: bool = True
@@ -245,7 +338,12 @@ def _add_routes(app: FastAPI) -> None:
             timings_ms={"store": store_ms, **answer.timings_ms},
         )
 
-    @app.post("/recommendations", response_model=schemas.Recommendations, tags=["recommend"])
+    @app.post(
+        "/recommendations",
+        response_model=schemas.Recommendations,
+        tags=["recommend"],
+        responses=_errors(404, 413),
+    )
     def visitor_recommendations(
         service: Svc, query: schemas.VisitorQuery
     ) -> schemas.Recommendations:
@@ -266,10 +364,11 @@ def _add_routes(app: FastAPI) -> None:
         response_model=schemas.StoredRating,
         status_code=201,
         tags=["ratings"],
+        responses=_errors(404, 413),
     )
     def add_rating(service: Svc, user_id: UserId, rating: schemas.RatingIn) -> schemas.StoredRating:
         """Store (or replace) a rating; the user's next answers use it."""
-        [(movie_id, stars)] = service.check_ratings([rating])
+        [(movie_id, stars)] = service.check_ratings([rating], single=True)
         timestamp = int(time.time())
         created = service.store.upsert(user_id, movie_id, stars, timestamp)
         return schemas.StoredRating(
@@ -291,7 +390,9 @@ def _add_routes(app: FastAPI) -> None:
             ratings=_movies(rows),
         )
 
-    @app.post("/rank", response_model=schemas.MovieList, tags=["recommend"])
+    @app.post(
+        "/rank", response_model=schemas.MovieList, tags=["recommend"], responses=_errors(404, 413)
+    )
     def rank(service: Svc, query: schemas.RankQuery) -> schemas.MovieList:
         """Predicted stars for the given movies, best first."""
         ratings = service.stored(query.user_id) if query.user_id is not None else []
@@ -309,13 +410,22 @@ def _add_routes(app: FastAPI) -> None:
         limit: Annotated[int, Query(ge=1, le=schemas.MAX_K)] = 20,
     ) -> schemas.MovieList:
         """Movies whose title contains every word of ``query``."""
+        if not query.split():
+            raise _invalid(("query", "query"), "the search has no words", query)
         return schemas.MovieList(items=_movies(service.recommender.search(query, limit)))
 
-    @app.get("/movies/{movie_id}", response_model=schemas.Movie, tags=["movies"])
+    @app.get(
+        "/movies/{movie_id}", response_model=schemas.Movie, tags=["movies"], responses=_errors(404)
+    )
     def movie(service: Svc, movie_id: MovieId) -> schemas.Movie:
         return schemas.Movie(**service.recommender.movie(movie_id).to_dict())
 
-    @app.get("/movies/{movie_id}/similar", response_model=schemas.Similar, tags=["movies"])
+    @app.get(
+        "/movies/{movie_id}/similar",
+        response_model=schemas.Similar,
+        tags=["movies"],
+        responses=_errors(404),
+    )
     def similar(service: Svc, movie_id: MovieId, k: K = 10) -> schemas.Similar:
         """Movies whose embeddings are closest to this one's."""
         source = service.recommender.movie(movie_id)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -11,6 +11,16 @@ from movierec.serving.store import MAX_ID_LENGTH
 MAX_K = 100
 MAX_RATINGS = 1000
 MAX_MOVIE_IDS = 1000
+# Request bodies are strict: a rating is a JSON number (not true, not "5"), a count an
+# integer (not 5.0), a flag a boolean; unknown fields are refused.
+STRICT = ConfigDict(extra="forbid", strict=True)
+
+
+class Error(BaseModel):
+    """The body of every error answer except 422."""
+
+    detail: str
+
 
 class Movie(BaseModel):
     movie_id: str
@@ -33,7 +43,7 @@ class Similar(BaseModel):
 class RatingIn(BaseModel):
     """One rating given by a person; the scale is checked against the model's."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
     movie_id: str = Field(min_length=1, max_length=MAX_ID_LENGTH)
     rating: float = Field(allow_inf_nan=False, examples=[4.0])
 
@@ -65,7 +75,7 @@ class VisitorQuery(BaseModel):
     """A visitor described only by the movies they rated (at least one, as for an unknown
     user id: with nothing to go on there is no personal answer to give)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
     ratings: list[RatingIn] = Field(min_length=1, max_length=MAX_RATINGS)
     k: int = Field(10, ge=1, le=MAX_K)
     exclude_seen: bool = True
@@ -74,10 +84,12 @@ class VisitorQuery(BaseModel):
 class RankQuery(BaseModel):
     """A known user, stored/explicit ratings, or both; and the movies to score."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
     user_id: str | None = Field(None, min_length=1, max_length=MAX_ID_LENGTH)
     ratings: list[RatingIn] | None = Field(None, max_length=MAX_RATINGS)
-    movie_ids: list[str] = Field(min_length=1, max_length=MAX_MOVIE_IDS)
+    movie_ids: list[Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]] = Field(
+        min_length=1, max_length=MAX_MOVIE_IDS
+    )
 
     @model_validator(mode="after")
     def _someone(self) -> RankQuery:

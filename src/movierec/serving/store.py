@@ -8,8 +8,11 @@ is what a person expects when they change their mind. ``movierec train
 
 from __future__ import annotations
 
+import random
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pandas as pd
 from sqlalchemy import (
@@ -21,18 +24,31 @@ from sqlalchemy import (
     Table,
     UniqueConstraint,
     create_engine,
+    event,
+    func,
     select,
     update,
 )
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 from movierec.data.schema import RATING_COLUMNS
-from movierec.errors import DataError
+from movierec.errors import DataError, MovierecError
 
 DEFAULT_DB_NAME = "ratings.sqlite3"
 MAX_ID_LENGTH = 64
+# SQLite waits this long for another writer's lock before "database is locked" ...
+SQLITE_BUSY_TIMEOUT_S = 5.0
+# ... and a write that still meets a busy database is tried again this many times.
+BUSY_ATTEMPTS = 4
+
+T = TypeVar("T")
+
+
+class StoreBusyError(MovierecError):
+    """The database stayed locked or unreachable through every retry: try again later."""
+
 
 metadata = MetaData()
 ratings_table = Table(
@@ -56,20 +72,57 @@ def make_engine(url: str) -> Engine:
     """An engine for ``url``; SQLite gets settings that make it safe across threads."""
     try:
         parsed = make_url(url)
-    except ArgumentError as error:
-        raise DataError(f"not a database URL: {url!r} ({error})") from None
+    except ArgumentError:
+        raise DataError("not a database URL (expected e.g. sqlite:///ratings.sqlite3)") from None
     kwargs: dict = {}
+    file_database = False
     if parsed.get_backend_name() == "sqlite":
-        # The service answers from a thread pool; SQLite serialises writes itself.
-        kwargs["connect_args"] = {"check_same_thread": False}
+        # The service answers from a thread pool; SQLite serialises writes itself and
+        # waits up to the busy timeout for another writer's lock.
+        kwargs["connect_args"] = {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_S}
         if parsed.database in (None, "", ":memory:"):
             kwargs["poolclass"] = StaticPool  # one shared in-memory database
         else:
+            file_database = True
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     try:
-        return create_engine(parsed, **kwargs)
+        engine = create_engine(parsed, **kwargs)
     except (ArgumentError, ImportError) as error:
-        raise DataError(f"cannot open database {url!r}: {error}") from None
+        raise DataError(f"cannot open database {describe_url(url)}: {error}") from None
+    if file_database:
+        event.listen(engine, "connect", _sqlite_wal)
+    return engine
+
+
+def _sqlite_wal(connection, _record) -> None:
+    """Write-ahead logging: readers never wait for the writer, and a writer waits
+    only for the previous writer's commit, not for readers."""
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")  # durable at each WAL checkpoint
+    cursor.close()
+
+
+def _retrying(operation: Callable[[], T], attempts: int = BUSY_ATTEMPTS) -> T:
+    """``operation()``, tried again with a short random back-off when the database
+    is busy or the connection dropped; :class:`StoreBusyError` when it never worked."""
+    for attempt in range(attempts):
+        try:
+            return operation()
+        except OperationalError as error:
+            if attempt == attempts - 1:
+                raise StoreBusyError(
+                    f"the ratings database is busy or unreachable ({_first_line(error)})"
+                ) from None
+            time.sleep(random.uniform(0.01, 0.05) * (2**attempt))
+    raise AssertionError("unreachable")
+
+
+def _first_line(error: SQLAlchemyError) -> str:
+    """The driver's own message, without SQLAlchemy's SQL echo and links (and so
+    without any URL)."""
+    lines = str(getattr(error, "orig", None) or type(error).__name__).splitlines()
+    return lines[0] if lines else type(error).__name__
 
 
 class RatingStore:
@@ -81,7 +134,15 @@ class RatingStore:
         try:
             metadata.create_all(self.engine)
         except SQLAlchemyError as error:
-            raise DataError(f"cannot open database {url!r}: {error}") from None
+            self.engine.dispose()
+            raise DataError(
+                f"cannot open database {describe_url(url)}: {_first_line(error)}"
+            ) from None
+
+    @property
+    def display_url(self) -> str:
+        """The URL with its password masked, for logs and messages."""
+        return describe_url(self.url)
 
     def upsert(
         self, user_id: str, movie_id: str, rating: float, timestamp: int | None = None
@@ -93,19 +154,35 @@ class RatingStore:
         """
         values = {"rating": float(rating), "timestamp": int(timestamp or time.time())}
         key = (ratings_table.c.user_id == user_id) & (ratings_table.c.movie_id == movie_id)
-        try:
+
+        def attempt() -> bool:
+            try:
+                with self.engine.begin() as connection:
+                    changed = connection.execute(update(ratings_table).where(key).values(**values))
+                    if changed.rowcount:
+                        return False
+                    connection.execute(
+                        ratings_table.insert().values(user_id=user_id, movie_id=movie_id, **values)
+                    )
+                return True
+            except IntegrityError:
+                pass  # another request inserted it meanwhile (rolled back): update that row
             with self.engine.begin() as connection:
-                if connection.execute(update(ratings_table).where(key).values(**values)).rowcount:
-                    return False
-                connection.execute(
-                    ratings_table.insert().values(user_id=user_id, movie_id=movie_id, **values)
+                connection.execute(update(ratings_table).where(key).values(**values))
+            return False
+
+        return _retrying(attempt)
+
+    def count(self) -> int:
+        """How many ratings are stored."""
+
+        def attempt() -> int:
+            with self.engine.connect() as connection:
+                return int(
+                    connection.execute(select(func.count()).select_from(ratings_table)).scalar_one()
                 )
-            return True
-        except IntegrityError:
-            pass  # another request inserted it meanwhile (rolled back): update that row
-        with self.engine.begin() as connection:
-            connection.execute(update(ratings_table).where(key).values(**values))
-        return False
+
+        return _retrying(attempt)
 
     def user_ratings(self, user_id: str) -> list[tuple[str, float, int]]:
         """(movie_id, rating, timestamp) of one user, oldest first."""
@@ -114,8 +191,12 @@ class RatingStore:
             .where(ratings_table.c.user_id == user_id)
             .order_by(ratings_table.c.timestamp, ratings_table.c.id)
         )
-        with self.engine.connect() as connection:
-            return [(m, float(r), int(t)) for m, r, t in connection.execute(query)]
+
+        def attempt() -> list[tuple[str, float, int]]:
+            with self.engine.connect() as connection:
+                return [(m, float(r), int(t)) for m, r, t in connection.execute(query)]
+
+        return _retrying(attempt)
 
     def all_ratings(self) -> pd.DataFrame:
         """Every stored rating in the normalised ratings schema."""
