@@ -41,6 +41,8 @@ class MovieResult:
     genres: list[str]
     score: float | None = None
     predicted_rating: float | None = None
+    #: What a recommendation list is ordered by: retrieval score + weight x predicted stars.
+    blended: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -181,6 +183,7 @@ class Recommender:
             result.score = float(scores[position])
             if predicted is not None:
                 result.predicted_rating = float(predicted[position])
+                result.blended = float(final[position])
             items.append(result)
         timings = {
             "retrieval": (retrieved - started) * 1000,

@@ -1,0 +1,356 @@
+"""movierec as a library: load data, split it, train, evaluate, save, load and query.
+
+Everything here is re-exported from :mod:`movierec`, and answers are pandas
+DataFrames (one row per movie, best first)::
+
+    import movierec
+    data = movierec.load_data("ml-100k")
+    split = movierec.split(data, seed=42)
+    rec = movierec.train(split)
+    print(rec.recommend("42", k=10))
+
+Heavy modules (Keras, JAX) are imported only when a model is trained or a saved
+network is needed, so ``import movierec`` and answering from a saved model stay quick.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import pandas as pd
+
+if TYPE_CHECKING:
+    from movierec.data.schema import Dataset
+    from movierec.data.training import TrainingSet
+    from movierec.models.artifacts import SavedModel
+    from movierec.models.base import RecommenderModel
+    from movierec.pipeline import MovieResult
+    from movierec.pipeline import Recommender as Engine
+
+Kind = Literal["retrieval", "ranking"]
+
+#: Columns of every answer, in order (absent ones are left out).
+ANSWER_COLUMNS = ("movie_id", "title", "year", "genres", "blended", "score", "predicted_rating")
+
+
+@dataclass
+class DataSplit:
+    """A data set and its train/test ratings, as :func:`split` makes them."""
+
+    dataset: Dataset
+    train: pd.DataFrame
+    test: pd.DataFrame
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TrainedModel:
+    """One fitted model, the training set it saw, and its test metrics (empty if no test)."""
+
+    kind: str
+    name: str
+    model: RecommenderModel
+    train_set: TrainingSet
+    metrics: dict[str, Any]
+    seconds: float
+    split_info: dict[str, Any] = field(default_factory=dict)
+    data_source: str | None = None
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """Every setting the model was trained with."""
+        return dict(self.model.settings)
+
+    def save(self, directory: str | Path) -> Path:
+        """Write the model to ``directory`` (atomically: all files or none)."""
+        from movierec.models.artifacts import save_model
+
+        return save_model(
+            self.model,
+            self.train_set,
+            directory,
+            split=self.split_info,
+            metrics=self.metrics,
+            extra={"data_source": self.data_source, "training_seconds": round(self.seconds, 2)},
+        )
+
+    def _saved(self) -> SavedModel:
+        from movierec.models.artifacts import SavedModel
+
+        manifest = {
+            "kind": self.kind,
+            "model": self.name,
+            "settings": self.settings,
+            "metrics": self.metrics,
+            "split": self.split_info,
+        }
+        return SavedModel(self.model, self.train_set, manifest)
+
+
+def load_data(source: str | Path = "ml-100k") -> Dataset:
+    """Load ``"ml-100k"`` (fetched once into the data home) or a directory of MovieLens files.
+
+    Directories may hold GroupLens ml-100k, ml-1m or ml-latest files, RecBole atomic
+    files, or the Parquet shards of ``movierec data synth``.
+    """
+    from movierec.data.loading import load_dataset
+
+    return load_dataset(source)
+
+
+def split(
+    data: Dataset,
+    method: Literal["random", "temporal", "leave-last-n", "hash"] = "random",
+    *,
+    seed: int = 42,
+    test_fraction: float = 0.2,
+    leave_out: int = 1,
+) -> DataSplit:
+    """Split ``data``'s ratings into train and test (80/20 at random by default)."""
+    from movierec.data.splits import make_split
+
+    parts = make_split(
+        data.ratings, method=method, seed=seed, test_fraction=test_fraction, n=leave_out
+    )
+    return DataSplit(data, parts.train, parts.test, dict(parts.info))
+
+
+def default_settings(kind: Kind, name: str | None = None) -> dict[str, Any]:
+    """Every setting of a model (``name`` defaults to the kind's default model)."""
+    from movierec.models.registry import DEFAULT_RANKER, DEFAULT_RETRIEVER, model_class
+
+    name = name or (DEFAULT_RETRIEVER if kind == "retrieval" else DEFAULT_RANKER)
+    return model_class(kind, name).default_settings()
+
+
+def train_model(
+    kind: Kind,
+    data: Dataset | DataSplit,
+    name: str | None = None,
+    *,
+    settings: Mapping[str, Any] | None = None,
+    seed: int = 42,
+    verbose: int = 0,
+) -> TrainedModel:
+    """Fit one model: ``kind`` "retrieval" (default "two-tower") or "ranking" ("dcn").
+
+    Given a :class:`DataSplit` it trains on the train part and reports test metrics;
+    given a :class:`Dataset` it trains on every rating. ``verbose=1`` shows progress.
+    """
+    from movierec.models.registry import DEFAULT_RANKER, DEFAULT_RETRIEVER
+    from movierec.workflow import train_model as fit
+
+    name = name or (DEFAULT_RETRIEVER if kind == "retrieval" else DEFAULT_RANKER)
+    if isinstance(data, DataSplit):
+        dataset, train, test, info = data.dataset, data.train, data.test, data.info
+    else:
+        dataset, train, test, info = data, data.ratings, None, {"method": "none"}
+    result = fit(
+        kind,
+        name,
+        dataset,
+        train,
+        test,
+        settings={"seed": seed, **(settings or {})},
+        split_info=info,
+        verbose=verbose,
+    )
+    return TrainedModel(
+        kind,
+        name,
+        result.model,
+        result.train,
+        result.metrics,
+        result.seconds,
+        info,
+        data_source=dataset.name,
+    )
+
+
+def train(
+    data: Dataset | DataSplit,
+    *,
+    retriever: str = "two-tower",
+    ranker: str | None = "dcn",
+    retrieval_settings: Mapping[str, Any] | None = None,
+    ranking_settings: Mapping[str, Any] | None = None,
+    seed: int = 42,
+    verbose: int = 0,
+) -> Recommender:
+    """Train a retriever and (unless ``ranker=None``) a ranker; a ready :class:`Recommender`."""
+    retrieval = train_model(
+        "retrieval", data, retriever, settings=retrieval_settings, seed=seed, verbose=verbose
+    )
+    ranking = None
+    if ranker is not None:
+        ranking = train_model(
+            "ranking", data, ranker, settings=ranking_settings, seed=seed, verbose=verbose
+        )
+    return Recommender.from_models(retrieval, ranking)
+
+
+def evaluate(
+    model: Recommender | TrainedModel,
+    data: DataSplit,
+    *,
+    k: Sequence[int] = (10, 100),
+    exclude_seen: bool = True,
+    min_rating: float | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Test metrics by kind: RMSE/MAE for ranking; recall, NDCG, ... at each ``k`` for retrieval.
+
+    ``data`` must be the split the model was trained on (the test ratings are held out).
+    """
+    from movierec.evaluation.evaluate import evaluate_ranker, evaluate_retriever
+    from movierec.models.base import Ranker
+
+    if isinstance(model, TrainedModel):
+        models = [(model.kind, model.model, model.train_set)]
+    else:
+        models = [(s.model.kind, s.model, s.train) for s in model.engine_models()]
+    report: dict[str, dict[str, Any]] = {}
+    for kind, fitted, train_set in models:
+        if isinstance(fitted, Ranker):
+            report[kind] = evaluate_ranker(fitted, train_set, data.test)
+        else:
+            report[kind] = evaluate_retriever(
+                fitted,
+                train_set,
+                data.test,
+                ks=tuple(k),
+                exclude_seen=exclude_seen,
+                min_rating=min_rating,
+            )
+    return report
+
+
+def load(models_dir: str | Path) -> Recommender:
+    """Load what ``movierec train`` or :meth:`Recommender.save` wrote to ``models_dir``."""
+    return Recommender.load(models_dir)
+
+
+class Recommender:
+    """Recommendations, predicted stars and look-alikes from trained models, as DataFrames.
+
+    Every answer has one row per movie with ``movie_id``, ``title``, ``year`` and
+    ``genres``, plus what the models said: ``score`` (retrieval score or similarity),
+    ``predicted_rating`` (stars) and, for recommendations, ``blended``: the retrieval
+    score plus the weighted predicted stars that the list is ordered by.
+    """
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    @classmethod
+    def load(cls, models_dir: str | Path) -> Recommender:
+        """Load ``models_dir/retrieval`` and, when present, ``models_dir/ranking``."""
+        from movierec.pipeline import Recommender as Engine
+
+        return cls(Engine.load(models_dir))
+
+    @classmethod
+    def from_models(
+        cls, retrieval: TrainedModel, ranking: TrainedModel | None = None
+    ) -> Recommender:
+        """A recommender over freshly trained models (see :func:`train_model`)."""
+        from movierec.pipeline import Recommender as Engine
+
+        if retrieval.kind != "retrieval" or (ranking is not None and ranking.kind != "ranking"):
+            raise ValueError("from_models takes a retrieval model and, optionally, a ranking one")
+        engine = Engine(retrieval._saved(), ranking._saved() if ranking else None)
+        return cls(engine)
+
+    def engine_models(self) -> list[SavedModel]:
+        """The saved or trained models behind this recommender (retrieval first)."""
+        return [m for m in (self.engine.retrieval, self.engine.ranking) if m is not None]
+
+    @property
+    def metrics(self) -> dict[str, dict[str, Any]]:
+        """Test metrics recorded when each model was trained, by kind."""
+        return {
+            m.manifest["kind"]: dict(m.manifest.get("metrics", {})) for m in self.engine_models()
+        }
+
+    def save(self, models_dir: str | Path) -> Path:
+        """Write ``models_dir/retrieval`` (and ``ranking``), as ``movierec train`` does."""
+        from movierec.models.artifacts import save_model
+
+        models_dir = Path(models_dir)
+        for saved in self.engine_models():
+            manifest = saved.manifest
+            save_model(
+                saved.model,
+                saved.train,
+                models_dir / saved.model.kind,
+                split=manifest.get("split", {}),
+                metrics=manifest.get("metrics", {}),
+                extra={
+                    k: manifest[k] for k in ("data_source", "training_seconds") if k in manifest
+                },
+            )
+        return models_dir
+
+    def recommend(self, user: str, k: int = 10, *, exclude_seen: bool = True) -> pd.DataFrame:
+        """The ``k`` best movies for a known user, movies they rated left out by default."""
+        answer = self.engine.recommend(str(user), k=k, exclude_seen=exclude_seen)
+        return _frame(answer.items)
+
+    def recommend_for_ratings(
+        self,
+        ratings: Mapping[str, float] | Iterable[tuple[str, float]],
+        k: int = 10,
+        *,
+        user: str | None = None,
+        exclude_seen: bool = True,
+    ) -> pd.DataFrame:
+        """The ``k`` best movies for someone described by ratings ``{movie_id: stars}``
+        (added to a known ``user``'s history when given)."""
+        pairs = _pairs(ratings)
+        if not pairs and user is None:
+            raise ValueError("recommend_for_ratings needs at least one rating (or a user)")
+        answer = self.engine.recommend(user, k=k, exclude_seen=exclude_seen, extra_ratings=pairs)
+        return _frame(answer.items)
+
+    def rank(
+        self,
+        user: str | None,
+        movies: Iterable[str],
+        *,
+        ratings: Mapping[str, float] | Iterable[tuple[str, float]] = (),
+    ) -> pd.DataFrame:
+        """Predicted stars for ``movies`` (duplicates dropped), best first."""
+        movie_ids = list(dict.fromkeys(str(m) for m in movies))
+        return _frame(self.engine.rank(user, movie_ids, _pairs(ratings)))
+
+    def similar(self, movie: str, k: int = 10) -> pd.DataFrame:
+        """The ``k`` movies closest to ``movie`` (cosine of candidate embeddings)."""
+        return _frame(self.engine.similar(str(movie), k=k))
+
+    def search(self, query: str, limit: int = 20) -> pd.DataFrame:
+        """Movies whose title contains every word of ``query`` (case-insensitive)."""
+        return _frame(self.engine.search(query, limit=limit))
+
+    def history(self, user: str) -> list[str]:
+        """Movie ids the user rated in training."""
+        return self.engine.history(str(user))
+
+    def __repr__(self) -> str:
+        parts = [f"{m.manifest['kind']}={m.manifest['model']!r}" for m in self.engine_models()]
+        return f"movierec.Recommender({', '.join(parts)})"
+
+
+def _pairs(ratings: Mapping[str, float] | Iterable[tuple[str, float]]) -> list[tuple[str, float]]:
+    items = ratings.items() if isinstance(ratings, Mapping) else ratings
+    return [(str(movie), float(stars)) for movie, stars in items]
+
+
+def _frame(results: Sequence[MovieResult]) -> pd.DataFrame:
+    rows = [r.to_dict() for r in results]
+    frame = pd.DataFrame(rows, columns=list(ANSWER_COLUMNS))
+    present = [c for c in ANSWER_COLUMNS[:4]] + [
+        c for c in ANSWER_COLUMNS[4:] if frame[c].notna().any()
+    ]
+    return frame[present].reset_index(drop=True)
