@@ -21,12 +21,29 @@ def setup(tmp_path_factory):
     return dataset, split, train, retriever, ranker, Recommender.load(root)
 
 
-def test_load_pins_blas_and_openmp_to_one_thread(setup):
-    """Serving answers one query at a time; spare BLAS/OpenMP threads only spin."""
-    from threadpoolctl import threadpool_info
+def test_only_serving_pins_threads_and_freezes_gc(setup):
+    """A library load leaves the process alone; ``serving=True`` pins BLAS/OpenMP to one
+    thread and freezes the heap (serving answers one query at a time)."""
+    import gc
 
-    pools = [p for p in threadpool_info() if p["user_api"] in ("blas", "openmp")]
-    assert pools and all(p["num_threads"] == 1 for p in pools)
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def pools():
+        return [p for p in threadpool_info() if p["user_api"] in ("blas", "openmp")]
+
+    root = setup[5].retrieval.directory.parent
+    before = [p["num_threads"] for p in pools()]
+    frozen = gc.get_freeze_count()
+    Recommender.load(root)
+    assert [p["num_threads"] for p in pools()] == before
+    assert gc.get_freeze_count() == frozen
+    try:
+        Recommender.load(root, serving=True)
+        assert pools() and all(p["num_threads"] == 1 for p in pools())
+        assert gc.get_freeze_count() > frozen
+    finally:
+        gc.unfreeze()
+        threadpool_limits(max(before) if before else None)
 
 
 def test_recommend_excludes_history_and_explains(setup):

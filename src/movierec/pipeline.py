@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from threadpoolctl import threadpool_limits
 
 from movierec.data.vocab import OOV_INDEX
 from movierec.errors import ModelError, UnknownIdError
@@ -98,8 +97,14 @@ class Recommender:
             self._ranking_movie = np.concatenate([[OOV_INDEX], ranking.train.movies.lookup(ids)])
 
     @classmethod
-    def load(cls, models_dir: str | Path, num_candidates: int = 200) -> Recommender:
-        """Load ``models_dir/retrieval`` and, when present, ``models_dir/ranking``."""
+    def load(
+        cls, models_dir: str | Path, num_candidates: int = 200, *, serving: bool = False
+    ) -> Recommender:
+        """Load ``models_dir/retrieval`` and, when present, ``models_dir/ranking``.
+
+        ``serving=True`` also tunes the whole process for answering one query at a
+        time (see :func:`tune_process_for_serving`); a library caller leaves it off.
+        """
         models_dir = Path(models_dir)
         if not (models_dir / RETRIEVAL_DIR).is_dir():
             raise ModelError(
@@ -110,15 +115,8 @@ class Recommender:
         ranking_dir = models_dir / RANKING_DIR
         ranking = load_model(ranking_dir) if ranking_dir.is_dir() else None
         recommender = cls(retrieval, ranking, num_candidates, index=index)
-        # What was just loaded lives as long as the process: freezing it keeps the
-        # garbage collector from rescanning it during requests (p99 latency halves).
-        gc.collect()
-        gc.freeze()
-        # A request is one query: a second BLAS thread barely speeds its matrix-vector
-        # product up, and spins for milliseconds after each one, taking a core from the
-        # rest of the request (on 2 busy cores, p50 of the product 1 ms -> 8 ms).
-        # faiss searches one query on one thread anyway; its idle OpenMP threads spin too.
-        threadpool_limits(1)  # every BLAS and OpenMP pool loaded so far
+        if serving:
+            tune_process_for_serving()
         return recommender
 
     # -- lookups -----------------------------------------------------------------
@@ -267,6 +265,24 @@ class Recommender:
         query = self._query(self.ranking, user_id, extra_ratings)
         rows = np.zeros(len(movies), dtype=np.int64)
         return self.ranking.ranker.predict(query.take(rows), movies)
+
+
+def tune_process_for_serving() -> None:
+    """Process-wide settings for a server that has loaded its models: ``movierec serve``
+    calls this; library code never does, since it changes the whole process.
+
+    What is loaded lives as long as the process: freezing it keeps the garbage
+    collector from rescanning it during requests (p99 latency halves). A request is
+    one query: a second BLAS thread barely speeds its matrix-vector product up, and
+    spins for milliseconds after each one, taking a core from the rest of the request
+    (on 2 busy cores, p50 of the product 1 ms -> 8 ms). faiss searches one query on
+    one thread anyway; its idle OpenMP threads spin too.
+    """
+    from threadpoolctl import threadpool_limits
+
+    gc.collect()
+    gc.freeze()
+    threadpool_limits(1)  # every BLAS and OpenMP pool loaded so far
 
 
 def _unit_rows(matrix: np.ndarray) -> np.ndarray:

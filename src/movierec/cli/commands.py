@@ -344,7 +344,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     db_url = args.db or default_url(args.models)
     RatingStore(db_url).close()
-    recommender = Recommender.load(args.models)
+    recommender = Recommender.load(args.models, serving=True)
     app = create_app(args.models, db_url, recommender=recommender)
     print(f"serving on http://{args.host}:{args.port}/ (API docs at /docs)")
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")

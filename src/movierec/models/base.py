@@ -18,6 +18,7 @@ import numpy as np
 
 from movierec.data.training import TrainingSet
 from movierec.errors import ModelError
+from movierec.models.seeding import keeps_random_state
 
 
 @dataclass
@@ -72,6 +73,13 @@ class RecommenderModel(ABC):
     #: Whether ``fit`` also takes a :class:`~movierec.data.shards.ShardedTrainingSet`
     #: (training streamed from Parquet shards) besides an in-memory TrainingSet.
     streams: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Every model's ``fit`` seeds its own training but leaves the caller's global
+        random generators as they were (see :mod:`movierec.models.seeding`)."""
+        super().__init_subclass__(**kwargs)
+        if "fit" in cls.__dict__:
+            cls.fit = keeps_random_state(cls.fit)
 
     def __init__(self, **settings: Any):
         self.settings: dict[str, Any] = {**self.default_settings(), **settings}

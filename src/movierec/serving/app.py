@@ -222,7 +222,11 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        loaded = recommender if recommender is not None else Recommender.load(models_dir)
+        loaded = (
+            recommender
+            if recommender is not None
+            else Recommender.load(models_dir, serving=True)
+        )
         store = RatingStore(db_url)
         app.state.service = Service(loaded, store)
         try:
