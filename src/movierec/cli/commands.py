@@ -335,17 +335,67 @@ def _quickstart(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    """Load everything first, so a bad model dir or database is one clear error."""
+    """Load and check everything first, so a bad model dir, database, key file or
+    option is one clear error; print "serving on" only once requests are answered."""
+    import logging
+
     import uvicorn
 
     from movierec.pipeline import Recommender
     from movierec.serving.app import create_app
-    from movierec.serving.store import RatingStore, default_url
+    from movierec.serving.security import LOOPBACK_HOSTS, is_loopback, parse_rate, read_api_keys
+    from movierec.serving.server import uvicorn_config
+    from movierec.serving.store import RatingStore, default_url, describe_url
 
+    keys = read_api_keys(args.api_key_file)
+    if not keys and not is_loopback(args.host) and not args.no_auth:
+        raise MovierecError(
+            f"refusing to serve {args.host} without API keys: give --api-key-file FILE "
+            "(or $MOVIEREC_API_KEY), or --no-auth if something in front checks who calls"
+        )
+    rate = parse_rate(args.rate_limit)
+    for name in ("header_timeout", "body_timeout"):
+        value = getattr(args, name)
+        if not 0 < value <= 600:
+            raise MovierecError(f"--{name.replace('_', '-')} must be in (0, 600] seconds")
+    if args.allowed_hosts is not None:
+        hosts = [h.strip() for h in args.allowed_hosts.split(",") if h.strip()]
+    else:
+        hosts = list(LOOPBACK_HOSTS) if is_loopback(args.host) else None
     db_url = args.db or default_url(args.models)
     RatingStore(db_url).close()
     recommender = Recommender.load(args.models, serving=True)
-    app = create_app(args.models, db_url, recommender=recommender)
-    print(f"serving on http://{args.host}:{args.port}/ (API docs at /docs)")
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    app = create_app(
+        args.models,
+        db_url,
+        recommender=recommender,
+        api_keys=keys,
+        rate_limit=rate,
+        allowed_hosts=hosts,
+        body_timeout=args.body_timeout,
+    )
+    server = uvicorn.Server(
+        uvicorn_config(app, args.host, args.port, header_timeout=args.header_timeout)
+    )
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # access log to stderr
+    auth = f"{len(keys)} API key(s)" if keys else "no API keys"
+    _announce_when_started(
+        server,
+        f"serving on http://{args.host}:{args.port}/ (API docs at /docs; {auth}; "
+        f"ratings in {describe_url(db_url)})",
+    )
+    server.run()
     return 0
+
+
+def _announce_when_started(server: Any, message: str) -> None:
+    """Print ``message`` once uvicorn has bound its socket and finished start-up
+    (the app's lifespan, which loads and warms the models), not before."""
+    startup = server.startup
+
+    async def announced_startup(*args: Any, **kwargs: Any) -> None:
+        await startup(*args, **kwargs)
+        if server.started:
+            print(message, flush=True)
+
+    server.startup = announced_startup

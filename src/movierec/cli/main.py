@@ -181,6 +181,46 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="URL",
         help="SQLAlchemy URL of the ratings database (default: ratings.sqlite3 beside the models)",
     )
+    serve.add_argument(
+        "--api-key-file",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="API keys, one a line (also $MOVIEREC_API_KEY); the API then needs "
+        "`Authorization: Bearer KEY`",
+    )
+    serve.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="serve a non-loopback --host without API keys (on purpose: behind your own gate)",
+    )
+    serve.add_argument(
+        "--rate-limit",
+        default="100/s",
+        metavar="N/s",
+        help="requests per client (API key, else address): N/s, N/min or off (default 100/s)",
+    )
+    serve.add_argument(
+        "--allowed-hosts",
+        default=None,
+        metavar="H1,H2",
+        help="Host header names accepted, comma-separated, or '*' (default: the loopback "
+        "names for a loopback --host, else any)",
+    )
+    serve.add_argument(
+        "--header-timeout",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="close connections whose request headers take longer (default 10)",
+    )
+    serve.add_argument(
+        "--body-timeout",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="answer 408 to request bodies that take longer (default 10)",
+    )
 
     index = sub.add_parser("index", help="approximate-retrieval index for a trained model")
     index_sub = index.add_subparsers(dest="index_command", required=True, metavar="ACTION")

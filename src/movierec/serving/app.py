@@ -8,6 +8,7 @@ Everything a client can get wrong becomes a 4xx with ``{"detail": ...}``.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import threading
 import time
@@ -29,10 +30,20 @@ import movierec
 from movierec.errors import ModelError, MovierecError, UnknownIdError
 from movierec.pipeline import MovieResult, Recommender
 from movierec.serving import schemas
+from movierec.serving.security import (
+    AllowedHosts,
+    KeyChecker,
+    RateLimit,
+    RateLimiter,
+    SecurityHeaders,
+    bearer_token,
+    is_public,
+)
 from movierec.serving.store import MAX_ID_LENGTH, RatingStore, StoreBusyError, default_url
 
 STATIC_DIR = Path(__file__).parent / "static"
 MAX_BODY_BYTES = 64 * 1024
+DEFAULT_BODY_TIMEOUT_S = 10.0
 
 UserId = Annotated[str, PathParam(min_length=1, max_length=MAX_ID_LENGTH)]
 MovieId = Annotated[str, PathParam(min_length=1, max_length=MAX_ID_LENGTH)]
@@ -93,15 +104,22 @@ class Service:
 
 
 class BodyLimit:
-    """Refuse request bodies over ``max_bytes`` with 413, by header and by count.
+    """Refuse request bodies over ``max_bytes`` with 413, by header and by count,
+    and bodies still incomplete ``timeout`` seconds after the headers with 408.
 
     Content-Length is checked up front; the bytes actually received are counted
     too (chunked bodies have no length, and a header may lie).
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES):
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int = MAX_BODY_BYTES,
+        timeout: float = DEFAULT_BODY_TIMEOUT_S,
+    ):
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout = timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -118,10 +136,17 @@ class BodyLimit:
                 await _send_error(scope, send, 413, self._message())
                 return
         received = 0
+        deadline = asyncio.get_running_loop().time() + self.timeout
 
         async def counted() -> Message:
             nonlocal received
-            message = await receive()
+            remaining = deadline - asyncio.get_running_loop().time()
+            try:
+                message = await asyncio.wait_for(receive(), max(remaining, 0.001))
+            except TimeoutError:
+                raise HTTPException(
+                    408, f"request body not received within {self.timeout:g} s"
+                ) from None
             received += len(message.get("body", b""))
             if received > self.max_bytes:
                 # FastAPI re-raises HTTPException from body reading; its handler answers.
@@ -162,6 +187,28 @@ class StrictUtf8:
                     }
                     await JSONResponse(body, status_code=422)(scope, _no_receive, send)
                     return
+        await self.app(scope, receive, send)
+
+
+class RequireKey:
+    """401 for any non-public path without a valid ``Authorization: Bearer`` key,
+    before the request body is read or parsed."""
+
+    def __init__(self, app: ASGIApp, checker: KeyChecker):
+        self.app = app
+        self.checker = checker
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not is_public(scope["path"]):
+            token = bearer_token(scope["headers"])
+            if token is None or not self.checker.matches(token):
+                response = JSONResponse(
+                    {"detail": "a valid API key is required: send `Authorization: Bearer KEY`"},
+                    status_code=401,
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+                await response(scope, _no_receive, send)
+                return
         await self.app(scope, receive, send)
 
 
@@ -206,10 +253,22 @@ def create_app(
     *,
     recommender: Recommender | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
+    body_timeout: float = DEFAULT_BODY_TIMEOUT_S,
+    api_keys: Sequence[str] = (),
+    rate_limit: float | None = None,
+    rate_burst: float | None = None,
+    allowed_hosts: Sequence[str] | None = None,
 ) -> FastAPI:
     """The app for ``models_dir`` (or an already loaded ``recommender``).
 
     The database defaults to ``ratings.sqlite3`` beside the models.
+
+    Args:
+        api_keys: when given, every path but the probes, the page and the API
+            description needs ``Authorization: Bearer KEY`` with one of them.
+        rate_limit: requests a second per client (its key, else its address); None: no limit.
+        rate_burst: requests a client may make at once (default: one second's worth, >= 10).
+        allowed_hosts: Host header values accepted (port ignored); None or ``*``: any.
     """
     if models_dir is None and recommender is None:
         raise ModelError("create_app needs models_dir or a recommender")
@@ -244,13 +303,59 @@ def create_app(
         # Content-Length that is not a number.
         responses=_errors(400, 503),
     )
+    app.state.auth = bool(api_keys)
     app.state.service = None
-    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    # Outermost last: headers on every answer, then Host, rate, key, text, body checks.
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes, timeout=body_timeout)
     app.add_middleware(StrictUtf8)
+    if api_keys:
+        app.add_middleware(RequireKey, checker=KeyChecker(api_keys))
+    if rate_limit is not None:
+        burst = rate_burst if rate_burst is not None else max(10.0, rate_limit)
+        app.add_middleware(RateLimit, limiter=RateLimiter(rate_limit, burst))
+    if allowed_hosts is not None:
+        app.add_middleware(AllowedHosts, hosts=allowed_hosts)
+    app.add_middleware(SecurityHeaders)
     _add_error_handlers(app)
     _add_routes(app)
+    _document_limits(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
+
+
+def _document_limits(app: FastAPI) -> None:
+    """Every route but the probes may answer 429; API routes 401, POSTs 408 and 413.
+    The OpenAPI document names the bearer scheme on the routes that need a key."""
+    from fastapi.openapi.utils import get_openapi
+    from fastapi.routing import APIRoute
+
+    limited = set()
+    for route in app.routes:
+        if not isinstance(route, APIRoute):
+            continue
+        extra = [] if route.path.startswith("/health") else [429]
+        if not is_public(route.path):
+            extra.append(401)
+            limited.add(route.path)
+        if "POST" in route.methods:
+            extra += [408, 413]
+        route.responses = {**_errors(*extra), **route.responses}
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
+            schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+            schemes["bearer"] = {"type": "http", "scheme": "bearer"}
+            for path, operations in schema["paths"].items():
+                if path in limited:
+                    for operation in operations.values():
+                        operation["security"] = [{"bearer": []}]
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _add_error_handlers(app: FastAPI) -> None:
@@ -294,9 +399,15 @@ def _add_routes(app: FastAPI) -> None:
     def page() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html")
 
+    @app.get("/health/live", response_model=schemas.Live, tags=["service"])
+    def live() -> schemas.Live:
+        """200 while the process answers at all (loaded or not)."""
+        return schemas.Live(status="alive")
+
+    @app.get("/health/ready", response_model=schemas.Health, tags=["service"])
     @app.get("/health", response_model=schemas.Health, tags=["service"])
     def health(request: Request) -> schemas.Health:
-        """200 once the models are loaded, 503 before."""
+        """200 once the models are loaded and warmed up, 503 before."""
         service = get_service(request)
         train = service.recommender.retrieval.train
         return schemas.Health(

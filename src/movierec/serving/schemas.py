@@ -98,6 +98,10 @@ class RankQuery(BaseModel):
         return self
 
 
+class Live(BaseModel):
+    status: str
+
+
 class Health(BaseModel):
     status: str
     users: int

@@ -5,11 +5,24 @@ const USER_KEY = "movierec.user";
 const state = { user: null, ratings: new Map(), updates: 0 };
 const $ = (id) => document.getElementById(id);
 
-async function api(path, options = {}) {
-  const response = await fetch(path, {
-    headers: { "Content-Type": "application/json" },
-    ...options,
-  });
+const API_KEY = "movierec.apiKey";
+
+// A service started with API keys answers 401 without one: ask once, keep it for
+// this browser session, and send it with every request.
+async function api(path, options = {}, asked = false) {
+  const headers = { "Content-Type": "application/json" };
+  const key = sessionStorage.getItem(API_KEY);
+  if (key) headers.Authorization = `Bearer ${key}`;
+  const response = await fetch(path, { ...options, headers });
+  if (response.status === 401 && !asked) {
+    // Another request may have asked meanwhile: then just use that key.
+    if (sessionStorage.getItem(API_KEY) !== key) return api(path, options, true);
+    const entered = window.prompt("This movierec service needs an API key:");
+    if (entered) {
+      sessionStorage.setItem(API_KEY, entered.trim());
+      return api(path, options, true);
+    }
+  }
   const body = await response.json().catch(() => ({}));
   if (!response.ok) {
     const detail = typeof body.detail === "string" ? body.detail : response.statusText;
