@@ -1,12 +1,18 @@
-"""Load test of the recommendation endpoint, on loopback only.
+"""Load test of the HTTP service, on loopback only.
 
 Starts ``movierec serve`` on 127.0.0.1 (a free port, a throw-away ratings
-database), then an asyncio httpx client keeps ``--concurrency`` requests in
-flight for ``--seconds``, each ``GET /users/{id}/recommendations`` for a random
-user the model knows. Prints requests, throughput and p50/p95/p99 latency, and
-writes them as JSON.
+database, an API key, no rate limit), waits for it to print "serving on", then
+for each ``--concurrency`` an asyncio httpx client keeps that many requests in
+flight for ``--seconds``:
 
-    python benchmarks/load.py --models MODELS [--seconds 10 --concurrency 8 --k 10]
+* ``reads``: every request ``GET /users/{id}/recommendations`` for a random user
+  the model knows;
+* ``mix`` (with ``--mix``): 90% of requests those reads, 10% ``POST
+  /users/{id}/ratings`` of a random movie (the next read of that user uses it).
+
+Prints throughput and p50/p95/p99 latency per run and writes them as JSON.
+
+    python benchmarks/load.py --models MODELS [--seconds 10 --concurrency 1 8 32 --mix]
 """
 
 from __future__ import annotations
@@ -17,18 +23,21 @@ import json
 import os
 import platform
 import random
+import secrets
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 import httpx
 import numpy as np
-from reporting import write_json
+from reporting import table, write_json
 
 RESULTS = Path(__file__).parent / "results" / "load.json"
+WRITE_SHARE = 0.1
 
 
 def free_port() -> int:
@@ -37,37 +46,71 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(models: Path, port: int, db_url: str) -> subprocess.Popen:
-    command = [sys.executable, "-m", "movierec.cli.main", "serve", "--models", str(models),
-               "--host", "127.0.0.1", "--port", str(port), "--db", db_url]
-    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+def start_server(models: Path, port: int, db_url: str, key: str) -> subprocess.Popen:
+    command = [
+        sys.executable,
+        "-m",
+        "movierec.cli.main",
+        "serve",
+        "--models",
+        str(models),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--db",
+        db_url,
+        "--rate-limit",
+        "off",
+    ]
+    env = {**os.environ, "MOVIEREC_API_KEY": key}
+    return subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env
+    )
 
 
-def wait_ready(base: str, server: subprocess.Popen, timeout: float = 180.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SystemExit(f"server exited with {server.returncode}:\n{server.stderr.read()}")
-        try:
-            if httpx.get(base + "/health", timeout=2).status_code == 200:
+def wait_ready(server: subprocess.Popen, timeout: float = 300.0) -> float:
+    """Seconds until the server printed "serving on" (it does so once it answers)."""
+    started = time.monotonic()
+    lines: list[str] = []
+
+    def read() -> None:
+        for line in server.stdout:
+            lines.append(line)
+            if line.startswith("serving on"):
                 return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.25)
-    raise SystemExit(f"server not ready after {timeout:.0f} s")
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(timeout)
+    if not lines or not lines[-1].startswith("serving on"):
+        server.kill()
+        raise SystemExit(f"server not ready after {timeout:.0f} s: {''.join(lines)}")
+    return time.monotonic() - started
 
 
 async def hammer(
-    base: str, users: list[str], k: int, seconds: float, concurrency: int, seed: int
-) -> tuple[list[float], int, float]:
-    """Latencies (ms) of successful requests, error count, wall seconds."""
+    base: str,
+    key: str,
+    users: list[str],
+    movies: list[str],
+    k: int,
+    seconds: float,
+    concurrency: int,
+    write_share: float,
+    seed: int,
+) -> dict:
+    """Latencies (ms) of successful reads and writes, error count, wall seconds."""
     rng = random.Random(seed)
-    latencies: list[float] = []
+    latencies: dict[str, list[float]] = {"read": [], "write": []}
     errors = 0
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
-        for user in users[:concurrency]:  # warm-up, not counted
-            await client.get(f"/users/{user}/recommendations", params={"k": k})
+    headers = {"Authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(
+        base_url=base, limits=limits, timeout=30, headers=headers
+    ) as client:
+        # open the connections (not counted)
+        await asyncio.gather(*(client.get("/health/live") for _ in range(concurrency)))
         started = time.perf_counter()
         deadline = started + seconds
 
@@ -75,76 +118,168 @@ async def hammer(
             nonlocal errors
             while time.perf_counter() < deadline:
                 user = rng.choice(users)
+                kind = "write" if rng.random() < write_share else "read"
                 sent = time.perf_counter()
                 try:
-                    response = await client.get(f"/users/{user}/recommendations",
-                                                params={"k": k})
-                    ok = response.status_code == 200
+                    if kind == "read":
+                        response = await client.get(
+                            f"/users/{user}/recommendations", params={"k": k}
+                        )
+                        ok = response.status_code == 200
+                    else:
+                        body = {"movie_id": rng.choice(movies), "rating": rng.randint(1, 5)}
+                        response = await client.post(f"/users/{user}/ratings", json=body)
+                        ok = response.status_code == 201
                 except httpx.HTTPError:
                     ok = False
                 if ok:
-                    latencies.append((time.perf_counter() - sent) * 1000)
+                    latencies[kind].append((time.perf_counter() - sent) * 1000)
                 else:
                     errors += 1
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         wall = time.perf_counter() - started
-    return latencies, errors, wall
+    return {"latencies": latencies, "errors": errors, "wall": wall}
+
+
+def summary(latencies: list[float]) -> dict[str, float]:
+    lat = np.array(latencies) if latencies else np.array([np.nan])
+    return {
+        name: round(float(np.percentile(lat, q)), 2)
+        for name, q in (("p50", 50), ("p95", 95), ("p99", 99))
+    } | {"mean": round(float(lat.mean()), 2), "max": round(float(lat.max()), 2)}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", type=Path, required=True)
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument(
+        "--mix",
+        action="store_true",
+        help="also run 90%% reads / 10%% rating writes at each concurrency",
+    )
     parser.add_argument("-k", "--k", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    if not 0 < args.seconds <= 600 or not 1 <= args.concurrency <= 256:
-        parser.error("--seconds must be in (0, 600] and --concurrency in [1, 256]")
+    if not 0 < args.seconds <= 600 or not all(1 <= c <= 256 for c in args.concurrency):
+        parser.error("--seconds must be in (0, 600] and each --concurrency in [1, 256]")
     users = json.loads((args.models / "retrieval" / "users.json").read_text())
+    movies = json.loads((args.models / "retrieval" / "movies.json").read_text())
     manifest = json.loads((args.models / "retrieval" / "manifest.json").read_text())
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
+    key = secrets.token_urlsafe(24)
+    runs = []
     with tempfile.TemporaryDirectory() as scratch:
-        server = start_server(args.models, port, f"sqlite:///{scratch}/ratings.sqlite3")
+        server = start_server(args.models, port, f"sqlite:///{scratch}/ratings.sqlite3", key)
         try:
-            wait_ready(base, server)
-            latencies, errors, wall = asyncio.run(
-                hammer(base, users, args.k, args.seconds, args.concurrency, args.seed)
+            ready_s = wait_ready(server)
+            # the first answer after "serving on" (warm-up done at start-up)
+            sent = time.perf_counter()
+            first = httpx.get(
+                f"{base}/users/{users[0]}/recommendations",
+                headers={"Authorization": f"Bearer {key}"},
+                timeout=30,
             )
+            first_ms = (time.perf_counter() - sent) * 1000
+            assert first.status_code == 200, first.text
+            workloads = [("reads", 0.0)] + ([("mix 90/10", WRITE_SHARE)] if args.mix else [])
+            for name, share in workloads:
+                for concurrency in args.concurrency:
+                    out = asyncio.run(
+                        hammer(
+                            base,
+                            key,
+                            users,
+                            movies,
+                            args.k,
+                            args.seconds,
+                            concurrency,
+                            share,
+                            args.seed,
+                        )
+                    )
+                    done = sum(len(v) for v in out["latencies"].values())
+                    runs.append(
+                        {
+                            "workload": name,
+                            "concurrency": concurrency,
+                            "seconds": round(out["wall"], 2),
+                            "requests": done + out["errors"],
+                            "errors": out["errors"],
+                            "throughput_rps": round(done / out["wall"], 1),
+                            "latency_ms": summary(
+                                out["latencies"]["read"] + out["latencies"]["write"]
+                            ),
+                            "read_latency_ms": summary(out["latencies"]["read"]),
+                            "write_latency_ms": summary(out["latencies"]["write"])
+                            if out["latencies"]["write"]
+                            else None,
+                        }
+                    )
         finally:
             server.terminate()
             server.wait(timeout=30)
 
-    lat = np.array(latencies) if latencies else np.array([np.nan])
     result = {
-        "endpoint": "GET /users/{id}/recommendations",
+        "endpoints": {
+            "read": "GET /users/{id}/recommendations",
+            "write": "POST /users/{id}/ratings",
+        },
         "k": args.k,
-        "seconds": round(wall, 2),
-        "concurrency": args.concurrency,
-        "requests": len(latencies) + errors,
-        "errors": errors,
-        "throughput_rps": round(len(latencies) / wall, 1),
-        "latency_ms": {
-            name: round(float(np.percentile(lat, q)), 2)
-            for name, q in (("p50", 50), ("p95", 95), ("p99", 99))
-        } | {"mean": round(float(lat.mean()), 2), "max": round(float(lat.max()), 2)},
-        "models": {"retrieval": manifest["model"], "data": manifest["data"]["name"],
-                   "users": len(users)},
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "platform": platform.platform()},
+        "ready_seconds": round(ready_s, 2),
+        "first_answer_ms": round(first_ms, 2),
+        "runs": runs,
+        "models": {
+            "retrieval": manifest["model"],
+            "data": manifest["data"]["name"],
+            "users": len(users),
+        },
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    print(f"{'requests':>9} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>7}")
-    latency = result["latency_ms"]
-    print(f"{result['requests']:>9} {result['throughput_rps']:>8.1f} {latency['p50']:>8.2f} "
-          f"{latency['p95']:>8.2f} {latency['p99']:>8.2f} {errors:>7}")
+    rows = [
+        [
+            r["workload"],
+            r["concurrency"],
+            r["requests"],
+            r["throughput_rps"],
+            r["latency_ms"]["p50"],
+            r["latency_ms"]["p95"],
+            r["latency_ms"]["p99"],
+            r["write_latency_ms"]["p99"] if r["write_latency_ms"] else "-",
+            r["errors"],
+        ]
+        for r in runs
+    ]
+    print(
+        table(
+            rows,
+            [
+                "workload",
+                "conc.",
+                "requests",
+                "req/s",
+                "p50 ms",
+                "p95 ms",
+                "p99 ms",
+                "write p99",
+                "errors",
+            ],
+        )
+    )
+    print(f"ready {ready_s:.1f} s after start; first answer {first_ms:.1f} ms")
     write_json(args.out, result)
     print(f"wrote {args.out}")
-    return 0 if errors == 0 else 1
+    return 0 if all(r["errors"] == 0 for r in runs) else 1
 
 
 if __name__ == "__main__":

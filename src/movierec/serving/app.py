@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import threading
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -62,8 +61,39 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"model": schemas.Error} for code in codes}
 
 
+def warm_up(recommender: Recommender) -> float:
+    """Answer each kind of request once, so that every jitted program a request
+    needs is compiled and every lazy cache filled before the first real request
+    (which then is as fast as the rest, and requests never race to fill a cache).
+    Returns the seconds it took."""
+    started = time.perf_counter()
+    train = recommender.retrieval.train
+    users, movies = train.users.ids, train.movies.ids
+    if not movies:
+        return 0.0
+    extra = [(movies[0], 4.0)]
+    if users:
+        recommender.recommend(users[0], 10, True)
+        recommender.recommend(users[0], 10, True, extra)
+    recommender.recommend(None, 10, True, extra)
+    recommender.similar(movies[0], 10)
+    recommender.search(recommender.movie(movies[0]).title, 1)
+    if recommender.ranking is not None:
+        size = 1
+        while True:  # every padded size a /rank request can have
+            recommender.rank(None, [movies[i % len(movies)] for i in range(size)], extra)
+            if size >= schemas.MAX_MOVIE_IDS:
+                break
+            size = min(size * 2, schemas.MAX_MOVIE_IDS)
+    return time.perf_counter() - started
+
+
 class Service:
-    """What the endpoints share: one recommender, one rating store."""
+    """What the endpoints share: one recommender, one rating store.
+
+    Nothing here is locked: the read path (jitted inference, numpy, a read-only
+    index) is safe to run from many threads once :func:`warm_up` has run.
+    """
 
     def __init__(self, recommender: Recommender, store: RatingStore):
         self.recommender = recommender
@@ -71,9 +101,6 @@ class Service:
         self.movies = recommender.retrieval.train.movies
         scale = recommender.retrieval.manifest.get("rating_scale") or (1.0, 5.0)
         self.rating_scale = (float(scale[0]), float(scale[1]))
-        # Keras' predict() is not documented as thread-safe; the model work is
-        # short, so requests take turns on it (database work stays concurrent).
-        self.model_lock = threading.Lock()
 
     def check_ratings(
         self, ratings: Sequence[schemas.RatingIn], single: bool = False
@@ -282,11 +309,10 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         loaded = (
-            recommender
-            if recommender is not None
-            else Recommender.load(models_dir, serving=True)
+            recommender if recommender is not None else Recommender.load(models_dir, serving=True)
         )
         store = RatingStore(db_url)
+        await asyncio.to_thread(warm_up, loaded)
         app.state.service = Service(loaded, store)
         try:
             yield
@@ -443,8 +469,7 @@ def _add_routes(app: FastAPI) -> None:
         known = service.recommender.knows_user(user_id)
         if not known and not stored:
             raise UnknownIdError("user", user_id)
-        with service.model_lock:
-            answer = service.recommender.recommend(user_id, k, exclude_seen, stored)
+        answer = service.recommender.recommend(user_id, k, exclude_seen, stored)
         return schemas.Recommendations(
             user_id=user_id,
             known_to_model=known,
@@ -464,8 +489,7 @@ def _add_routes(app: FastAPI) -> None:
     ) -> schemas.Recommendations:
         """Top ``k`` for a visitor described only by the movies they rated."""
         ratings = service.check_ratings(query.ratings)
-        with service.model_lock:
-            answer = service.recommender.recommend(None, query.k, query.exclude_seen, ratings)
+        answer = service.recommender.recommend(None, query.k, query.exclude_seen, ratings)
         return schemas.Recommendations(
             user_id=None,
             known_to_model=False,
@@ -514,8 +538,7 @@ def _add_routes(app: FastAPI) -> None:
         ratings = service.check_ratings(
             [schemas.RatingIn(movie_id=m, rating=r) for m, r in ratings] + (query.ratings or [])
         )
-        with service.model_lock:
-            results = service.recommender.rank(query.user_id, query.movie_ids, ratings)
+        results = service.recommender.rank(query.user_id, query.movie_ids, ratings)
         return schemas.MovieList(items=_movies(results))
 
     @app.get("/movies", response_model=schemas.MovieList, tags=["movies"])

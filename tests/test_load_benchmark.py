@@ -1,0 +1,55 @@
+"""benchmarks/load.py end to end on the small example models (seconds, loopback)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_serving import example_models
+
+ROOT = Path(__file__).parents[1]
+
+
+@pytest.mark.slow
+def test_load_benchmark_reads_and_mix(tmp_path):
+    models, _ = example_models()
+    out = tmp_path / "load.json"
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "load.py"),
+            "--models",
+            str(models),
+            "--seconds",
+            "1",
+            "--concurrency",
+            "1",
+            "4",
+            "--mix",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    result = json.loads(out.read_text())
+    runs = result["runs"]
+    assert [(r["workload"], r["concurrency"]) for r in runs] == [
+        ("reads", 1),
+        ("reads", 4),
+        ("mix 90/10", 1),
+        ("mix 90/10", 4),
+    ]
+    for r in runs:
+        assert r["errors"] == 0 and r["requests"] > 0 and r["throughput_rps"] > 0
+        assert 0 < r["latency_ms"]["p50"] <= r["latency_ms"]["p99"]
+    assert runs[0]["write_latency_ms"] is None and runs[3]["write_latency_ms"]["p50"] > 0
+    assert "req/s" in run.stdout and result["first_answer_ms"] > 0

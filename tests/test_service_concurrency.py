@@ -1,0 +1,99 @@
+"""Concurrent answers: no model lock, warmed up at load, ready when it says so."""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from test_serving import example_models
+
+from movierec.pipeline import Recommender
+from movierec.serving.app import warm_up
+
+
+def answer(recommender: Recommender, user: str) -> list[tuple[str, float]]:
+    items = recommender.recommend(user, 10).items
+    return [(item.movie_id, round(item.predicted_rating, 5)) for item in items]
+
+
+def test_parallel_reads_give_the_sequential_answers():
+    _, recommender = example_models()
+    warm_up(recommender)
+    users = recommender.retrieval.train.users.ids[:24]
+    expected = {user: answer(recommender, user) for user in users}
+    ranked = {user: recommender.rank(user, ["1", "2", "3", "40"]) for user in users[:4]}
+    work = [random.Random(0).choice(users) for _ in range(400)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        got = list(pool.map(lambda user: (user, answer(recommender, user)), work))
+        reranked = list(
+            pool.map(lambda u: (u, recommender.rank(u, ["1", "2", "3", "40"])), users[:4] * 20)
+        )
+    assert all(result == expected[user] for user, result in got)
+    for user, results in reranked:
+        assert [r.predicted_rating for r in results] == [r.predicted_rating for r in ranked[user]]
+
+
+def test_warm_up_makes_the_first_answer_as_fast_as_the_rest():
+    models, _ = example_models()
+    recommender = Recommender.load(models)
+    assert warm_up(recommender) > 0
+    user = recommender.retrieval.train.users.ids[5]
+    timings = []
+    for _ in range(11):
+        started = time.perf_counter()
+        recommender.recommend(user, 10, True, [("7", 4.0)])
+        recommender.rank(user, [str(m) for m in range(1, 31)])
+        timings.append(time.perf_counter() - started)
+    # a program compiled on first use costs hundreds of milliseconds
+    assert timings[0] < 5 * float(np.median(timings[1:])) + 0.05, timings
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_serving_on_is_printed_only_when_ready(tmp_path):
+    models, _ = example_models()
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "movierec.cli.main",
+            "serve",
+            "--models",
+            str(models),
+            "--port",
+            str(port),
+            "--db",
+            f"sqlite:///{tmp_path / 'r.sqlite3'}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    try:
+        line = server.stdout.readline()
+        assert line.startswith(f"serving on http://127.0.0.1:{port}/"), line
+        base = f"http://127.0.0.1:{port}"
+        assert httpx.get(base + "/health/ready").status_code == 200
+        started = time.perf_counter()
+        first = httpx.get(base + "/users/2/recommendations")
+        assert first.status_code == 200 and time.perf_counter() - started < 0.5
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
