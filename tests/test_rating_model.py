@@ -17,6 +17,7 @@ from movierec.data.schema import Dataset
 from movierec.data.training import TrainingSet
 from movierec.errors import ModelError
 from movierec.models.base import QueryBatch
+from movierec.models.settings import SettingsError
 from movierec.ranking.rating_model import RatingModel
 
 N_USERS, N_MOVIES, PER_USER = 80, 40, 24
@@ -162,7 +163,7 @@ def test_load_and_predict_errors(tmp_path):
     train, _ = _synthetic(with_users=False)
     with pytest.raises(ModelError):
         RatingModel.load(tmp_path, {}, train)
-    with pytest.raises(ModelError):
-        RatingModel(members=0).fit(train, verbose=0)
+    with pytest.raises(SettingsError, match="'members' must be >= 1"):
+        RatingModel(members=0)
     with pytest.raises(ModelError):
         RatingModel().predict(QueryBatch(np.array([1])), np.array([1]))

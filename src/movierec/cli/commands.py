@@ -71,33 +71,103 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs; a VALUE that is not JSON is taken as a string (the model's
+    settings class then says whether a string is what that setting takes)."""
     settings: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
-        if not sep or not key:
+        if not sep or not key.strip():
             raise MovierecError(f"--set expects KEY=VALUE, got {pair!r}")
         try:
-            settings[key] = json.loads(raw)
+            settings[key.strip()] = json.loads(raw)
         except json.JSONDecodeError:
-            settings[key] = raw
+            settings[key.strip()] = raw
     return settings
+
+
+def _model_names(args: argparse.Namespace, kinds: list[str]) -> dict[str, str]:
+    from movierec.models.registry import DEFAULT_RANKER, DEFAULT_RETRIEVER
+
+    defaults = {"retrieval": DEFAULT_RETRIEVER, "ranking": DEFAULT_RANKER}
+    return {kind: args.model or defaults[kind] for kind in kinds}
+
+
+def _settings_per_model(
+    names: dict[str, str], overrides: dict[str, Any], seed: int | None
+) -> dict[str, dict[str, Any]]:
+    """Each model's overrides, checked before anything trains.
+
+    With both kinds, a key goes to the models that have it; a key no model has is an
+    error listing the valid ones.
+    """
+    from movierec.models.registry import model_class
+
+    classes = {kind: model_class(kind, name) for kind, name in names.items()}
+    per_model: dict[str, dict[str, Any]] = {}
+    for kind, cls in classes.items():
+        known = cls.default_settings()
+        mine = overrides if len(classes) == 1 else {
+            k: v for k, v in overrides.items() if k in known
+        }
+        settings = {**({"seed": seed} if seed is not None and "seed" in known else {}), **mine}
+        cls(**settings)  # checks names, types and ranges: SettingsError, exit 2
+        per_model[kind] = settings
+    everywhere = set().union(*(cls.default_settings() for cls in classes.values()))
+    unknown = [k for k in overrides if k not in everywhere]
+    if unknown:
+        valid = ", ".join(sorted(everywhere))
+        raise MovierecError(f"no model here has a setting {unknown[0]!r}; valid settings: {valid}")
+    return per_model
+
+
+def _help_settings(args: argparse.Namespace) -> int:
+    """``train --help-settings [MODEL]``: every setting with type, default, range and help."""
+    from movierec.models.registry import RANKERS, RETRIEVERS, model_class
+
+    kinds = ["retrieval", "ranking"] if args.kind == "all" else [args.kind]
+    if args.help_settings:
+        tables = {"retrieval": RETRIEVERS, "ranking": RANKERS}
+        names = {k: args.help_settings for k in kinds if args.help_settings in tables[k]}
+        if not names:
+            choices = sorted({n for k in kinds for n in tables[k]})
+            raise MovierecError(
+                f"unknown model {args.help_settings!r}; choose from {', '.join(choices)}"
+            )
+    else:
+        names = _model_names(args, kinds)
+    for i, (kind, name) in enumerate(names.items()):
+        cls = model_class(kind, name)
+        if i:
+            print()
+        print(f"{kind} model '{name}' settings (movierec train {kind} --model {name} "
+              f"--set KEY=VALUE, values in JSON):")
+        if cls.settings_class is not None:
+            print(cls.settings_class.describe())
+        else:
+            for key, value in cls.default_settings().items():
+                print(f"  {key} = {json.dumps(value)}")
+    return 0
 
 
 def _train(args: argparse.Namespace) -> int:
     from movierec.data import load_dataset, make_split
-    from movierec.models.registry import DEFAULT_RANKER, DEFAULT_RETRIEVER
     from movierec.workflow import train_model
 
+    kinds = ["retrieval", "ranking"] if args.kind == "all" else [args.kind]
+    if getattr(args, "help_settings", None) is not None:
+        return _help_settings(args)
     if not 0.0 < args.test_fraction < 1.0:
         raise MovierecError("--test-fraction must be between 0 and 1")
-    kinds = ["retrieval", "ranking"] if args.kind == "all" else [args.kind]
     overrides = _parse_overrides(args.overrides)
     if args.epochs is not None:
         if args.epochs < 1:
             raise MovierecError("--epochs must be at least 1")
         overrides["epochs"] = args.epochs
+    names = _model_names(args, kinds)
     if getattr(args, "stream", False):
-        return _train_streaming(args, kinds, overrides)
+        per_model = _settings_per_model(names, overrides, None)
+        return _train_streaming(args, names, per_model)
+    per_model = _settings_per_model(names, overrides, args.seed)
     dataset = load_dataset(args.data)
     split = make_split(
         dataset.ratings,
@@ -110,9 +180,7 @@ def _train(args: argparse.Namespace) -> int:
     if getattr(args, "ratings_db", None):
         train_ratings, split_info = _with_stored_ratings(args.ratings_db, dataset, split)
     verbose = 0 if args.quiet else 1
-    for kind in kinds:
-        name = args.model or (DEFAULT_RETRIEVER if kind == "retrieval" else DEFAULT_RANKER)
-        settings = {"seed": args.seed, **overrides}
+    for kind, name in names.items():
         print(f"training {kind} model '{name}' on {dataset.name} "
               f"({len(train_ratings)} train / {len(split.test)} test ratings)")
         result = train_model(
@@ -121,7 +189,7 @@ def _train(args: argparse.Namespace) -> int:
             dataset,
             train_ratings,
             split.test,
-            settings=settings,
+            settings=per_model[kind],
             split_info=split_info,
             out_dir=Path(args.models) / kind,
             data_source=str(args.data),
@@ -135,9 +203,10 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _train_streaming(args: argparse.Namespace, kinds: list[str], overrides: dict[str, Any]) -> int:
+def _train_streaming(
+    args: argparse.Namespace, names: dict[str, str], per_model: dict[str, dict[str, Any]]
+) -> int:
     """``train --stream``: one shard in memory at a time; see :mod:`movierec.data.shards`."""
-    from movierec.models.registry import DEFAULT_RANKER, DEFAULT_RETRIEVER
     from movierec.workflow import train_streaming
 
     if args.split not in ("random", "hash"):
@@ -146,8 +215,7 @@ def _train_streaming(args: argparse.Namespace, kinds: list[str], overrides: dict
         raise MovierecError("--stream trains on one device from the shards alone")
     if args.eval_ratings < 0:
         raise MovierecError("--eval-ratings must be 0 or more")
-    for kind in kinds:
-        name = args.model or (DEFAULT_RETRIEVER if kind == "retrieval" else DEFAULT_RANKER)
+    for kind, name in names.items():
         print(f"training {kind} model '{name}' streaming from {args.data}")
         result = train_streaming(
             kind,
@@ -155,7 +223,7 @@ def _train_streaming(args: argparse.Namespace, kinds: list[str], overrides: dict
             args.data,
             test_fraction=args.test_fraction,
             seed=args.seed,
-            settings=overrides,
+            settings=per_model[kind],
             out_dir=Path(args.models) / kind,
             verbose=0 if args.quiet else 1,
             max_eval_ratings=args.eval_ratings,

@@ -101,7 +101,17 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a model setting (repeatable), e.g. --set embedding_dim=64",
+        help="override a model setting (repeatable, JSON values), e.g. --set embedding_dim=64; "
+        "--help-settings lists them",
+    )
+    train.add_argument(
+        "--help-settings",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="MODEL",
+        help="list every setting of MODEL (default: the models this command would train) "
+        "with its type, default, range and meaning, then exit",
     )
     train.add_argument("--quiet", action="store_true", help="no progress bars")
     train.add_argument(
@@ -260,6 +270,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("movierec: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into `head` and the like: not an error
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import numpy as np
 from movierec.data.training import TrainingSet
 from movierec.errors import ModelError
 from movierec.models.seeding import keeps_random_state
+from movierec.models.settings import ModelSettings
 
 
 @dataclass
@@ -81,17 +82,23 @@ class RecommenderModel(ABC):
         if "fit" in cls.__dict__:
             cls.fit = keeps_random_state(cls.fit)
 
+    #: The model's typed settings (types, bounds, help); ``settings`` is checked against it.
+    settings_class: ClassVar[type[ModelSettings] | None] = None
+
     def __init__(self, **settings: Any):
-        self.settings: dict[str, Any] = {**self.default_settings(), **settings}
-        unknown = set(settings) - set(self.default_settings())
-        if unknown:
-            raise ValueError(f"{self.name}: unknown setting(s) {sorted(unknown)}")
+        if self.settings_class is not None:
+            self.settings: dict[str, Any] = self.settings_class.check(settings)
+        else:
+            self.settings = {**self.default_settings(), **settings}
+            unknown = set(settings) - set(self.default_settings())
+            if unknown:
+                raise ValueError(f"{self.name}: unknown setting(s) {sorted(unknown)}")
         self.network: keras.Model | None = None
 
     @classmethod
     def default_settings(cls) -> dict[str, Any]:
         """Every setting the model takes, with its default (recorded in the manifest)."""
-        return {}
+        return cls.settings_class.defaults() if cls.settings_class is not None else {}
 
     @abstractmethod
     def fit(self, train: TrainingSet, *, verbose: int = 1) -> dict[str, list[float]]:

@@ -16,6 +16,7 @@ from movierec.data.training import TrainingSet
 from movierec.models.base import QueryBatch, Ranker
 from movierec.models.id_embeddings import IdEmbeddingNetwork
 from movierec.models.inference import CompiledInference, bucket, pad_rows
+from movierec.ranking.settings import ExampleRankingSettings
 
 PREDICT_CHUNK = 4096
 
@@ -47,17 +48,7 @@ class ExampleRanker(Ranker):
 
     name = "example"
 
-    @classmethod
-    def default_settings(cls) -> dict[str, Any]:
-        return {
-            "embedding_dim": 32,
-            "epochs": 5,
-            "batch_size": 1000,
-            "learning_rate": 0.1,
-            "seed": 42,
-            "min_rating": 1.0,
-            "max_rating": 5.0,
-        }
+    settings_class = ExampleRankingSettings
 
     def fit(self, train: TrainingSet, *, verbose: int = 1) -> dict[str, list[float]]:
         keras.utils.set_random_seed(self.settings["seed"])

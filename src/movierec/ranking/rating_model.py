@@ -34,6 +34,7 @@ from movierec.models.base import QueryBatch, Ranker
 from movierec.models.inference import CompiledInference, bucket, pad_rows
 from movierec.ranking.history import pad_histories, rating_feeds, unique_queries
 from movierec.ranking.rating_network import RatingEnsemble, RatingNetwork
+from movierec.ranking.settings import DcnSettings
 from movierec.retrieval.features import (
     MAX_GENRES,
     MAX_TITLE_WORDS,
@@ -53,31 +54,7 @@ class RatingModel(Ranker):
 
     name = "dcn"
 
-    @classmethod
-    def default_settings(cls) -> dict[str, Any]:
-        return {
-            "embedding_dim": 32,
-            "cross_layers": 1,
-            "hidden_units": 64,
-            "dropout": 0.2,
-            "l2": 0.03,
-            "history_l2": 0.03,
-            "history_shrinkage": 10.0,
-            "history_length": 256,
-            "id_dropout": 0.05,
-            "optimizer": "adagrad",
-            "learning_rate": 0.2,
-            "clipnorm": 1.0,
-            "users_per_batch": 128,
-            "ratings_per_user": 8,
-            "epochs": 40,
-            "patience": 3,
-            "validation_fraction": 0.05,
-            "seed": 42,
-            "members": 2,
-            "min_rating": 1.0,
-            "max_rating": 5.0,
-        }
+    settings_class = DcnSettings
 
     streams = True
 
@@ -93,8 +70,6 @@ class RatingModel(Ranker):
         s.update(min_rating=float(low), max_rating=float(high))
         if len(train) == 0:
             raise ModelError("cannot train the rating model on an empty training set")
-        if int(s["members"]) < 1:
-            raise ModelError(f"members must be >= 1, not {s['members']!r}")
         tables = build_feature_tables(train)
         members: list[RatingNetwork] = []
         log: dict[str, list[float]] = {}

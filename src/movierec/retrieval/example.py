@@ -9,7 +9,8 @@ below plain popularity; movierec keeps it so anyone can compare.
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import keras
 import keras_rs
@@ -18,6 +19,20 @@ import numpy as np
 from movierec.data.training import TrainingSet
 from movierec.models.base import QueryBatch, Retriever
 from movierec.models.id_embeddings import IdEmbeddingNetwork
+from movierec.models.settings import ModelSettings, setting
+
+
+@dataclass(frozen=True)
+class ExampleRetrievalSettings(ModelSettings):
+    """The keras-rs basic retrieval example (``--model example``)."""
+
+    model_name: ClassVar[str] = "retrieval 'example'"
+
+    embedding_dim: int = setting(32, "width of the user and movie id embeddings", minimum=1)
+    epochs: int = setting(50, "passes over the training ratings", minimum=1)
+    batch_size: int = setting(1000, "ratings per training batch", minimum=1)
+    learning_rate: float = setting(0.1, "Adagrad step size", above=0.0)
+    seed: int = setting(42, "seed of the weights and the shuffling")
 
 
 @keras.saving.register_keras_serializable(package="movierec")
@@ -56,15 +71,7 @@ class ExampleRetriever(Retriever):
 
     name = "example"
 
-    @classmethod
-    def default_settings(cls) -> dict[str, Any]:
-        return {
-            "embedding_dim": 32,
-            "epochs": 50,
-            "batch_size": 1000,
-            "learning_rate": 0.1,
-            "seed": 42,
-        }
+    settings_class = ExampleRetrievalSettings
 
     def _build(self, train: TrainingSet) -> ExampleRetrievalNetwork:
         network = ExampleRetrievalNetwork(
