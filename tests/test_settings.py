@@ -56,8 +56,6 @@ def test_every_model_has_typed_documented_settings():
     for kind, table in (("retrieval", RETRIEVERS), ("ranking", RANKERS)):
         for name in table:
             cls = model_class(kind, name)
-            if name == "two-tower":  # converted in a later step
-                continue
             assert cls.settings_class is not None, name
             fields = cls.settings_class.fields()
             assert cls.default_settings() == {f.name: f.default for f in fields}

@@ -48,6 +48,7 @@ from movierec.models.base import QueryBatch, Retriever
 from movierec.models.inference import CompiledInference, bucket, pad_rows
 from movierec.retrieval.features import FeatureTables, build_feature_tables
 from movierec.retrieval.item_item import item_item_weights, use_item_item
+from movierec.retrieval.two_tower_settings import TwoTowerSettings
 
 MODEL_FILE = "model.keras"
 FEATURES_FILE = "features.json"
@@ -384,51 +385,7 @@ class TwoTowerRetriever(Retriever):
         self.train: TrainingSet | None = None
         self._candidates: np.ndarray | None = None
 
-    @classmethod
-    def default_settings(cls) -> dict[str, Any]:
-        # Tuned on ML-100K (random 80/20 split, 3 seeds): the history carries the signal and
-        # movie features add a little; a per-user id embedding and user features overfit
-        # there (NDCG@10 0.44 -> 0.36), so they are off by default but stay available.
-        # The item-item path was tuned with the deep part fixed. With every co-rating
-        # counted the same (``item_item_far_weight`` 1: plain EASE) lambda 300 and weight 6
-        # were best (0.4566); weighting co-ratings by closeness in time lifts it to 0.4625
-        # (30-minute window, pairs far apart count 0.25, lambda 300, weight 4) and keeps the
-        # temporal split at 0.175 (far weight 0: 0.4627, but temporal 0.170). Windows of
-        # 900-3600 s, lambdas of 100-300 and weights of 3-6 all reach 0.461-0.4635. A wide hidden
-        # layer before the query projection (``hidden_dim``, 0 = none) lifts NDCG@10
-        # 0.4541 -> 0.4566 (512: 0.4554); temperature, batch size and popularity-weighted
-        # targets did not help. Serving the moving average of the weights (``ema_momentum``,
-        # 0 = off) adds 0.0006, on every seed, at no cost in time (0.999 averages too long).
-        return {
-            "seed": 42,
-            "epochs": 40,
-            "batch_size": 64,
-            "learning_rate": 3e-3,
-            "cosine_decay": True,
-            "embedding_dim": 512,
-            "feature_dim": 32,
-            "activation": "tanh",
-            "history_pooling": "mean",
-            "history_dropout": 0.8,
-            "rating_weighting": "none",
-            "user_id_dropout": 0.5,
-            "use_user_id": False,
-            "use_user_features": False,
-            "use_movie_features": True,
-            "query_dropout": 0.0,
-            "l2": 0.0,
-            "kept_target_weight": 1.0,
-            "normalize_target": False,
-            "temperature": 1.0,
-            "negatives": "full",
-            "item_item": "auto",
-            "item_item_lambda": 300.0,
-            "item_item_weight": 4.0,
-            "item_item_session_seconds": 1800.0,
-            "item_item_far_weight": 0.25,
-            "hidden_dim": 1024,
-            "ema_momentum": 0.99,
-        }
+    settings_class = TwoTowerSettings
 
     def _new_model(self, train: TrainingSet, tables: FeatureTables) -> TwoTowerModel:
         s = self.settings
