@@ -18,7 +18,8 @@ from movierec.data.splits import PARTS, HashSplit, make_split
 from movierec.data.synth import SyntheticGenerator, write_parquet_shards
 from movierec.data.training import TrainingSet
 from movierec.errors import MovierecError
-from movierec.ranking.history import ShardedHistoryBatches, pad_histories
+from movierec.ranking.batches import BatchBuilder, ShardPlan, step_batches
+from movierec.ranking.history import pad_histories
 
 
 @pytest.fixture(scope="module")
@@ -97,52 +98,73 @@ def test_sharded_set_matches_the_in_memory_split(shards):
     assert not scratch.exists()
 
 
-def test_shard_batches_visit_every_training_rating_once_per_epoch(shards):
+@pytest.mark.parametrize("processes", [1, 2])
+def test_shard_batches_visit_every_training_rating_once_per_epoch(shards, processes):
+    """Over all processes, every training rating once an epoch; each process reads only
+    the shards dealt to it, and all take the same number of steps."""
     with ShardedTrainingSet(shards, HashSplit(0.2, 0.0, 42), progress=False) as sharded:
         histories = sharded.histories("train")
-        batches = ShardedHistoryBatches(
-            sharded.parts["train"], histories, 16, users_per_batch=8, ratings_per_user=4, seed=1
-        )
+        builder = BatchBuilder(histories, 16, 4, sparse_users=True)
+        plans = [
+            ShardPlan(
+                sharded.parts["train"],
+                ratings_per_user=4,
+                groups_per_device=8,
+                process_index=p,
+                process_count=processes,
+                local_devices=1,
+                seed=1,
+            )
+            for p in range(processes)
+        ]
         expected = sorted(
             (int(u), int(m))
             for user, movie, _ in sharded.chunks("train")
             for u, m in zip(user, movie, strict=True)
         )
         orders = []
-        for _ in range(2):
+        for epoch in range(2):
             seen = []
-            for i in range(len(batches)):
-                inputs, _, weight = batches[i]
-                users = inputs["user"][inputs["slot"]]
-                seen += [
-                    (int(u), int(m))
-                    for u, m, w in zip(users, inputs["movie"], weight, strict=True)
-                    if w > 0
-                ]
-                # Each query's history is that user's training history.
-                first = int(inputs["user"][0])
-                assert set(inputs["history"][0][inputs["history"][0] > 0]) <= set(
-                    histories.of(first)[0].tolist()
-                )
+            steps = {plan.steps(epoch) for plan in plans}
+            assert len(steps) == 1
+            read = []
+            for p, plan in enumerate(plans):
+                mine = set(plan.assignment(epoch)[p].tolist())
+                for step in range(steps.pop() if len(steps) else plan.steps(epoch)):
+                    for key, _ in plan.step_groups(epoch, step):
+                        assert key in mine or key == -1
+                        read.append(key)
+                    batch = step_batches(plan, builder, epoch, step, seed=1)
+                    rows = batch["rows"][0]
+                    users = rows[batch["user"][0]][batch["slot"][0]]
+                    seen += [
+                        (int(u), int(m))
+                        for u, m, w in zip(users, batch["movie"][0], batch["weight"][0], strict=True)
+                        if w > 0
+                    ]
+                    # Each query's history is that user's training history.
+                    first = int(rows[batch["user"][0][0]])
+                    history = batch["history"][0][0]
+                    assert set(history[history > 0]) <= set(histories.of(first)[0].tolist())
             assert sorted(seen) == expected
-            orders.append(batches.order.copy())
-            batches.on_epoch_end()
-        assert len(orders[0]) == 6
+            orders.append(np.concatenate(plans[0].assignment(epoch)))
+        assert len(orders[0]) == 6 and sorted(orders[0]) == list(range(6))
+        assert not np.array_equal(orders[0], orders[1])
 
 
 def test_streamed_dcn_learns_and_evaluate_reproduces_its_metrics(
     shards, tmp_path, capsys, monkeypatch
 ):
-    import movierec.ranking.history as history
+    import movierec.ranking.batches as batches
 
-    loads = []  # every shard a ShardedHistoryBatches loads builds one HistoryBatches
-    original = history.HistoryBatches.__init__
+    loads = []  # every shard an epoch reads is grouped once
+    original = batches.make_groups
 
-    def counting(self, *args, **kwargs):
-        loads.append(len(args[0]))
-        original(self, *args, **kwargs)
+    def counting(user, *args, **kwargs):
+        loads.append(len(user))
+        return original(user, *args, **kwargs)
 
-    monkeypatch.setattr(history.HistoryBatches, "__init__", counting)
+    monkeypatch.setattr(batches, "make_groups", counting)
     models = tmp_path / "models"
     argv = ["train", "ranking", "--data", str(shards), "--stream", "--models", str(models)]
     settings = ["--set", "embedding_dim=8", "--set", "members=1", "--set", "users_per_batch=16"]
@@ -154,11 +176,9 @@ def test_streamed_dcn_learns_and_evaluate_reproduces_its_metrics(
     assert manifest["peak_memory_mib"] > 0
     streamed_rmse = manifest["metrics"]["rmse"]
 
-    # Each epoch reads each train and validation shard once (6 + 6 here; Keras may
-    # peek at one batch first). Were Keras to shuffle the batches, nearly every one
-    # of the hundreds of batches would reload a shard.
+    # Each epoch reads each train and validation shard once (6 + 6 here).
     epochs = len(manifest["history"]["loss"])
-    assert 12 * epochs <= len(loads) <= 12 * epochs + 2
+    assert len(loads) == 12 * epochs
 
     # A constant (the training mean) is the floor a learning model must beat.
     dataset = load_dataset(shards)

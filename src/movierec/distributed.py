@@ -12,8 +12,10 @@ training examples must both be divisible by N (JAX refuses uneven shards).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from movierec.errors import MovierecError
@@ -77,3 +79,124 @@ def data_parallel(devices: int) -> Iterator[None]:
         yield
     finally:
         keras.distribution.set_distribution(previous)
+
+
+# -- several processes (JAX's multi-process runtime) --------------------------------
+
+#: JAX's own variables, read when the command line does not give the settings.
+PROCESS_ENV = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
+
+
+@dataclass(frozen=True)
+class Processes:
+    """Where this process stands among the processes of one training run."""
+
+    coordinator: str | None = None
+    count: int = 1
+    index: int = 0
+
+    @property
+    def several(self) -> bool:
+        return self.count > 1
+
+    @property
+    def writes(self) -> bool:
+        """Only process 0 writes models and checkpoints."""
+        return self.index == 0
+
+
+def process_settings(
+    coordinator: str | None,
+    count: int | None,
+    index: int | None,
+    environ: Mapping[str, str] | None = None,
+) -> Processes:
+    """The multi-process settings from the command line, else JAX's variables; checked."""
+    environ = os.environ if environ is None else environ
+    coordinator = coordinator or environ.get(PROCESS_ENV[0]) or None
+
+    def number(value: int | None, name: str, flag: str) -> int | None:
+        if value is not None:
+            return value
+        raw = environ.get(name)
+        if raw is None or raw == "":
+            return None
+        try:
+            return int(raw)
+        except ValueError:
+            raise MovierecError(f"{name}={raw!r} is not an integer ({flag})") from None
+
+    count = number(count, PROCESS_ENV[1], "--num-processes")
+    index = number(index, PROCESS_ENV[2], "--process-id")
+    if count is None or count == 1:
+        if coordinator is not None and count is None:
+            raise MovierecError("--coordinator needs --num-processes and --process-id")
+        return Processes()
+    if count < 1:
+        raise MovierecError(f"--num-processes must be at least 1, got {count}")
+    if coordinator is None or index is None:
+        raise MovierecError(
+            "--num-processes > 1 needs --coordinator HOST:PORT and --process-id "
+            f"(or {', '.join(PROCESS_ENV)})"
+        )
+    host, sep, port = coordinator.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise MovierecError(f"--coordinator must be HOST:PORT, got {coordinator!r}")
+    if not 0 <= index < count:
+        raise MovierecError(f"--process-id must be in 0..{count - 1}, got {index}")
+    return Processes(coordinator, count, index)
+
+
+def initialize(processes: Processes, timeout_seconds: int = 60) -> None:
+    """Join the run: JAX's coordination service plus gloo collectives on CPU.
+
+    ``timeout_seconds`` bounds both the wait for every process to join and the
+    heartbeat after which a silent process counts as dead. A process that dies
+    mid-run breaks the collectives at once; the others then stop with
+    :class:`ProcessLost` (see :func:`lost_process`).
+    """
+    if not processes.several:
+        return
+    import jax
+
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    try:
+        jax.distributed.initialize(
+            coordinator_address=processes.coordinator,
+            num_processes=processes.count,
+            process_id=processes.index,
+            initialization_timeout=timeout_seconds,
+            heartbeat_timeout_seconds=timeout_seconds,
+        )
+    except Exception as error:  # JAX raises plain RuntimeError/XlaRuntimeError
+        raise MovierecError(
+            f"cannot join the training run at {processes.coordinator} as process "
+            f"{processes.index} of {processes.count}: {_first_line(error)}"
+        ) from None
+
+
+class ProcessLost(MovierecError):
+    """Another training process died or cannot be reached; this one stops."""
+
+
+def lost_process(error: BaseException) -> ProcessLost:
+    return ProcessLost(
+        "another training process stopped or cannot be reached, so this one stops too "
+        f"({_first_line(error)}); resume from the last checkpoint with --resume"
+    )
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0][:300] if text else type(error).__name__
+
+
+def training_devices(devices: int) -> list[Any]:
+    """The JAX devices a run trains on: every device of every process when several
+    processes take part (process by process), else the first ``devices`` of this one."""
+    import jax
+
+    if jax.process_count() > 1:
+        return sorted(jax.devices(), key=lambda d: (d.process_index, d.id))
+    check_devices(devices)
+    return jax.local_devices()[:devices]

@@ -16,7 +16,13 @@ from typing import Any
 from movierec.data.schema import Dataset
 from movierec.data.shards import HashSplit, ShardedTrainingSet
 from movierec.data.training import TrainingSet
-from movierec.distributed import check_batch_size, check_devices, data_parallel, trim_to_multiple
+from movierec.distributed import (
+    check_batch_size,
+    check_devices,
+    data_parallel,
+    training_devices,
+    trim_to_multiple,
+)
 from movierec.errors import ModelError
 from movierec.evaluation.evaluate import (
     evaluate_ranker,
@@ -26,6 +32,7 @@ from movierec.evaluation.evaluate import (
 from movierec.models.artifacts import save_model
 from movierec.models.base import Ranker, RecommenderModel, Retriever
 from movierec.models.registry import model_class, streaming_models
+from movierec.ranking.trainer import TrainOptions
 
 
 @dataclass
@@ -42,6 +49,18 @@ def peak_memory_mib() -> float:
     """This process's peak resident memory so far (Linux reports KiB, macOS bytes)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024
+
+
+def jax_process_count() -> int:
+    import jax
+
+    return jax.process_count()
+
+
+def jax_process_index() -> int:
+    import jax
+
+    return jax.process_index()
 
 
 def evaluate_model(model: RecommenderModel, train: TrainingSet, test) -> dict[str, Any]:
@@ -65,32 +84,54 @@ def train_model(
     data_source: str | None = None,
     verbose: int = 1,
     devices: int = 1,
+    options: TrainOptions | None = None,
 ) -> TrainResult:
     """Fit ``kind``/``name`` on ``train_ratings``; evaluate on ``test_ratings``; maybe save.
 
     ``devices > 1`` trains data-parallel (see :mod:`movierec.distributed`); evaluation
-    and saving then run on one device.
+    and saving then run on one device. Models with their own training loop (the dcn
+    ranker: ``resumable``) also take ``options`` (checkpoints, resume) and train on
+    every process's devices when several processes run; only process 0 then
+    evaluates and saves.
     """
     model_cls = model_class(kind, name)
-    check_batch_size({**model_cls.default_settings(), **(settings or {})}, devices)
-    check_devices(devices)
-    if devices > 1:
-        train_ratings = trim_to_multiple(train_ratings, devices)
-    with data_parallel(devices):
+    own_loop = getattr(model_cls, "resumable", False)
+    if options is not None and options.checkpoint_dir is not None and not own_loop:
+        raise ModelError(f"{kind} model '{name}' does not save checkpoints (the dcn ranker does)")
+    several = jax_process_count() > 1
+    if several and not own_loop:
+        raise ModelError(f"{kind} model '{name}' trains in one process only (the dcn ranker trains in several)")
+    if own_loop:
+        options = options or TrainOptions(progress=verbose > 0)
+        options.devices = training_devices(devices)
         model = model_cls(**(settings or {}))
         train = TrainingSet.build(dataset, train_ratings)
         started = time.perf_counter()
-        history = model.fit(train, verbose=verbose)
+        history = model.fit(train, verbose=verbose, options=options)
         seconds = time.perf_counter() - started
-    metrics: dict[str, Any] = {}
+        devices = len(options.devices)
+    else:
+        check_batch_size({**model_cls.default_settings(), **(settings or {})}, devices)
+        check_devices(devices)
+        if devices > 1:
+            train_ratings = trim_to_multiple(train_ratings, devices)
+        with data_parallel(devices):
+            model = model_cls(**(settings or {}))
+            train = TrainingSet.build(dataset, train_ratings)
+            started = time.perf_counter()
+            history = model.fit(train, verbose=verbose)
+            seconds = time.perf_counter() - started
+    result = TrainResult(model, train, {}, seconds)
+    if jax_process_index() != 0:  # process 0 evaluates and writes for the run
+        return result
     if test_ratings is not None and len(test_ratings):
-        metrics = evaluate_model(model, train, test_ratings)
+        result.metrics = evaluate_model(model, train, test_ratings)
     return _finish(
-        TrainResult(model, train, metrics, seconds),
+        result,
         history,
         out_dir,
         split_info or {},
-        {"data_source": data_source, "devices": devices},
+        {"data_source": data_source, "devices": devices, "processes": jax_process_count()},
     )
 
 
@@ -105,6 +146,7 @@ def train_streaming(
     out_dir: str | Path | None = None,
     verbose: int = 1,
     max_eval_ratings: int = 200_000,
+    options: TrainOptions | None = None,
 ) -> TrainResult:
     """Fit ``kind``/``name`` streaming from the Parquet shards in ``directory``.
 
@@ -121,19 +163,29 @@ def train_streaming(
     model = model_cls(**{"seed": seed, **(settings or {})})
     validation = float(model.settings.get("validation_fraction", 0.0))
     split = HashSplit(test_fraction, validation, seed)
-    with ShardedTrainingSet(directory, split, progress=verbose > 0) as train:
+    options = options or TrainOptions(progress=verbose > 0)
+    options.devices = training_devices(1)
+    writes = jax_process_index() == 0
+    with ShardedTrainingSet(directory, split, progress=verbose > 0 and writes) as train:
         started = time.perf_counter()
-        history = model.fit(train, verbose=verbose)
+        history = model.fit(train, verbose=verbose, options=options)
         seconds = time.perf_counter() - started
-        metrics: dict[str, Any] = {}
+        result = TrainResult(model, train, {}, seconds)
+        if not writes:
+            return result
         if isinstance(model, Ranker) and train.count("test"):
-            metrics = evaluate_ranker_on_shards(model, train, max_eval_ratings)
+            result.metrics = evaluate_ranker_on_shards(model, train, max_eval_ratings)
         return _finish(
-            TrainResult(model, train, metrics, seconds),
+            result,
             history,
             out_dir,
             split.info(),
-            {"data_source": str(directory), "devices": 1, "streamed": True},
+            {
+                "data_source": str(directory),
+                "devices": len(options.devices),
+                "processes": jax_process_count(),
+                "streamed": True,
+            },
         )
 
 

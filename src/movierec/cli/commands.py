@@ -149,7 +149,71 @@ def _help_settings(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_options(args: argparse.Namespace, streamed: bool):
+    """Checkpoint and resume settings of ``train``, checked (None when there are none)."""
+    from movierec.ranking.trainer import TrainOptions
+
+    directory = getattr(args, "resume", None) or getattr(args, "checkpoint_dir", None)
+    steps = getattr(args, "checkpoint_steps", None)
+    if steps is not None and steps < 0:
+        raise MovierecError("--checkpoint-steps must be 0 or more")
+    if getattr(args, "resume", None) and getattr(args, "checkpoint_dir", None):
+        if Path(args.resume) != Path(args.checkpoint_dir):
+            raise MovierecError("--resume DIR checkpoints into DIR; drop --checkpoint-dir")
+    if directory is None:
+        if steps:
+            raise MovierecError("--checkpoint-steps needs --checkpoint-dir")
+        return None
+    if steps is None:
+        steps = 500 if streamed else 0
+    return TrainOptions(
+        checkpoint_dir=Path(directory),
+        resume=getattr(args, "resume", None) is not None,
+        checkpoint_steps=steps,
+        progress=not args.quiet,
+    )
+
+
+def _join_processes(args: argparse.Namespace) -> None:
+    """Start JAX's multi-process runtime when the command line or JAX's variables ask."""
+    from movierec.distributed import initialize, process_settings
+
+    processes = process_settings(
+        getattr(args, "coordinator", None),
+        getattr(args, "num_processes", None),
+        getattr(args, "process_id", None),
+    )
+    if processes.several:
+        if args.kind == "retrieval" or (args.kind == "all" and args.model):
+            raise MovierecError(
+                "several processes train the ranking model 'dcn'; use `movierec train ranking`"
+            )
+        if args.kind == "all":
+            raise MovierecError(
+                "several processes train the ranking model only: run `movierec train ranking` "
+                "in every process, and `movierec train retrieval` once (see the README)"
+            )
+        initialize(processes, getattr(args, "process_timeout", 60))
+        print(f"process {processes.index} of {processes.count} joined {processes.coordinator}")
+
+
 def _train(args: argparse.Namespace) -> int:
+    """Runs :func:`_train_all`; a lost peer process ends this one at once, without JAX's
+    shutdown handshake (which would wait for the dead process, then abort)."""
+    from movierec.distributed import ProcessLost
+
+    try:
+        return _train_all(args)
+    except ProcessLost as error:
+        import os
+        import sys
+
+        print(f"movierec: error: {error}", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        os._exit(2)
+
+
+def _train_all(args: argparse.Namespace) -> int:
     from movierec.data import load_dataset, make_split
     from movierec.workflow import train_model
 
@@ -164,6 +228,7 @@ def _train(args: argparse.Namespace) -> int:
             raise MovierecError("--epochs must be at least 1")
         overrides["epochs"] = args.epochs
     names = _model_names(args, kinds)
+    _join_processes(args)
     if getattr(args, "stream", False):
         per_model = _settings_per_model(names, overrides, None)
         return _train_streaming(args, names, per_model)
@@ -181,6 +246,10 @@ def _train(args: argparse.Namespace) -> int:
         train_ratings, split_info = _with_stored_ratings(args.ratings_db, dataset, split)
     verbose = 0 if args.quiet else 1
     for kind, name in names.items():
+        options = _train_options(args, streamed=False)
+        if options is not None and args.kind == "all" and kind == "retrieval":
+            print("(the retrieval model trains without checkpoints)")
+            options = None
         print(f"training {kind} model '{name}' on {dataset.name} "
               f"({len(train_ratings)} train / {len(split.test)} test ratings)")
         result = train_model(
@@ -195,7 +264,11 @@ def _train(args: argparse.Namespace) -> int:
             data_source=str(args.data),
             verbose=verbose,
             devices=getattr(args, "devices", 1),
+            options=options,
         )
+        if result.directory is None:
+            print(f"{kind} '{name}': trained in {result.seconds:.1f} s (process 0 saves the model)")
+            continue
         print_metrics(
             f"{kind} '{name}': trained in {result.seconds:.1f} s, saved to {result.directory}",
             result.metrics,
@@ -227,7 +300,11 @@ def _train_streaming(
             out_dir=Path(args.models) / kind,
             verbose=0 if args.quiet else 1,
             max_eval_ratings=args.eval_ratings,
+            options=_train_options(args, streamed=True),
         )
+        if result.directory is None:
+            print(f"{kind} '{name}': trained in {result.seconds:.1f} s (process 0 saves the model)")
+            continue
         print_metrics(
             f"{kind} '{name}': trained in {result.seconds:.1f} s on {len(result.train)} "
             f"ratings (peak memory {result.peak_memory_mib / 1024:.2f} GiB), "

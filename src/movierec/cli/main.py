@@ -135,6 +135,59 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --stream: evaluate on the first N test ratings (default 200000)",
     )
     train.add_argument(
+        "--checkpoint-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="ranking 'dcn': save weights, optimizer and random state, epoch and batch "
+        "position to DIR (atomically) at every epoch end and every --checkpoint-steps steps",
+    )
+    train.add_argument(
+        "--checkpoint-steps",
+        type=int,
+        default=None,
+        metavar="N",
+        help="also checkpoint every N steps (default: epoch ends only in memory, "
+        "every 500 steps with --stream)",
+    )
+    train.add_argument(
+        "--resume",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="continue the run checkpointed in DIR (same command otherwise); keeps "
+        "checkpointing there",
+    )
+    train.add_argument(
+        "--coordinator",
+        default=None,
+        metavar="HOST:PORT",
+        help="train in several processes (ranking 'dcn'): process 0's address; "
+        "default $JAX_COORDINATOR_ADDRESS",
+    )
+    train.add_argument(
+        "--num-processes",
+        type=int,
+        default=None,
+        metavar="N",
+        help="processes in the run (default $JAX_NUM_PROCESSES, else 1)",
+    )
+    train.add_argument(
+        "--process-id",
+        type=int,
+        default=None,
+        metavar="I",
+        help="this process's index, 0..N-1 (default $JAX_PROCESS_ID); 0 writes the models",
+    )
+    train.add_argument(
+        "--process-timeout",
+        type=int,
+        default=60,
+        metavar="SECONDS",
+        help="how long to wait for the other processes to join, and for a silent one "
+        "before counting it dead (default 60)",
+    )
+    train.add_argument(
         "--ratings-db",
         default=None,
         metavar="URL",

@@ -35,6 +35,7 @@ from movierec.models.inference import CompiledInference, bucket, pad_rows
 from movierec.ranking.history import pad_histories, rating_feeds, unique_queries
 from movierec.ranking.rating_network import RatingEnsemble, RatingNetwork
 from movierec.ranking.settings import DcnSettings
+from movierec.ranking.trainer import Checkpoints, Feeds, Trainer, TrainOptions
 from movierec.retrieval.features import (
     MAX_GENRES,
     MAX_TITLE_WORDS,
@@ -57,74 +58,100 @@ class RatingModel(Ranker):
     settings_class = DcnSettings
 
     streams = True
+    #: Trains with :class:`~movierec.ranking.trainer.Trainer`: checkpoints, resume, processes.
+    resumable = True
 
     def fit(
-        self, train: TrainingSet | ShardedTrainingSet, *, verbose: int = 1
+        self,
+        train: TrainingSet | ShardedTrainingSet,
+        *,
+        verbose: int = 1,
+        options: TrainOptions | None = None,
     ) -> dict[str, list[float]]:
         """Train ``members`` networks one after another and keep their mean.
 
-        Returns member 0's Keras history; later members' keys carry a ``member{i}_`` prefix.
+        ``options`` add checkpoints, resume and the devices (of one or several
+        processes) to train on; see :mod:`movierec.ranking.trainer`. Returns member 0's
+        history; later members' keys carry a ``member{i}_`` prefix.
         """
+        import jax
+
         s = self.settings
         low, high = train.dataset.rating_scale
         s.update(min_rating=float(low), max_rating=float(high))
         if len(train) == 0:
             raise ModelError("cannot train the rating model on an empty training set")
+        options = options or TrainOptions(progress=verbose > 0)
+        devices = options.devices or jax.local_devices()[:1]
+        options.devices = devices
+        checkpoints = None
+        if options.checkpoint_dir is not None:
+            fingerprint = {
+                "model": self.name,
+                "settings": {k: v for k, v in s.items() if k != "epochs"},
+                "users": train.users.size,
+                "movies": train.movies.size,
+                "ratings": len(train),
+                "devices": len(devices),
+                "processes": jax.process_count(),
+            }
+            checkpoints = Checkpoints(
+                options.checkpoint_dir, fingerprint, writes=jax.process_index() == 0
+            )
+            if options.resume:
+                checkpoints.check_resumable()
+            elif checkpoints.writes:
+                checkpoints.directory.mkdir(parents=True, exist_ok=True)
         tables = build_feature_tables(train)
         members: list[RatingNetwork] = []
         log: dict[str, list[float]] = {}
         for i in range(int(s["members"])):
-            network, history = self._fit_member(train, tables, int(s["seed"]) + i, verbose)
+            seed = int(s["seed"]) + i
+            keras.utils.set_random_seed(seed)
+            feeds = self._feeds(train, seed, devices)
+            network = self._build_network(train, tables, feeds.mean_rating)
+            done = checkpoints.load_member(i) if checkpoints and options.resume else None
+            if done is not None:
+                weights, history = done
+                variables = network.trainable_variables + network.non_trainable_variables
+                for variable, value in zip(variables, weights, strict=True):
+                    variable.assign(value)
+            else:
+                resume = checkpoints.load_state(i) if checkpoints and options.resume else None
+                trainer = Trainer(network, {**s, "seed": seed}, options)
+                history = trainer.fit(
+                    feeds,
+                    epochs=int(s["epochs"]),
+                    patience=int(s["patience"]),
+                    checkpoints=checkpoints,
+                    member=i,
+                    resume=resume,
+                    label=f"member {i + 1}/{s['members']} " if int(s["members"]) > 1 else "",
+                )
+                if checkpoints is not None:
+                    variables = network.trainable_variables + network.non_trainable_variables
+                    checkpoints.save_member(i, [np.asarray(v.value) for v in variables], history)
             members.append(network)
             prefix = f"member{i}_" if i else ""
             log.update({prefix + k: v for k, v in history.items()})
         self.network = RatingEnsemble(members)
         return log
 
-    def _fit_member(
-        self,
-        train: TrainingSet | ShardedTrainingSet,
-        tables: FeatureTables,
-        seed: int,
-        verbose: int,
-    ) -> tuple[RatingNetwork, dict[str, list[float]]]:
-        """One network, early-stopped on its own validation slice of the training ratings."""
-        s = self.settings
-        keras.utils.set_random_seed(seed)
-        feeds = rating_feeds(train, s, seed)
-        network = self._build_network(train, tables, feeds.mean_rating)
-        network.compile(
-            optimizer=keras.optimizers.get(
-                {
-                    "class_name": s["optimizer"],
-                    "config": {
-                        "learning_rate": s["learning_rate"],
-                        "global_clipnorm": s["clipnorm"],
-                    },
-                }
-            ),
-            loss="mse",
-            weighted_metrics=[keras.metrics.RootMeanSquaredError(name="rmse")],
+    def _feeds(self, train: TrainingSet | ShardedTrainingSet, seed: int, devices: list) -> Feeds:
+        import jax
+
+        process = jax.process_index()
+        local = [d for d in devices if d.process_index == process]
+        return rating_feeds(
+            train,
+            self.settings,
+            seed,
+            devices=len(devices),
+            first_device=devices.index(local[0]) if local else 0,
+            local_devices=len(local),
+            process_index=process,
+            process_count=jax.process_count(),
         )
-        callbacks = []
-        if feeds.validation is not None:
-            callbacks.append(
-                keras.callbacks.EarlyStopping(
-                    monitor="val_rmse",
-                    mode="min",
-                    patience=s["patience"],
-                    restore_best_weights=True,
-                )
-            )
-        history = network.fit(
-            feeds.fit,
-            validation_data=feeds.validation,
-            shuffle=feeds.shuffle,
-            epochs=s["epochs"],
-            callbacks=callbacks,
-            verbose=verbose,
-        )
-        return network, {k: [float(v) for v in vals] for k, vals in history.history.items()}
 
     def predict(self, queries: QueryBatch, movie_index: np.ndarray) -> np.ndarray:
         self.require_network()

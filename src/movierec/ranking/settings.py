@@ -7,7 +7,6 @@ from typing import ClassVar, Literal
 
 from movierec.models.settings import ModelSettings, setting
 
-Optimizer = Literal["adagrad", "adam", "adamw", "sgd", "rmsprop", "nadam", "adamax"]
 
 
 @dataclass(frozen=True)
@@ -34,7 +33,9 @@ class DcnSettings(ModelSettings):
         minimum=0.0,
         below=1.0,
     )
-    optimizer: Optimizer = setting("adagrad", "Keras optimizer")
+    optimizer: Literal["adagrad"] = setting(
+        "adagrad", "Adagrad, as the trainer's row-sparse updates implement it"
+    )
     learning_rate: float = setting(0.2, "optimizer step size", above=0.0)
     clipnorm: float = setting(1.0, "global gradient-norm clip", above=0.0)
     users_per_batch: int = setting(128, "users in one training batch", minimum=1)
@@ -51,6 +52,9 @@ class DcnSettings(ModelSettings):
     )
     seed: int = setting(42, "seed of weights, batches and validation slice (member i: seed + i)")
     members: int = setting(2, "networks trained with different seeds and averaged", minimum=1)
+    sparse_updates: bool = setting(
+        True, "update only the user-table rows a batch uses (false: every row, as Keras does)"
+    )
     min_rating: float = setting(1.0, "lowest star; set from the data set when training")
     max_rating: float = setting(5.0, "highest star; set from the data set when training")
 

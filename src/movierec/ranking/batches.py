@@ -1,0 +1,278 @@
+"""Which ratings each device trains on at each step: deterministic, resumable, shardable.
+
+A *group* is up to ``ratings_per_user`` ratings of one user (the network sums that
+user's history once and scores the group's movies against it); a *device batch* is
+``groups_per_device`` groups; a *step* gives one device batch to every device of
+every process. Everything an epoch does is a pure function of (seed, epoch), so a
+run resumed at step ``s`` of epoch ``e`` sees exactly the batches it would have seen,
+and every process can compute which ratings the others train on without talking.
+
+- In memory (:class:`MemoryPlan`), every process groups all training ratings the same
+  way; step ``s`` covers groups ``[s*B, (s+1)*B)`` (``B`` = groups per step over all
+  devices) and device ``d`` takes the ``d``-th slice of them: the same global batch as
+  one process with one device.
+- Streamed (:class:`ShardPlan`), each epoch orders the encoded shards at random and
+  deals them out to the processes in turn (process ``p`` reads shards ``p, p + P, ...``
+  of that order and no other); each process cuts its shards' groups into device batches.
+  Processes with fewer batches pad their last steps with empty ones (weight 0), so all
+  take the same number of steps, as the collectives need.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from movierec.data.histories import Histories, positions_in_runs
+from movierec.data.shards import EncodedShard
+
+#: Source key of the in-memory arrays (shards are keyed by their number).
+MEMORY = -1
+
+
+def make_groups(user: np.ndarray, ratings_per_user: int, rng: np.random.Generator) -> np.ndarray:
+    """(groups, k) rating positions (-1 = padding): each user's ratings in random order
+    cut into groups of ``k``, the groups in random order."""
+    user = np.asarray(user)
+    n, k = len(user), ratings_per_user
+    if n == 0:
+        return np.zeros((0, k), np.int64)
+    order = rng.permutation(n)
+    order = order[np.argsort(user[order], kind="stable")]
+    users = user[order]
+    starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
+    position = positions_in_runs(np.diff(np.r_[starts, n]))
+    new_group = (position % k) == 0
+    group_of = np.cumsum(new_group) - 1
+    groups = np.full((int(new_group.sum()), k), -1, np.int64)
+    groups[group_of, position % k] = order
+    return groups[rng.permutation(len(groups))]
+
+
+def count_groups(user: np.ndarray, ratings_per_user: int) -> int:
+    """How many groups :func:`make_groups` makes, without making them."""
+    counts = np.bincount(np.asarray(user))
+    return int(np.sum(-(-counts // ratings_per_user)))
+
+
+@dataclass(frozen=True)
+class Arrays:
+    """user, movie (int32 indices) and rating of the ratings a plan groups."""
+
+    user: np.ndarray
+    movie: np.ndarray
+    rating: np.ndarray
+
+
+class BatchBuilder:
+    """Turns groups into the network's inputs, targets and sample weights.
+
+    With ``sparse_users`` the batch also carries ``rows``: the distinct user indices it
+    uses (row 0 first, padded with 0 to ``groups + 1``), and ``user`` becomes a position
+    in ``rows``; the trainer then gathers and updates only those rows of the user tables.
+    """
+
+    def __init__(
+        self,
+        histories: Histories,
+        history_length: int,
+        ratings_per_user: int,
+        *,
+        id_dropout: float = 0.0,
+        sparse_users: bool = False,
+    ):
+        self.histories = histories
+        self.history_length = history_length
+        self.k = ratings_per_user
+        self.id_dropout = id_dropout
+        self.sparse_users = sparse_users
+
+    def build(
+        self, arrays: Arrays, groups: np.ndarray, size: int, rng: np.random.Generator | None
+    ) -> dict[str, np.ndarray]:
+        """One device batch of ``size`` groups (missing groups are padding, weight 0)."""
+        k = self.k
+        if len(groups) < size:  # keep one batch shape: a single compiled step
+            groups = np.vstack([groups, np.full((size - len(groups), k), -1, np.int64)])
+        pairs = groups.reshape(-1)
+        valid = pairs >= 0
+        pairs = np.where(valid, pairs, 0)
+        first = groups[:, 0]
+        user = np.where(first >= 0, np.asarray(arrays.user)[np.maximum(first, 0)], 0)
+        query_user = user
+        if self.id_dropout > 0 and rng is not None:
+            query_user = np.where(rng.random(size) < self.id_dropout, 0, user)
+        history, history_rating = self.histories.padded(user, self.history_length)
+        batch = {
+            "user": query_user.astype(np.int32),
+            "history": history,
+            "history_rating": history_rating,
+            "slot": np.repeat(np.arange(size, dtype=np.int32), k),
+            "movie": np.where(valid, np.asarray(arrays.movie)[pairs], 0).astype(np.int32),
+            "target": np.where(valid, np.asarray(arrays.rating)[pairs], 0.0).astype(np.float32),
+            "weight": valid.astype(np.float32),
+        }
+        if self.sparse_users:
+            rows, position = np.unique(np.r_[0, query_user], return_inverse=True)
+            batch["user"] = position[1:].astype(np.int32)
+            batch["rows"] = np.pad(rows, (0, size + 1 - len(rows))).astype(np.int32)
+        return batch
+
+
+class MemoryPlan:
+    """Steps over in-memory ratings; see the module doc."""
+
+    def __init__(
+        self,
+        arrays: Arrays,
+        *,
+        ratings_per_user: int,
+        groups_per_device: int,
+        devices: int,
+        first_device: int,
+        local_devices: int,
+        seed: int,
+    ):
+        self.arrays = arrays
+        self.k = ratings_per_user
+        self.size = groups_per_device
+        self.devices = devices
+        self.first_device = first_device
+        self.local_devices = local_devices
+        self.seed = seed
+        self.total_groups = count_groups(arrays.user, ratings_per_user) if len(arrays.user) else 0
+        self._epoch: tuple[int, np.ndarray] | None = None
+
+    @property
+    def ratings(self) -> int:
+        """Ratings one epoch trains on, over all processes."""
+        return len(self.arrays.user)
+
+    def steps(self, epoch: int) -> int:
+        return -(-self.total_groups // (self.size * self.devices))
+
+    def groups(self, epoch: int) -> np.ndarray:
+        if self._epoch is None or self._epoch[0] != epoch:
+            rng = np.random.default_rng([self.seed, epoch])
+            self._epoch = (epoch, make_groups(self.arrays.user, self.k, rng))
+        return self._epoch[1]
+
+    def step_groups(self, epoch: int, step: int) -> list[tuple[int, np.ndarray]]:
+        """(source, groups) for each of this process's devices at ``step``."""
+        groups, out = self.groups(epoch), []
+        for local in range(self.local_devices):
+            begin = (step * self.devices + self.first_device + local) * self.size
+            out.append((MEMORY, groups[begin : begin + self.size]))
+        return out
+
+    def source(self, key: int) -> Arrays:
+        return self.arrays
+
+
+class ShardPlan:
+    """Steps over encoded shards, dealt out to processes; see the module doc."""
+
+    def __init__(
+        self,
+        shards: Sequence[EncodedShard],
+        *,
+        ratings_per_user: int,
+        groups_per_device: int,
+        process_index: int,
+        process_count: int,
+        local_devices: int,
+        seed: int,
+    ):
+        self.shards = list(shards)
+        self.k = ratings_per_user
+        self.size = groups_per_device
+        self.process_index = process_index
+        self.process_count = process_count
+        self.local_devices = local_devices
+        self.seed = seed
+        self.group_counts = np.array(
+            [count_groups(s.arrays()["user"], self.k) if s.rows else 0 for s in self.shards],
+            np.int64,
+        )
+        self.batch_counts = -(-self.group_counts // self.size)
+        self._layout: tuple[int, list[np.ndarray]] | None = None
+        self._loaded: dict[int, tuple[int, Arrays, np.ndarray]] = {}
+
+    @property
+    def ratings(self) -> int:
+        return sum(s.rows for s in self.shards)
+
+    def assignment(self, epoch: int) -> list[np.ndarray]:
+        """Each process's shards, in the order it reads them this epoch."""
+        if self._layout is None or self._layout[0] != epoch:
+            order = np.random.default_rng([self.seed, epoch]).permutation(len(self.shards))
+            self._layout = (epoch, [order[p :: self.process_count] for p in range(self.process_count)])
+        return self._layout[1]
+
+    def steps(self, epoch: int) -> int:
+        most = max(int(self.batch_counts[shards].sum()) for shards in self.assignment(epoch))
+        return -(-most // self.local_devices)
+
+    def step_groups(self, epoch: int, step: int) -> list[tuple[int, np.ndarray]]:
+        mine = self.assignment(epoch)[self.process_index]
+        ends = np.cumsum(self.batch_counts[mine])
+        out = []
+        for local in range(self.local_devices):
+            j = step * self.local_devices + local
+            position = int(np.searchsorted(ends, j, side="right"))
+            if position >= len(mine):
+                out.append((MEMORY, np.zeros((0, self.k), np.int64)))
+                continue
+            shard = int(mine[position])
+            within = j - int(ends[position] - self.batch_counts[shard])
+            groups = self._groups(epoch, shard)
+            out.append((shard, groups[within * self.size : (within + 1) * self.size]))
+        return out
+
+    def _groups(self, epoch: int, shard: int) -> np.ndarray:
+        """The shard's groups this epoch; at most two shards are held (a step's devices
+        may straddle a shard boundary)."""
+        if shard not in self._loaded or self._loaded[shard][0] != epoch:
+            a = self.shards[shard].arrays()
+            arrays = Arrays(np.asarray(a["user"]), np.asarray(a["movie"]), np.asarray(a["rating"]))
+            groups = make_groups(arrays.user, self.k, np.random.default_rng([self.seed, epoch, shard]))
+            self._loaded.pop(shard, None)
+            while len(self._loaded) >= 2:
+                del self._loaded[next(iter(self._loaded))]
+            self._loaded[shard] = (epoch, arrays, groups)
+        return self._loaded[shard][2]
+
+    def source(self, key: int) -> Arrays:
+        if key == MEMORY:
+            return Arrays(np.zeros(1, np.int32), np.zeros(1, np.int32), np.zeros(1, np.float32))
+        return self._loaded[key][1]
+
+
+Plan = MemoryPlan | ShardPlan
+
+
+def step_batches(
+    plan: Plan, builder: BatchBuilder, epoch: int, step: int, seed: int
+) -> dict[str, np.ndarray]:
+    """This process's device batches at ``step``, stacked on a leading device axis.
+
+    id-dropout draws from a generator keyed by (seed, epoch, step, device), so a resumed
+    run hides the same ids as an uninterrupted one.
+    """
+    parts = []
+    for local, (key, groups) in enumerate(plan.step_groups(epoch, step)):
+        rng = np.random.default_rng([seed, epoch, step, local, 1])
+        parts.append(builder.build(plan.source(key), groups, plan.size, rng))
+    return {name: np.stack([p[name] for p in parts]) for name in parts[0]}
+
+
+def evaluation_batches(
+    sources: Iterable[Arrays], builder: BatchBuilder, size: int, seed: int
+) -> Iterator[dict[str, np.ndarray]]:
+    """Batches of ``size`` groups over every rating of ``sources`` (no dropout, full ids)."""
+    for number, arrays in enumerate(sources):
+        groups = make_groups(arrays.user, builder.k, np.random.default_rng([seed, number, 2]))
+        for begin in range(0, len(groups), size):
+            yield builder.build(arrays, groups[begin : begin + size], size, None)

@@ -1,0 +1,507 @@
+"""The dcn ranker's training loop: row-sparse updates, checkpoints, several processes.
+
+Why not ``keras.Model.fit``: three things it cannot do. (1) Keras on JAX updates
+every row of an embedding table at every step, so with a million users a step costs
+what the table costs, not what the batch touches; here each step gathers the rows of
+the user tables its batch uses into a small twin of the network, differentiates that,
+and applies Adagrad to those rows only (``sparse_updates``; ``False`` keeps the dense
+update, as a yardstick). The maths is the same: Adagrad leaves rows with a zero
+gradient untouched. (2) A run must stop and resume mid-epoch with the very same
+batches, optimizer state and random state (:mod:`movierec.ranking.batches` makes the
+batches a function of the epoch and step). (3) Several processes must each feed
+their own batches and agree on every update.
+
+The network stays a plain Keras model: the step calls its ``stateless_call`` inside
+a ``jax.shard_map`` over every training device (one or more per process); gradients
+are summed across devices, so replicated weights stay identical everywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from movierec.distributed import lost_process
+from movierec.errors import ModelError
+from movierec.ranking.batches import Arrays, BatchBuilder, Plan, evaluation_batches, step_batches
+
+CHECKPOINT_FORMAT = 1
+STATE_FILE = "state.npz"
+#: Keras's Adagrad defaults, kept so the tuned learning rate means the same thing.
+INITIAL_ACCUMULATOR = 0.1
+EPSILON = 1e-7
+
+
+@dataclass
+class TrainOptions:
+    """How a run trains, beyond the model's settings.
+
+    ``checkpoint_dir``: where to save state (process 0 only) at every epoch end and,
+    when ``checkpoint_steps`` > 0, every that many steps; ``resume``: continue from it.
+    ``devices``: JAX devices to train on (default: this process's first device).
+    """
+
+    checkpoint_dir: Path | None = None
+    resume: bool = False
+    checkpoint_steps: int = 0
+    devices: list[Any] | None = None
+    progress: bool = True
+
+
+@dataclass
+class Feeds:
+    """What one network trains on."""
+
+    plan: Plan
+    builder: BatchBuilder
+    validation: Callable[[], Iterable[Arrays]] | None
+    validation_builder: BatchBuilder | None
+    mean_rating: float
+
+
+@dataclass
+class Resume:
+    """A checkpoint's position and bookkeeping (weights travel beside it)."""
+
+    epoch: int = 0
+    step: int = 0
+    sums: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+    history: dict[str, list[float]] = field(default_factory=dict)
+    best: float | None = None
+    wait: int = 0
+    done: bool = False
+
+
+# -- checkpoints --------------------------------------------------------------------
+
+
+def atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write an .npz next to ``path`` and rename it into place: the file is whole or absent."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, **arrays)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+class Checkpoints:
+    """A checkpoint directory: ``state.npz`` (the member in training) and
+    ``member-<i>.npz`` (members already trained). ``fingerprint`` says what run the
+    directory belongs to; resuming a different run is refused."""
+
+    def __init__(self, directory: Path, fingerprint: dict[str, Any], *, writes: bool = True):
+        self.directory = Path(directory).expanduser()
+        self.fingerprint = json.loads(json.dumps(fingerprint, sort_keys=True, default=str))
+        self.writes = writes
+
+    def _meta(self, meta: dict[str, Any]) -> np.ndarray:
+        payload = {"format": CHECKPOINT_FORMAT, "run": self.fingerprint, **meta}
+        return np.array(json.dumps(payload))
+
+    def _read(self, path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {k: data[k] for k in data.files}
+            meta = json.loads(str(arrays.pop("meta")))
+        except (OSError, ValueError, KeyError) as error:
+            raise ModelError(f"{path}: unreadable checkpoint ({error})") from None
+        if meta.get("format") != CHECKPOINT_FORMAT:
+            raise ModelError(f"{path}: unsupported checkpoint format {meta.get('format')!r}")
+        if meta.get("run") != self.fingerprint:
+            theirs, ours = meta.get("run", {}), self.fingerprint
+            keys = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+            raise ModelError(
+                f"{path} belongs to another training run (differs in {', '.join(keys)}); "
+                "resume with the same data, seed, settings and processes"
+            )
+        return meta, arrays
+
+    def check_resumable(self) -> None:
+        if not self.directory.is_dir():
+            raise ModelError(f"--resume {self.directory}: no such checkpoint directory")
+        if not any(self.directory.glob("*.npz")):
+            raise ModelError(f"--resume {self.directory}: no checkpoint in it yet")
+
+    def save_member(self, member: int, weights: list[np.ndarray], history: dict) -> None:
+        if self.writes:
+            arrays = {f"w{i}": w for i, w in enumerate(weights)}
+            path = self.directory / f"member-{member}.npz"
+            atomic_savez(path, {**arrays, "meta": self._meta({"history": history})})
+
+    def load_member(self, member: int) -> tuple[list[np.ndarray], dict] | None:
+        path = self.directory / f"member-{member}.npz"
+        if not path.is_file():
+            return None
+        meta, arrays = self._read(path)
+        return [arrays[f"w{i}"] for i in range(len(arrays))], meta["history"]
+
+    def save_state(self, member: int, resume: Resume, arrays: dict[str, np.ndarray]) -> None:
+        if self.writes:
+            meta = {"member": member, **resume.__dict__}
+            atomic_savez(self.directory / STATE_FILE, {**arrays, "meta": self._meta(meta)})
+
+    def load_state(self, member: int) -> tuple[Resume, dict[str, np.ndarray]] | None:
+        path = self.directory / STATE_FILE
+        if not path.is_file():
+            return None
+        meta, arrays = self._read(path)
+        if meta.pop("member") != member:
+            return None
+        for key in ("format", "run"):
+            meta.pop(key)
+        return Resume(**meta), arrays
+
+
+# -- the training loop --------------------------------------------------------------
+
+
+class Trainer:
+    """Trains one :class:`~movierec.ranking.rating_network.RatingNetwork`; see the module doc."""
+
+    def __init__(self, network: keras.Model, settings: dict[str, Any], options: TrainOptions):
+        import jax
+
+        if str(settings["optimizer"]).lower() != "adagrad":
+            raise ModelError(
+                f"the dcn trainer implements Adagrad (with row-sparse updates), "
+                f"not {settings['optimizer']!r}"
+            )
+        self.network = network
+        self.settings = settings
+        self.options = options
+        self.devices = options.devices or jax.local_devices()[:1]
+        self.process = jax.process_index()
+        self.local = [d for d in self.devices if d.process_index == self.process]
+        if not self.local:
+            raise ModelError("none of the training devices belongs to this process")
+        self.first_local = self.devices.index(self.local[0])
+        self.sparse = bool(settings["sparse_updates"])
+        self.learning_rate = float(settings["learning_rate"])
+        clip = settings.get("clipnorm")
+        self.clipnorm = float(clip) if clip else None
+        self.mesh = jax.sharding.Mesh(np.array(self.devices), ("device",))
+        tr = network.trainable_variables
+        nt = network.non_trainable_variables
+        user_tables = {id(network.user_embedding.embeddings), id(network.user_bias.embeddings)}
+        self.user_tr = [i for i, v in enumerate(tr) if id(v) in user_tables]
+        self.user_nt = [i for i, v in enumerate(nt) if v is network.user_features]
+        self._step = None
+        self._forward = None
+
+    @property
+    def several(self) -> bool:
+        import jax
+
+        return jax.process_count() > 1
+
+    # state: (trainable, non-trainable, accumulators), replicated on every device
+
+    def _replicate(self, arrays: list[np.ndarray]) -> list[Any]:
+        import jax
+
+        sharding = jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec())
+        out = []
+        for host in arrays:
+            host = np.asarray(host)
+            out.append(jax.make_array_from_callback(host.shape, sharding, lambda i, h=host: h[i]))
+        return out
+
+    def initial_state(self, arrays: dict[str, np.ndarray] | None) -> dict[str, list[Any]]:
+        tr = [np.asarray(v.value) for v in self.network.trainable_variables]
+        nt = [np.asarray(v.value) for v in self.network.non_trainable_variables]
+        acc = [np.full(v.shape, INITIAL_ACCUMULATOR, np.float32) for v in tr]
+        if arrays is not None:
+            tr = [arrays[f"tr{i}"] for i in range(len(tr))]
+            nt = [arrays[f"nt{i}"] for i in range(len(nt))]
+            acc = [arrays[f"acc{i}"] for i in range(len(acc))]
+        return {"tr": self._replicate(tr), "nt": self._replicate(nt), "acc": self._replicate(acc)}
+
+    @staticmethod
+    def host(values: list[Any]) -> list[np.ndarray]:
+        return [np.asarray(v.addressable_data(0)) for v in values]
+
+    def state_arrays(self, state: dict[str, list[Any]]) -> dict[str, np.ndarray]:
+        out = {}
+        for key in ("tr", "nt", "acc"):
+            out.update({f"{key}{i}": a for i, a in enumerate(self.host(state[key]))})
+        return out
+
+    # the step
+
+    def _twin(self, groups: int) -> keras.Model:
+        """The network with ``groups + 1`` user rows: what one device batch touches."""
+        config = {**self.network.get_config(), "num_users": groups + 1}
+        config.pop("name", None)
+        twin = type(self.network).from_config(config)
+        twin.build_weights()
+        for big, small in zip(
+            self.network.trainable_variables, twin.trainable_variables, strict=True
+        ):
+            if big.shape[1:] != small.shape[1:]:
+                raise ModelError("the twin network does not mirror the network's weights")
+        return twin
+
+    def _build_step(self, groups: int, pairs_per_step: int) -> Callable:
+        import jax
+        import jax.numpy as jnp
+        from jax.sharding import PartitionSpec as P
+
+        network = self._twin(groups) if self.sparse else self.network
+        user_tr, user_nt = set(self.user_tr), set(self.user_nt)
+        sparse, lr, clip = self.sparse, self.learning_rate, self.clipnorm
+        devices = len(self.devices)
+
+        def device_step(state, batch):
+            batch = {k: v[0] for k, v in batch.items()}
+            tr, nt, acc = state["tr"], state["nt"], state["acc"]
+            inputs = {k: batch[k] for k in ("user", "history", "history_rating", "slot", "movie")}
+            if sparse:
+                rows = batch["rows"]
+                tr_in = [jnp.take(v, rows, axis=0) if i in user_tr else v for i, v in enumerate(tr)]
+                nt_in = [jnp.take(v, rows, axis=0) if i in user_nt else v for i, v in enumerate(nt)]
+            else:
+                tr_in, nt_in = list(tr), list(nt)
+
+            def loss_fn(weights):
+                out, nt_out, losses = network.stateless_call(
+                    weights, nt_in, inputs, training=True, return_losses=True
+                )
+                squared = batch["weight"] * jnp.square(out - batch["target"])
+                data = jnp.sum(squared) / pairs_per_step
+                extra = sum(losses) / devices if losses else 0.0
+                return data + extra, (nt_out, jnp.sum(squared), jnp.sum(batch["weight"]))
+
+            grads, (nt_out, sq, w) = jax.grad(loss_fn, has_aux=True)(tr_in)
+            dense = {i: jax.lax.psum(g, "device") for i, g in enumerate(grads) if not (sparse and i in user_tr)}
+            rows_grads = {}
+            if sparse:
+                all_rows = jax.lax.all_gather(rows, "device", tiled=True)
+                unique, inverse = jnp.unique(
+                    all_rows, size=all_rows.shape[0], fill_value=0, return_inverse=True
+                )
+                for i in user_tr:
+                    g = jax.lax.all_gather(grads[i], "device", tiled=True)
+                    rows_grads[i] = jax.ops.segment_sum(
+                        g, inverse.reshape(-1), num_segments=all_rows.shape[0]
+                    )
+            scale = 1.0
+            if clip is not None:
+                norm = jnp.sqrt(
+                    sum(jnp.sum(jnp.square(g)) for g in dense.values())
+                    + sum(jnp.sum(jnp.square(g)) for g in rows_grads.values())
+                )
+                scale = clip / jnp.maximum(norm, clip)
+            new_tr, new_acc = list(tr), list(acc)
+            for i, g in dense.items():
+                g = g * scale
+                a = acc[i] + jnp.square(g)
+                new_acc[i] = a
+                new_tr[i] = tr[i] - lr * g / jnp.sqrt(a + EPSILON)
+            for i, g in rows_grads.items():
+                g = g * scale
+                a = jnp.take(acc[i], unique, axis=0) + jnp.square(g)
+                new_acc[i] = acc[i].at[unique].add(jnp.square(g))
+                new_tr[i] = tr[i].at[unique].add(-lr * g / jnp.sqrt(a + EPSILON))
+            new_nt = [v if i in user_nt else nt_out[i] for i, v in enumerate(nt)]
+            sums = jax.lax.psum(jnp.stack([sq, w]), "device")
+            return {"tr": new_tr, "nt": new_nt, "acc": new_acc}, sums
+
+        mapped = jax.shard_map(
+            device_step,
+            mesh=self.mesh,
+            in_specs=(P(), P("device")),
+            out_specs=(P(), P()),
+            check_vma=False,
+        )
+        return jax.jit(mapped, donate_argnums=(0,))
+
+    def _global_batch(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
+        import jax
+
+        sharding = jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec("device"))
+        return {
+            k: jax.make_array_from_process_local_data(
+                sharding, v, (len(self.devices), *v.shape[1:])
+            )
+            for k, v in batch.items()
+        }
+
+    # evaluation on this process's first device (every process gets the same figure)
+
+    def evaluate(self, state: dict[str, list[Any]], feeds: Feeds, size: int) -> tuple[float, float]:
+        """(squared-error sum, weight sum) over the validation ratings."""
+        import jax
+
+        if self._forward is None:
+            network = self.network
+
+            def forward(tr, nt, inputs):
+                out, _ = network.stateless_call(tr, nt, inputs, training=False)
+                return out
+
+            self._forward = jax.jit(forward)
+        tr = [v.addressable_data(0) for v in state["tr"]]
+        nt = [v.addressable_data(0) for v in state["nt"]]
+        sq = w = 0.0
+        assert feeds.validation is not None and feeds.validation_builder is not None
+        seed = int(self.settings["seed"])
+        for batch in evaluation_batches(feeds.validation(), feeds.validation_builder, size, seed):
+            inputs = {k: batch[k] for k in ("user", "history", "history_rating", "slot", "movie")}
+            out = np.asarray(self._forward(tr, nt, inputs))
+            sq += float(np.sum(batch["weight"] * (out - batch["target"]) ** 2, dtype=np.float64))
+            w += float(np.sum(batch["weight"], dtype=np.float64))
+        return sq, w
+
+    def _agree(self, values: np.ndarray) -> np.ndarray:
+        """Process 0's values on every process, so all take the same decisions."""
+        if not self.several:
+            return values
+        from jax.experimental import multihost_utils
+
+        return np.asarray(multihost_utils.broadcast_one_to_all(values))
+
+    # the loop
+
+    def fit(
+        self,
+        feeds: Feeds,
+        *,
+        epochs: int,
+        patience: int,
+        checkpoints: Checkpoints | None,
+        member: int,
+        resume: tuple[Resume, dict[str, np.ndarray]] | None,
+        label: str = "",
+    ) -> dict[str, list[float]]:
+        plan = feeds.plan
+        position, arrays = resume if resume is not None else (Resume(), None)
+        state = self.initial_state(arrays)
+        best_weights: list[np.ndarray] | None = None
+        if arrays is not None and "best0" in arrays:
+            best_weights = [arrays[f"best{i}"] for i in range(len(state["tr"]) + len(state["nt"]))]
+        groups = plan.size
+        pairs = groups * plan.k * len(self.devices)
+        if self._step is None:
+            self._step = self._build_step(groups, pairs)
+        every = int(self.options.checkpoint_steps or 0)
+        show = self.options.progress and self.process == 0
+        total_ratings = plan.ratings if hasattr(plan, "ratings") else 0
+        started = time.perf_counter()
+        done_ratings = 0.0
+
+        def save(stop_epoch: int, stop_step: int, sums: np.ndarray) -> None:
+            if checkpoints is None:
+                return
+            position.epoch, position.step, position.sums = stop_epoch, stop_step, [float(x) for x in sums]
+            extra = {}
+            if best_weights is not None:
+                extra = {f"best{i}": w for i, w in enumerate(best_weights)}
+            checkpoints.save_state(member, position, {**self.state_arrays(state), **extra})
+
+        epoch = position.epoch
+        while not position.done and epoch < epochs:
+            steps = plan.steps(epoch)
+            first = position.step if epoch == position.epoch else 0
+            sums = np.array(position.sums if first else [0.0, 0.0, 0.0], np.float64)
+            bar = _progress(show, epoch, epochs, label, total_ratings, sums[1])
+            epoch_start = time.perf_counter()
+            for step in range(first, steps):
+                batch = step_batches(plan, feeds.builder, epoch, step, int(self.settings["seed"]))
+                try:
+                    state, out = self._step(state, self._global_batch(batch))
+                    sq, w = (float(x) for x in np.asarray(out.addressable_data(0)))
+                except Exception as error:
+                    if self.several:
+                        raise lost_process(error) from None
+                    raise
+                sums += (sq, w, 0.0)
+                done_ratings += w
+                if bar is not None:
+                    bar.update(w)
+                    elapsed = time.perf_counter() - started
+                    if elapsed > 0 and done_ratings:
+                        left = (epochs - epoch) * total_ratings - sums[1]
+                        bar.set_postfix_str(
+                            f"rmse {np.sqrt(sums[0] / max(sums[1], 1)):.4f}, "
+                            f"run ETA {_clock(left / (done_ratings / elapsed))} at most"
+                        )
+                if every and (step + 1) % every == 0 and step + 1 < steps:
+                    save(epoch, step + 1, sums)
+            if bar is not None:
+                bar.close()
+            logs = {
+                "loss": float(sums[0] / max(sums[1], 1.0)),
+                "rmse": float(np.sqrt(sums[0] / max(sums[1], 1.0))),
+                "ratings": float(sums[1]),
+                "seconds": round(time.perf_counter() - epoch_start, 3),
+            }
+            stop = False
+            if feeds.validation is not None:
+                try:
+                    vsq, vw = self._agree(np.array(self.evaluate(state, feeds, groups * len(self.devices))))
+                except Exception as error:
+                    if self.several:
+                        raise lost_process(error) from None
+                    raise
+                logs["val_rmse"] = float(np.sqrt(vsq / max(vw, 1.0)))
+                if position.best is None or logs["val_rmse"] < position.best:
+                    position.best, position.wait = logs["val_rmse"], 0
+                    best_weights = self.host(state["tr"]) + self.host(state["nt"])
+                else:
+                    position.wait += 1
+                    stop = position.wait >= patience
+            for key, value in logs.items():
+                position.history.setdefault(key, []).append(value)
+            if show:
+                print(_epoch_line(label, epoch, epochs, logs), flush=True)
+            epoch += 1
+            position.done = stop
+            save(epoch, 0, np.zeros(3))
+        weights = best_weights or (self.host(state["tr"]) + self.host(state["nt"]))
+        variables = self.network.trainable_variables + self.network.non_trainable_variables
+        for variable, value in zip(variables, weights, strict=True):
+            variable.assign(value)
+        return position.history
+
+
+def _clock(seconds: float) -> str:
+    seconds = max(int(seconds), 0)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def _progress(show: bool, epoch: int, epochs: int, label: str, total: int, done: float):
+    if not show:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(
+        total=total,
+        initial=done,
+        desc=f"{label}epoch {epoch + 1}/{epochs}",
+        unit=" ratings",
+        unit_scale=True,
+        leave=False,
+        mininterval=1.0,
+    )
+
+
+def _epoch_line(label: str, epoch: int, epochs: int, logs: dict[str, float]) -> str:
+    parts = [f"{label}epoch {epoch + 1}/{epochs}: rmse {logs['rmse']:.4f}"]
+    if "val_rmse" in logs:
+        parts.append(f"val_rmse {logs['val_rmse']:.4f}")
+    rate = logs["ratings"] / max(logs["seconds"], 1e-9)
+    parts.append(f"{logs['seconds']:.1f} s, {rate:,.0f} ratings/s")
+    return ", ".join(parts)
