@@ -110,10 +110,10 @@ class Recommender:
             raise ModelError(
                 f"no retrieval model under {models_dir}; train one with `movierec train`"
             )
-        retrieval = load_model(models_dir / RETRIEVAL_DIR)
+        retrieval = load_model(models_dir / RETRIEVAL_DIR, lazy=True)
         index = load_model_index(models_dir / RETRIEVAL_DIR, candidate_matrix(retrieval))
         ranking_dir = models_dir / RANKING_DIR
-        ranking = load_model(ranking_dir) if ranking_dir.is_dir() else None
+        ranking = load_model(ranking_dir, lazy=True) if ranking_dir.is_dir() else None
         recommender = cls(retrieval, ranking, num_candidates, index=index)
         if serving:
             tune_process_for_serving()
@@ -160,7 +160,7 @@ class Recommender:
         """Top ``k`` movies for a user (known id, rating history, or both)."""
         started = time.perf_counter()
         query = self._query(self.retrieval, user_id, extra_ratings)
-        query_vector = self.retrieval.retriever.query_embeddings(query)
+        query_vector = self._query_vector(query, extra_ratings)
         exclude = [query.histories[0]] if exclude_seen else None
         depth = max(k, self.num_candidates) if self.ranking else k
         scores, indices = self.index.search(query_vector, depth, exclude)
@@ -254,6 +254,17 @@ class Recommender:
         stars = np.concatenate([base.history_ratings[0][keep], extra_stars]).astype(np.float32)
         return QueryBatch(np.array([user_index]), [movies], [stars])
 
+    def _query_vector(
+        self, query: QueryBatch, extra_ratings: Sequence[tuple[str, float]]
+    ) -> np.ndarray:
+        """(1, d) query embedding: the exported row for a known user as trained, else the
+        retriever's own (which reads the network on first use)."""
+        table = self.retrieval.user_queries
+        user = int(query.user_index[0])
+        if table is not None and not extra_ratings and 0 < user < len(table):
+            return np.array(table[user : user + 1])
+        return self.retrieval.retriever.query_embeddings(query)
+
     def _predict(
         self,
         user_id: str | None,
@@ -262,6 +273,11 @@ class Recommender:
     ) -> np.ndarray:
         """Predicted stars of ``movies`` (the ranking model's movie indices) for one user."""
         assert self.ranking is not None
+        table = self.ranking.user_stars
+        if table is not None and not extra_ratings and user_id is not None:
+            user = self.ranking.train.users.index(user_id)
+            if user != OOV_INDEX:
+                return np.asarray(table[user], dtype=np.float32)[np.asarray(movies, np.int64)]
         query = self._query(self.ranking, user_id, extra_ratings)
         rows = np.zeros(len(movies), dtype=np.int64)
         return self.ranking.ranker.predict(query.take(rows), movies)

@@ -11,6 +11,8 @@ from movierec.cli.output import print_json, print_metrics, print_table
 from movierec.errors import MovierecError
 
 MOVIE_COLUMNS = [("movie_id", "id"), ("title", "title"), ("genres", "genres")]
+#: Most answers -k and --limit may ask for.
+MAX_COUNT = 1000
 
 
 def run(args: argparse.Namespace) -> int:
@@ -398,40 +400,54 @@ def _recommender(args: argparse.Namespace):
     return Recommender.load(args.models)
 
 
-def _show_movies(results, args: argparse.Namespace, extra: list[tuple[str, str]]) -> None:
-    rows = [r.to_dict() for r in results]
+def _show_movies(
+    rows: list[dict[str, Any]], args: argparse.Namespace, extra: list[tuple[str, str]]
+) -> None:
     if args.json:
         print_json(rows)
         return
     for row in rows:  # people read stars to two decimals, scores to three
-        for key, digits in (("predicted_rating", 2), ("score", 3)):
+        for key, digits in (("predicted_rating", 2), ("score", 3), ("blended", 3)):
             if row.get(key) is not None:
                 row[key] = f"{row[key]:.{digits}f}"
     print_table(rows, MOVIE_COLUMNS[:2] + extra + MOVIE_COLUMNS[2:])
 
 
+def _check_count(value: int, option: str) -> None:
+    if not 1 <= value <= MAX_COUNT:
+        raise MovierecError(f"{option} must be between 1 and {MAX_COUNT}, got {value}")
+
+
 def _check_k(k: int) -> None:
-    if not 1 <= k <= 1000:
-        raise MovierecError("-k must be between 1 and 1000")
+    _check_count(k, "-k")
 
 
 def _recommend(args: argparse.Namespace) -> int:
     _check_k(args.k)
     recommender = _recommender(args)
     answer = recommender.recommend(args.user, k=args.k, exclude_seen=not args.include_seen)
-    if not args.json:
-        print(f"Top {args.k} movies for user {args.user}:")
-    extra = [("predicted_rating", "stars")] if recommender.ranking else [("score", "score")]
-    _show_movies(answer.items, args, extra)
+    if recommender.ranking:
+        if not args.json:
+            print(
+                f"Top {args.k} movies for user {args.user}, ordered by score = retrieval "
+                f"score + {recommender.star_weight:g} x predicted stars:"
+            )
+        extra = [("blended", "score"), ("predicted_rating", "stars"), ("score", "retrieval")]
+    else:
+        if not args.json:
+            print(f"Top {args.k} movies for user {args.user}, ordered by retrieval score:")
+        extra = [("score", "score")]
+    _show_movies([r.to_dict() for r in answer.items], args, extra)
     return 0
 
 
 def _rank(args: argparse.Namespace) -> int:
+    movies = list(dict.fromkeys(args.movies))  # a movie asked for twice is listed once
     recommender = _recommender(args)
-    results = recommender.rank(args.user, args.movies)
+    results = recommender.rank(args.user, movies)
     if not args.json:
-        print(f"Predicted stars for user {args.user}:")
-    _show_movies(results, args, [("predicted_rating", "stars")])
+        print(f"Predicted stars for user {args.user}, best first:")
+    _show_movies([r.to_dict() for r in results], args, [("predicted_rating", "stars")])
     return 0
 
 
@@ -441,15 +457,26 @@ def _similar(args: argparse.Namespace) -> int:
     source = recommender.movie(args.movie)
     results = recommender.similar(args.movie, k=args.k)
     if not args.json:
-        print(f"Movies like {source.title}:")
-    _show_movies(results, args, [("score", "similarity")])
+        print(f"Movies like {source.title}, most similar first:")
+    _show_movies([r.to_dict() for r in results], args, [("score", "similarity")])
     return 0
 
 
 def _search(args: argparse.Namespace) -> int:
-    recommender = _recommender(args)
-    results = recommender.search(" ".join(args.query), limit=args.limit)
-    _show_movies(results, args, [])
+    """Reads the saved catalogue only: no NumPy, pandas or Keras to start."""
+    from movierec.errors import ModelError
+    from movierec.models.catalogue import search_saved
+
+    _check_count(args.limit, "--limit")
+    query = " ".join(args.query)
+    directory = Path(args.models) / "retrieval"
+    if not (directory / "manifest.json").is_file():
+        raise ModelError(f"no retrieval model under {args.models}; train one with `movierec train`")
+    rows = search_saved(directory, query, args.limit)
+    if not rows and not args.json:
+        print(f"no movies match {query!r}")
+        return 0
+    _show_movies(rows, args, [])
     return 0
 
 

@@ -9,10 +9,16 @@ and ``MODELS/ranking``)::
     users.json           user vocabulary (raw ids, index = position + 1)
     movies.json          movie vocabulary
     catalogue.parquet    movies table (titles, years, genres) for output
+    catalogue.json       the same for `movierec search`, readable without pandas
     users.parquet        user features, when the source has them
     train.parquet        the training ratings: histories and watched movies
     candidates.npy       retrieval only: candidate embeddings (keras-rs does
                          not save BruteForceRetrieval's candidates)
+    user_queries.npy     retrieval: every training user's query embedding, and
+    user_stars.npy       ranking: every training user's predicted stars for every
+                         movie (each when it fits in EXPORT_MAX_VALUES floats), so a
+                         known user's answer is a lookup and a dot product in NumPy,
+                         without starting Keras
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import platform
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,22 +41,61 @@ from movierec.data.schema import Dataset
 from movierec.data.training import TrainingSet
 from movierec.data.vocab import Vocabulary
 from movierec.errors import ModelError
-from movierec.models.base import Ranker, RecommenderModel, Retriever
+from movierec.models.base import QueryBatch, Ranker, RecommenderModel, Retriever
+from movierec.models.catalogue import CATALOGUE_JSON, write_catalogue_json
 from movierec.models.registry import model_class
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
+USER_QUERIES = "user_queries.npy"
+USER_STARS = "user_stars.npy"
+#: Largest exported table (float32 values; 2**26 is 256 MiB). ML-100K needs 1.6M-2.1M.
+EXPORT_MAX_VALUES = 2**26
+#: Users per chunk while exporting.
+EXPORT_USERS = 256
 
 
-@dataclass
 class SavedModel:
-    """A model loaded back with the training set it needs and its manifest."""
+    """A model loaded back with the training set it needs and its manifest.
 
-    model: RecommenderModel
-    train: TrainingSet
-    manifest: dict[str, Any]
-    candidates: np.ndarray | None = None
-    directory: Path | None = None
+    The network itself may be loaded on first use (``loader``): answers that the
+    exported tables (``user_queries``, ``user_stars``) give never start Keras.
+    """
+
+    def __init__(
+        self,
+        model: RecommenderModel | None,
+        train: TrainingSet,
+        manifest: dict[str, Any],
+        candidates: np.ndarray | None = None,
+        directory: Path | None = None,
+        *,
+        loader: Callable[[], RecommenderModel] | None = None,
+        user_queries: np.ndarray | None = None,
+        user_stars: np.ndarray | None = None,
+    ):
+        if model is None and loader is None:
+            raise ValueError("SavedModel needs a model or a loader")
+        self._model = model
+        self._loader = loader
+        self.train = train
+        self.manifest = manifest
+        self.candidates = candidates
+        self.directory = directory
+        self.user_queries = user_queries
+        self.user_stars = user_stars
+
+    @property
+    def model(self) -> RecommenderModel:
+        """The model, its network read from disk on first use."""
+        if self._model is None:
+            assert self._loader is not None
+            self._model = self._loader()
+        return self._model
+
+    @property
+    def model_loaded(self) -> bool:
+        return self._model is not None
 
     @property
     def retriever(self) -> Retriever:
@@ -98,11 +143,13 @@ def save_model(
         _write_json(staging / "users.json", train.users.to_json())
         _write_json(staging / "movies.json", train.movies.to_json())
         train.dataset.movies.to_parquet(staging / "catalogue.parquet", index=False)
+        write_catalogue_json(train.dataset.movies, staging / CATALOGUE_JSON)
         if train.dataset.users is not None:
             train.dataset.users.to_parquet(staging / "users.parquet", index=False)
         train.write_ratings(staging / "train.parquet")
         if isinstance(model, Retriever):
             np.save(staging / "candidates.npy", model.candidate_embeddings())
+        export_inference(model, train, staging)
         manifest = {
             "format": FORMAT_VERSION,
             "kind": model.kind,
@@ -139,8 +186,48 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
     return manifest
 
 
-def load_model(directory: str | Path) -> SavedModel:
-    """Load a directory written by :func:`save_model`."""
+def export_inference(model: RecommenderModel, train: TrainingSet, directory: Path) -> None:
+    """Write what answering a known user needs as NumPy tables (see the module doc).
+
+    Row ``u`` is user index ``u`` with their whole training history, exactly what the
+    model computes for them at query time; tables too large are skipped, and such
+    models answer through the network.
+    """
+    users = train.users.size
+    if isinstance(model, Retriever):
+        first = model.query_embeddings(QueryBatch.from_training(train, np.array([0])))
+        if users * first.shape[1] > EXPORT_MAX_VALUES:
+            return
+        table = np.lib.format.open_memmap(
+            directory / USER_QUERIES, mode="w+", dtype=np.float32, shape=(users, first.shape[1])
+        )
+        for begin in range(0, users, EXPORT_USERS):
+            rows = np.arange(begin, min(begin + EXPORT_USERS, users), dtype=np.int32)
+            table[rows] = model.query_embeddings(QueryBatch.from_training(train, rows))
+        table.flush()
+    elif isinstance(model, Ranker):
+        movies = train.movies.size
+        if users * movies > EXPORT_MAX_VALUES:
+            return
+        table = np.lib.format.open_memmap(
+            directory / USER_STARS, mode="w+", dtype=np.float32, shape=(users, movies)
+        )
+        per_chunk = max(1, 4096 // movies)
+        every_movie = np.arange(movies, dtype=np.int32)
+        for begin in range(0, users, per_chunk):
+            rows = np.arange(begin, min(begin + per_chunk, users), dtype=np.int32)
+            pairs = np.repeat(np.arange(len(rows)), movies)
+            queries = QueryBatch.from_training(train, rows).take(pairs)
+            stars = model.predict(queries, np.tile(every_movie, len(rows)))
+            table[rows] = stars.reshape(len(rows), movies)
+        table.flush()
+
+
+def load_model(directory: str | Path, *, lazy: bool = False) -> SavedModel:
+    """Load a directory written by :func:`save_model`.
+
+    ``lazy``: read the network (and start Keras) only when the model is first used.
+    """
     directory = Path(directory)
     manifest = read_manifest(directory)
     try:
@@ -162,13 +249,36 @@ def load_model(directory: str | Path) -> SavedModel:
             users=Vocabulary.from_json(json.loads((directory / "users.json").read_text())),
             movies=Vocabulary.from_json(json.loads((directory / "movies.json").read_text())),
         )
-        cls = model_class(manifest["kind"], manifest["model"])
-        model = cls.load(directory, manifest["settings"], train)
         candidates_path = directory / "candidates.npy"
         candidates = np.load(candidates_path) if candidates_path.exists() else None
+        tables = {
+            name: _table(directory / file, train)
+            for name, file in (("user_queries", USER_QUERIES), ("user_stars", USER_STARS))
+        }
     except (OSError, KeyError, ValueError) as error:
         raise ModelError(f"{directory}: incomplete or damaged model ({error})") from error
-    return SavedModel(model, train, manifest, candidates, directory)
+
+    def read_network() -> RecommenderModel:
+        try:
+            cls = model_class(manifest["kind"], manifest["model"])
+            return cls.load(directory, manifest["settings"], train)
+        except (OSError, KeyError, ValueError) as error:
+            raise ModelError(f"{directory}: incomplete or damaged model ({error})") from error
+
+    model = None if lazy else read_network()
+    return SavedModel(model, train, manifest, candidates, directory, loader=read_network, **tables)
+
+
+def _table(path: Path, train: TrainingSet) -> np.ndarray | None:
+    """An exported table, memory-mapped, if present and shaped for this training set."""
+    if not path.is_file():
+        return None
+    table = np.load(path, mmap_mode="r")
+    if table.ndim != 2 or table.shape[0] != train.users.size:
+        raise ModelError(f"{path}: has {table.shape[0]} rows for {train.users.size} users")
+    if path.name == USER_STARS and table.shape[1] != train.movies.size:
+        raise ModelError(f"{path}: has {table.shape[1]} columns for {train.movies.size} movies")
+    return table
 
 
 def _write_json(path: Path, payload: Any) -> None:

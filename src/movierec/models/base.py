@@ -11,15 +11,17 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import keras
 import numpy as np
 
 from movierec.data.training import TrainingSet
 from movierec.errors import ModelError
 from movierec.models.seeding import keeps_random_state
 from movierec.models.settings import ModelSettings
+
+if TYPE_CHECKING:  # Keras loads only when a model trains or a network is read
+    import keras
 
 
 @dataclass
@@ -116,6 +118,8 @@ class RecommenderModel(ABC):
         cls, directory: Path, settings: dict[str, Any], train: TrainingSet
     ) -> RecommenderModel:
         """Rebuild a model that ``save`` wrote, given its settings and training set."""
+        import keras
+
         model = cls(**settings)
         model.network = keras.saving.load_model(directory / cls.network_file)
         return model
