@@ -30,6 +30,11 @@ class UnknownIdError(MovierecError, KeyError):
         self.raw_id = raw_id
         super().__init__(f"unknown {kind} id {raw_id!r}")
 
+    def with_hint(self, hint: str) -> UnknownIdError:
+        """The same error with a sentence on how to pick a valid id."""
+        self.args = (f"{self.args[0]}; {hint}",)
+        return self
+
     def __str__(self) -> str:  # KeyError would quote the message again
         return self.args[0]
 

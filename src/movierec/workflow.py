@@ -32,6 +32,7 @@ from movierec.evaluation.evaluate import (
 from movierec.models.artifacts import save_model
 from movierec.models.base import Ranker, RecommenderModel, Retriever
 from movierec.models.registry import model_class, streaming_models
+from movierec.progress import fit_reporting, logger
 from movierec.ranking.trainer import TrainOptions
 
 
@@ -119,12 +120,13 @@ def train_model(
             model = model_cls(**(settings or {}))
             train = TrainingSet.build(dataset, train_ratings)
             started = time.perf_counter()
-            history = model.fit(train, verbose=verbose)
+            history = model.fit(train, **fit_reporting(model.fit, f"{kind} '{name}'", verbose))
             seconds = time.perf_counter() - started
     result = TrainResult(model, train, {}, seconds)
     if jax_process_index() != 0:  # process 0 evaluates and writes for the run
         return result
     if test_ratings is not None and len(test_ratings):
+        logger.info("%s '%s': evaluating on %d test ratings", kind, name, len(test_ratings))
         result.metrics = evaluate_model(model, train, test_ratings)
     return _finish(
         result,

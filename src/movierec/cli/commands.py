@@ -9,6 +9,7 @@ from typing import Any
 
 from movierec.cli.output import print_json, print_metrics, print_table
 from movierec.errors import MovierecError
+from movierec.progress import keras_verbosity, logger
 
 MOVIE_COLUMNS = [("movie_id", "id"), ("title", "title"), ("genres", "genres")]
 #: Most answers -k and --limit may ask for.
@@ -47,8 +48,35 @@ def _data(args: argparse.Namespace) -> int:
     if args.json:
         print_json(summary)
     else:
-        print_metrics(f"data set {summary['name']}", summary)
+        _print_data_info(summary)
     return 0
+
+
+def _print_data_info(summary: dict[str, Any]) -> None:
+    """``data info`` for people: counts with thousands separators, dates, the source."""
+    import datetime
+
+    def day(seconds: int | None) -> str:
+        if seconds is None:
+            return "-"
+        return datetime.datetime.fromtimestamp(seconds, datetime.UTC).strftime("%Y-%m-%d")
+
+    low, high = summary["rating_scale"]
+    source = summary.get("source") or {}
+    rows = [
+        ("ratings", f"{summary['ratings']:,}, {low:g} to {high:g} stars"),
+        ("users", f"{summary['users']:,}"
+         + (" (with age, gender, occupation, zip)" if summary["has_user_features"] else "")),
+        ("movies", f"{summary['movies']:,} in the catalogue, {summary['movies_rated']:,} rated"),
+        ("rated between", f"{day(summary['first_timestamp'])} and "
+                          f"{day(summary['last_timestamp'])}"),
+        ("source", ", ".join(str(source[k]) for k in ("kind", "path") if source.get(k)) or "-"),
+    ]
+    if source.get("ratings_sha256"):
+        rows.append(("ratings sha256", str(source["ratings_sha256"])))
+    print(f"data set {summary['name']}")
+    for label, value in rows:
+        print(f"  {label:<15} {value}")
 
 
 def _synth(args: argparse.Namespace) -> int:
@@ -235,6 +263,7 @@ def _train_all(args: argparse.Namespace) -> int:
         per_model = _settings_per_model(names, overrides, None)
         return _train_streaming(args, names, per_model)
     per_model = _settings_per_model(names, overrides, args.seed)
+    logger.info("loading data set %s", args.data)
     dataset = load_dataset(args.data)
     split = make_split(
         dataset.ratings,
@@ -246,14 +275,16 @@ def _train_all(args: argparse.Namespace) -> int:
     train_ratings, split_info = split.train, split.info
     if getattr(args, "ratings_db", None):
         train_ratings, split_info = _with_stored_ratings(args.ratings_db, dataset, split)
-    verbose = 0 if args.quiet else 1
+    verbose = keras_verbosity(args.quiet)
     for kind, name in names.items():
         options = _train_options(args, streamed=False)
         if options is not None and args.kind == "all" and kind == "retrieval":
             print("(the retrieval model trains without checkpoints)")
             options = None
-        print(f"training {kind} model '{name}' on {dataset.name} "
-              f"({len(train_ratings)} train / {len(split.test)} test ratings)")
+        logger.info(
+            "training %s model '%s' on %s (%d train / %d test ratings)",
+            kind, name, dataset.name, len(train_ratings), len(split.test),
+        )
         result = train_model(
             kind,
             name,
@@ -291,7 +322,7 @@ def _train_streaming(
     if args.eval_ratings < 0:
         raise MovierecError("--eval-ratings must be 0 or more")
     for kind, name in names.items():
-        print(f"training {kind} model '{name}' streaming from {args.data}")
+        logger.info("training %s model '%s' streaming from %s", kind, name, args.data)
         result = train_streaming(
             kind,
             name,
@@ -300,7 +331,7 @@ def _train_streaming(
             seed=args.seed,
             settings=per_model[kind],
             out_dir=Path(args.models) / kind,
-            verbose=0 if args.quiet else 1,
+            verbose=keras_verbosity(args.quiet),
             max_eval_ratings=args.eval_ratings,
             options=_train_options(args, streamed=True),
         )
@@ -481,22 +512,21 @@ def _search(args: argparse.Namespace) -> int:
 
 
 def _quickstart(args: argparse.Namespace) -> int:
-    from movierec.data import fetch_ml100k
+    """Fetch, check the user exists, train both default models, recommend."""
+    from movierec.cli.main import build_parser
+    from movierec.data import fetch_ml100k, load_dataset
+    from movierec.errors import UnknownIdError
 
+    _check_k(args.k)
     fetch_ml100k()
-    train_args = argparse.Namespace(
-        kind="all",
-        model=None,
-        data="ml-100k",
-        models=args.models,
-        split="random",
-        test_fraction=0.2,
-        leave_out=1,
-        seed=42,
-        epochs=None,
-        overrides=[],
-        quiet=args.quiet,
-    )
+    ratings = load_dataset("ml-100k").ratings
+    if str(args.user) not in set(ratings["user_id"]):
+        raise UnknownIdError("user", args.user).with_hint(
+            f"MovieLens 100K has users {_id_range(ratings['user_id'])}; pick one with --user"
+        )
+    train_args = build_parser().parse_args(["train", "--data", "ml-100k"])
+    train_args.models, train_args.quiet = args.models, args.quiet
+    train_args.verbose = getattr(args, "verbose", False)
     _train(train_args)
     print()
     return _recommend(
@@ -504,6 +534,15 @@ def _quickstart(args: argparse.Namespace) -> int:
             models=args.models, user=args.user, k=args.k, include_seen=False, json=False
         )
     )
+
+
+def _id_range(ids) -> str:
+    """"1-943" for numeric ids, else a count."""
+    unique = set(ids)
+    if all(str(i).isdigit() for i in unique):
+        numbers = sorted(int(i) for i in unique)
+        return f"{numbers[0]}-{numbers[-1]}"
+    return f"{len(unique)} ids"
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -61,14 +61,14 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("--force", action="store_true", help="fetch again even if cached")
     info = data_sub.add_parser("info", help="counts and ranges of a data set")
     data_option(info)
-    info.add_argument("--json", action="store_true")
+    info.add_argument("--json", action="store_true", help="print JSON instead of a table")
     synth = data_sub.add_parser(
         "synth", help="generate a synthetic MovieLens-shaped data set as Parquet shards"
     )
-    synth.add_argument("--users", type=int, required=True)
-    synth.add_argument("--movies", type=int, required=True)
-    synth.add_argument("--ratings", type=int, required=True)
-    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--users", type=int, required=True, help="number of users")
+    synth.add_argument("--movies", type=int, required=True, help="number of movies")
+    synth.add_argument("--ratings", type=int, required=True, help="number of ratings")
+    synth.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     synth.add_argument("--out", type=Path, required=True, help="output directory")
     synth.add_argument(
         "--shard-size", type=int, default=1_000_000, help="ratings per Parquet shard"
@@ -76,7 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     # train
     train = sub.add_parser("train", help="train, evaluate and save models")
-    train.add_argument("kind", choices=["retrieval", "ranking", "all"], nargs="?", default="all")
+    train.add_argument(
+        "kind",
+        choices=["retrieval", "ranking", "all"],
+        nargs="?",
+        default="all",
+        help="which model to train (default: all, both)",
+    )
     train.add_argument(
         "--model",
         default=None,
@@ -91,7 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["random", "temporal", "leave-last-n", "hash"],
         help="random (default), temporal, leave-last-n, or hash (per-rating, as --stream uses)",
     )
-    train.add_argument("--test-fraction", type=float, default=0.2)
+    train.add_argument(
+        "--test-fraction", type=float, default=0.2, help="share of ratings held out (0.2)"
+    )
     train.add_argument("--leave-out", type=int, default=1, help="N for --split leave-last-n")
     train.add_argument("--seed", type=int, default=42, help="seed for the split and the model")
     train.add_argument("--epochs", type=int, default=None, help="override the model's epochs")
@@ -113,7 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="list every setting of MODEL (default: the models this command would train) "
         "with its type, default, range and meaning, then exit",
     )
-    train.add_argument("--quiet", action="store_true", help="no progress bars")
+    train.add_argument("--quiet", action="store_true", help="print results only, no progress")
+    train.add_argument(
+        "--verbose", action="store_true", help="more detail: settings, timings, debug logs"
+    )
     train.add_argument(
         "--devices",
         type=int,
@@ -198,7 +209,13 @@ def build_parser() -> argparse.ArgumentParser:
     # evaluate
     evaluate = sub.add_parser("evaluate", help="metrics of saved models on their test split")
     models_option(evaluate)
-    evaluate.add_argument("kind", choices=["retrieval", "ranking", "all"], nargs="?", default="all")
+    evaluate.add_argument(
+        "kind",
+        choices=["retrieval", "ranking", "all"],
+        nargs="?",
+        default="all",
+        help="which saved model to evaluate (default: all)",
+    )
     evaluate.add_argument("-k", type=int, nargs="+", default=[10, 100], help="cut-offs for top-K")
     evaluate.add_argument(
         "--include-seen", action="store_true", help="keep movies rated in training in the lists"
@@ -206,38 +223,38 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--min-rating", type=float, default=None, help="only test ratings >= this are relevant"
     )
-    evaluate.add_argument("--json", action="store_true")
+    evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     # recommend / rank / similar / search
     recommend = sub.add_parser("recommend", help="top movies for a user")
     models_option(recommend)
     recommend.add_argument("--user", required=True, help="user id")
-    recommend.add_argument("-k", type=int, default=10)
+    recommend.add_argument("-k", type=int, default=10, help="how many movies (1-1000, default 10)")
     recommend.add_argument("--include-seen", action="store_true", help="allow watched movies")
-    recommend.add_argument("--json", action="store_true")
+    recommend.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     rank = sub.add_parser("rank", help="predicted stars for given movies")
     models_option(rank)
-    rank.add_argument("--user", required=True)
+    rank.add_argument("--user", required=True, help="user id")
     rank.add_argument("--movies", nargs="+", required=True, help="movie ids")
-    rank.add_argument("--json", action="store_true")
+    rank.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     similar = sub.add_parser("similar", help="movies like this one")
     models_option(similar)
-    similar.add_argument("--movie", required=True)
-    similar.add_argument("-k", type=int, default=10)
-    similar.add_argument("--json", action="store_true")
+    similar.add_argument("--movie", required=True, help="movie id (find one with `search`)")
+    similar.add_argument("-k", type=int, default=10, help="how many movies (1-1000, default 10)")
+    similar.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     search = sub.add_parser("search", help="find movies by title")
     models_option(search)
-    search.add_argument("query", nargs="+")
-    search.add_argument("--limit", type=int, default=20)
-    search.add_argument("--json", action="store_true")
+    search.add_argument("query", nargs="+", help="words the title must all contain")
+    search.add_argument("--limit", type=int, default=20, help="most results (1-1000, default 20)")
+    search.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     serve = sub.add_parser("serve", help="HTTP API and web page (FastAPI on uvicorn)")
     models_option(serve)
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on (8000)")
     serve.add_argument(
         "--db",
         default=None,
@@ -292,7 +309,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     models_option(build)
     build.add_argument(
-        "--kind", default="faiss-hnsw", choices=["faiss-hnsw", "faiss-ivf", "brute-force"]
+        "--kind",
+        default="faiss-hnsw",
+        choices=["faiss-hnsw", "faiss-ivf", "brute-force"],
+        help="index type (default faiss-hnsw)",
     )
     build.add_argument("--m", type=int, default=None, help="HNSW graph degree (32)")
     build.add_argument("--ef-construction", type=int, default=None, help="HNSW (200)")
@@ -304,9 +324,10 @@ def build_parser() -> argparse.ArgumentParser:
         "quickstart", help="fetch MovieLens 100K, train both models, show recommendations"
     )
     models_option(quickstart)
-    quickstart.add_argument("--user", default="42")
-    quickstart.add_argument("-k", type=int, default=10)
-    quickstart.add_argument("--quiet", action="store_true")
+    quickstart.add_argument("--user", default="42", help="user to recommend for (default 42)")
+    quickstart.add_argument("-k", type=int, default=10, help="how many movies (default 10)")
+    quickstart.add_argument("--quiet", action="store_true", help="print results only")
+    quickstart.add_argument("--verbose", action="store_true", help="more detail while training")
     return parser
 
 
@@ -315,6 +336,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "models", "unset") is None:
         args.models = default_models_dir()
+    from movierec.progress import configure_cli_logging
+
+    configure_cli_logging(getattr(args, "quiet", False), getattr(args, "verbose", False))
     try:
         return commands.run(args)
     except MovierecError as error:

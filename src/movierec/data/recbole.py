@@ -27,6 +27,7 @@ from movierec.data.validate import (
     require_columns,
 )
 from movierec.errors import DataError, MovierecError
+from movierec.progress import logger
 
 WHEEL_REQUIREMENT = "recbole==1.2.1"
 WHEEL_SHA256 = "9c9948202011f37eb0a7c6768129313f00d6403ad221ec940d5e2d5d5f33a407"
@@ -51,6 +52,11 @@ def fetch_ml100k(wheel: str | Path | None = None, force: bool = False) -> Path:
     if wheel is not None:
         return _install_from_wheel(Path(wheel), target)
     with tempfile.TemporaryDirectory(prefix="movierec-wheel-") as tmp:
+        logger.info(
+            "fetching MovieLens 100K: pip download %s (once; cached in %s)",
+            WHEEL_REQUIREMENT,
+            target,
+        )
         return _install_from_wheel(_download_wheel(Path(tmp)), target)
 
 

@@ -50,7 +50,10 @@ class ExampleRanker(Ranker):
 
     settings_class = ExampleRankingSettings
 
-    def fit(self, train: TrainingSet, *, verbose: int = 1) -> dict[str, list[float]]:
+    def fit(
+        self, train: TrainingSet, *, verbose: int = 1, callbacks: list | None = None
+    ) -> dict[str, list[float]]:
+        """Train from scratch; ``callbacks`` (Keras) see every epoch."""
         keras.utils.set_random_seed(self.settings["seed"])
         low, high = train.dataset.rating_scale
         self.settings.update(min_rating=float(low), max_rating=float(high))
@@ -69,6 +72,7 @@ class ExampleRanker(Ranker):
             epochs=self.settings["epochs"],
             shuffle=True,
             verbose=verbose,
+            callbacks=callbacks or [],
         )
         return history.history
 

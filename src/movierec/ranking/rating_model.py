@@ -32,6 +32,7 @@ from movierec.data.training import TrainingSet
 from movierec.errors import ModelError
 from movierec.models.base import QueryBatch, Ranker
 from movierec.models.inference import CompiledInference, bucket, pad_rows
+from movierec.progress import logger
 from movierec.ranking.history import pad_histories, rating_feeds, unique_queries
 from movierec.ranking.rating_network import RatingEnsemble, RatingNetwork
 from movierec.ranking.settings import DcnSettings
@@ -131,6 +132,8 @@ class RatingModel(Ranker):
                 if checkpoints is not None:
                     variables = network.trainable_variables + network.non_trainable_variables
                     checkpoints.save_member(i, [np.asarray(v.value) for v in variables], history)
+                if options.progress:
+                    logger.info(_stopping_line(i, int(s["members"]), history, s))
             members.append(network)
             prefix = f"member{i}_" if i else ""
             log.update({prefix + k: v for k, v in history.items()})
@@ -237,3 +240,20 @@ class RatingModel(Ranker):
         network.set_feature_tables(tables.user, tables.movie)
         return network
 
+
+def _stopping_line(member: int, members: int, history: dict[str, list[float]], s: dict) -> str:
+    """How a member's training ended: which epoch's weights were kept, and whether
+    early stopping cut it short."""
+    label = f"dcn member {member + 1}/{members}" if members > 1 else "dcn"
+    ran = len(history.get("rmse", []))
+    val = history.get("val_rmse") or []
+    if not val:
+        return f"{label}: trained {ran} epochs (no validation slice, last weights kept)"
+    best = int(np.argmin(val))
+    kept = f"kept epoch {best + 1} (val_rmse {val[best]:.4f})"
+    if ran < int(s["epochs"]):
+        return (
+            f"{label}: stopped early after epoch {ran} of {s['epochs']} "
+            f"(val_rmse not better for {s['patience']} epochs); {kept}"
+        )
+    return f"{label}: ran all {ran} epochs; {kept}"

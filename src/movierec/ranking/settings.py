@@ -8,7 +8,6 @@ from typing import ClassVar, Literal
 from movierec.models.settings import ModelSettings, setting
 
 
-
 @dataclass(frozen=True)
 class DcnSettings(ModelSettings):
     """movierec's rating predictor (``--model dcn``)."""

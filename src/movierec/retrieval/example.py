@@ -81,7 +81,10 @@ class ExampleRetriever(Retriever):
         network.build((None,))
         return network
 
-    def fit(self, train: TrainingSet, *, verbose: int = 1) -> dict[str, list[float]]:
+    def fit(
+        self, train: TrainingSet, *, verbose: int = 1, callbacks: list | None = None
+    ) -> dict[str, list[float]]:
+        """Train from scratch; ``callbacks`` (Keras) see every epoch."""
         keras.utils.set_random_seed(self.settings["seed"])
         self.network = self._build(train)
         labels = {
@@ -95,6 +98,7 @@ class ExampleRetriever(Retriever):
             epochs=self.settings["epochs"],
             shuffle=True,
             verbose=verbose,
+            callbacks=callbacks or [],
         )
         return history.history
 
