@@ -349,6 +349,9 @@ def _train_streaming(
 
 def _with_stored_ratings(url: str, dataset, split) -> tuple[Any, dict[str, Any]]:
     """The train split plus ratings stored by the service (never test pairs)."""
+    from movierec.extras import require
+
+    require("sqlalchemy", "--ratings-db")
     from movierec.serving.store import add_stored_ratings, describe_url, read_ratings
 
     stored = read_ratings(url)
@@ -550,6 +553,9 @@ def _serve(args: argparse.Namespace) -> int:
     option is one clear error; print "serving on" only once requests are answered."""
     import logging
 
+    from movierec.extras import require_serving
+
+    require_serving()
     import uvicorn
 
     from movierec.pipeline import Recommender

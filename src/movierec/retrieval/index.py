@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from movierec.errors import ModelError, MovierecError
+from movierec.extras import require
 from movierec.retrieval.topk import top_k
 
 MANIFEST = "index.json"
@@ -310,7 +311,7 @@ class FaissIndex(CandidateIndex):
         }
 
     def _build(self, embeddings: np.ndarray) -> None:
-        import faiss
+        faiss = require("faiss", "a faiss index")
         from tqdm.auto import tqdm
 
         n, d = embeddings.shape
@@ -335,7 +336,7 @@ class FaissIndex(CandidateIndex):
     def _search(
         self, queries: np.ndarray, k: int, exclude: list[np.ndarray] | None
     ) -> tuple[np.ndarray, np.ndarray]:
-        import faiss
+        faiss = require("faiss", "a faiss index")
 
         fetch = _fetch_size(k, self.size, exclude)
         if self.method == "hnsw":
@@ -346,12 +347,12 @@ class FaissIndex(CandidateIndex):
         return compact(scores, rows.astype(np.int64), k, exclude)
 
     def _save(self, root: Path) -> None:
-        import faiss
+        faiss = require("faiss", "a faiss index")
 
         _atomic_write(root / "index.faiss", lambda p: faiss.write_index(self._index, str(p)))
 
     def _load(self, root: Path) -> None:
-        import faiss
+        faiss = require("faiss", "a faiss index")
 
         path = root / "index.faiss"
         if not path.is_file():
