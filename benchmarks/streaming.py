@@ -2,6 +2,12 @@
 
     python benchmarks/streaming.py                 # 1M (memory vs streaming), then 20M
     python benchmarks/streaming.py --smoke         # seconds: 20K ratings, both modes
+    python benchmarks/streaming.py --stream-only   # 1M only (no 20M run)
+
+Streamed runs of the ``--compare`` sizes (and of ``--dense`` sizes) are trained twice:
+with row-sparse updates of the user tables (the default) and with dense updates of
+every row (``--set sparse_updates=false``, what Keras does), reporting the last
+epoch's time and the time per 1M ratings of each.
 
 For each size a synthetic MovieLens-shaped data set (``movierec data synth``;
 users = ratings / 20, movies = ratings / 200 capped at 100K, seed 0) is generated
@@ -54,13 +60,17 @@ def synthesize(root: Path, ratings: int) -> Path:
     return out
 
 
-def train(data: Path, streamed: bool, settings: list[str], epochs: int) -> dict[str, Any]:
+def train(
+    data: Path, streamed: bool, settings: list[str], epochs: int, sparse: bool = True
+) -> dict[str, Any]:
     mode = "streamed" if streamed else "in memory"
-    print(f"training on {data.name} ({mode}) ...", file=sys.stderr, flush=True)
+    updates = "sparse" if sparse else "dense"
+    print(f"training on {data.name} ({mode}, {updates}) ...", file=sys.stderr, flush=True)
     models = Path(tempfile.mkdtemp(prefix="movierec-bench-"))
     args = ["train", "ranking", "--data", str(data), "--models", str(models), "--quiet"]
     args += ["--stream"] if streamed else ["--split", "hash"]
     args += ["--epochs", str(epochs), *settings]
+    args += ["--set", f"sparse_updates={'true' if sparse else 'false'}"]
     started = time.perf_counter()
     try:
         done = subprocess.run(movierec(*args), capture_output=True, text=True)
@@ -70,12 +80,20 @@ def train(data: Path, streamed: bool, settings: list[str], epochs: int) -> dict[
         manifest = json.loads((models / "ranking" / "manifest.json").read_text())
     finally:
         shutil.rmtree(models, ignore_errors=True)
+    history = manifest["history"]
+    # The last epoch's training time: the first one also compiles the step.
+    epoch_seconds = history["seconds"][-1]
+    epoch_ratings = history["ratings"][-1]
     return {
         "data": data.name,
         "ratings": manifest["data"]["ratings"],
         "mode": mode,
-        "epochs_run": len(manifest["history"].get("loss", [])),
+        "updates": updates,
+        "epochs_run": len(history.get("loss", [])),
         "fit_seconds": manifest["training_seconds"],
+        "epoch_seconds": epoch_seconds,
+        "epoch_ratings": epoch_ratings,
+        "seconds_per_1m_ratings": round(epoch_seconds / (epoch_ratings / 1e6), 2),
         "wall_seconds": round(wall, 1),
         "peak_memory_gib": round(manifest["peak_memory_mib"] / 1024, 2),
         "rmse": manifest["metrics"].get("rmse"),
@@ -84,14 +102,18 @@ def train(data: Path, streamed: bool, settings: list[str], epochs: int) -> dict[
 
 
 def runs_table(rows: list[dict[str, Any]]) -> str:
-    header = ["ratings", "mode", "epochs", "fit s", "wall s", "peak GiB", "test RMSE"]
+    header = ["ratings", "mode", "updates", "epochs", "fit s", "last epoch s", "s / 1M ratings",
+              "wall s", "peak GiB", "test RMSE"]  # fmt: skip
     return table(
         [
             [
                 f"{r['ratings']:,}",
                 r["mode"],
+                r["updates"],
                 r["epochs_run"],
                 f"{r['fit_seconds']:.0f}",
+                f"{r['epoch_seconds']:.1f}",
+                f"{r['seconds_per_1m_ratings']:.1f}",
                 f"{r['wall_seconds']:.0f}",
                 f"{r['peak_memory_gib']:.2f}",
                 f"{r['rmse']:.4f}" if r["rmse"] is not None else "-",
@@ -119,7 +141,20 @@ def main() -> None:
         default=None,
         help="sizes trained streamed only (default 20000000)",
     )
-    parser.add_argument("--epochs", type=int, default=1, help="epochs per run (default 1)")
+    parser.add_argument(
+        "--dense",
+        type=int,
+        nargs="*",
+        default=None,
+        help="sizes also trained streamed with dense updates (default: the --compare sizes)",
+    )
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="epochs per run (default 2 below 20M ratings, so the last one is compile-free; "
+        "1 from 20M)",
+    )
     parser.add_argument(
         "--data-root",
         type=Path,
@@ -138,17 +173,40 @@ def main() -> None:
     if args.smoke:
         settings += ["--set", "embedding_dim=8", "--set", "users_per_batch=64"]
 
+    dense = set(args.dense if args.dense is not None else compare)
+
+    def epochs(size: int) -> int:
+        return args.epochs or (1 if size >= 20_000_000 else 2)
+
     started = time.perf_counter()
     rows = []
     for size in compare:
         data = synthesize(args.data_root, size)
         rows += [
-            train(data, False, settings, args.epochs),
-            train(data, True, settings, args.epochs),
+            train(data, False, settings, epochs(size)),
+            train(data, True, settings, epochs(size)),
         ]
+        if size in dense:
+            rows.append(train(data, True, settings, epochs(size), sparse=False))
     for size in stream_only:
-        rows.append(train(synthesize(args.data_root, size), True, settings, args.epochs))
-    biggest = [r for r in rows if r["ratings"] >= 20_000_000 and r["mode"] == "streamed"]
+        data = synthesize(args.data_root, size)
+        rows.append(train(data, True, settings, epochs(size)))
+        if size in dense:
+            rows.append(train(data, True, settings, epochs(size), sparse=False))
+    speedups = {}
+    for r in rows:
+        twin = [
+            d
+            for d in rows
+            if d["updates"] == "dense" and d["ratings"] == r["ratings"] and d["mode"] == r["mode"]
+        ]
+        if r["updates"] == "sparse" and twin:
+            speedups[str(r["ratings"])] = round(twin[0]["epoch_seconds"] / r["epoch_seconds"], 2)
+    biggest = [
+        r
+        for r in rows
+        if r["ratings"] >= 20_000_000 and r["mode"] == "streamed" and r["updates"] == "sparse"
+    ]
     verdict = "not measured (no streamed run of 20M ratings)"
     if biggest:
         peak = biggest[0]["peak_memory_gib"]
@@ -158,10 +216,13 @@ def main() -> None:
         "settings": settings,
         "machine": {"cpu": platform.machine(), "cores": os.cpu_count()},
         "runs": rows,
+        "epoch_speedup_sparse_over_dense": speedups,
         "goal": {"training_20m": GOAL, "verdict": verdict},
         "seconds": round(time.perf_counter() - started, 1),
     }
     print(runs_table(rows))
+    for size, factor in speedups.items():
+        print(f"{int(size):,} ratings, streamed: sparse updates {factor}x faster per epoch than dense")
     print(f"\ngoal ({GOAL}): {verdict}")
     write_json(args.out, result)
     print(f"written to {args.out} in {result['seconds']:.0f} s", file=sys.stderr)

@@ -37,8 +37,14 @@ def test_streaming_benchmark_smoke(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "peak GiB" in result.stdout
-    runs = json.loads(out.read_text())["runs"]
-    assert [r["mode"] for r in runs] == ["in memory", "streamed"]
-    # Same data, same hash split: both score the same test ratings.
+    report = json.loads(out.read_text())
+    runs = report["runs"]
+    assert [(r["mode"], r["updates"]) for r in runs] == [
+        ("in memory", "sparse"), ("streamed", "sparse"), ("streamed", "dense")
+    ]
+    # Same data, same hash split: all score the same test ratings.
     assert runs[0]["test_ratings_scored"] == runs[1]["test_ratings_scored"] > 0
+    assert runs[1]["test_ratings_scored"] == runs[2]["test_ratings_scored"]
     assert all(r["peak_memory_gib"] > 0 and r["rmse"] < 1.5 for r in runs)
+    assert all(r["epoch_seconds"] > 0 and r["seconds_per_1m_ratings"] > 0 for r in runs)
+    assert set(report["epoch_speedup_sparse_over_dense"]) == {str(runs[1]["ratings"])}
