@@ -193,6 +193,8 @@ def export_inference(model: RecommenderModel, train: TrainingSet, directory: Pat
     model computes for them at query time; tables too large are skipped, and such
     models answer through the network.
     """
+    if getattr(train, "streaming", False):
+        return  # a set streamed from shards keeps no histories in memory: use the network
     users = train.users.size
     if isinstance(model, Retriever):
         first = model.query_embeddings(QueryBatch.from_training(train, np.array([0])))

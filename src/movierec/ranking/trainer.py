@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ import numpy as np
 
 from movierec.distributed import lost_process
 from movierec.errors import ModelError
+from movierec.progress import logger
 from movierec.ranking.batches import Arrays, BatchBuilder, Plan, evaluation_batches, step_batches
 
 CHECKPOINT_FORMAT = 1
@@ -400,7 +402,7 @@ class Trainer:
         show = self.options.progress and self.process == 0
         total_ratings = plan.ratings if hasattr(plan, "ratings") else 0
         started = time.perf_counter()
-        done_ratings = 0.0
+        done_ratings, timed = 0.0, False
 
         def save(stop_epoch: int, stop_step: int, sums: np.ndarray) -> None:
             if checkpoints is None:
@@ -416,7 +418,7 @@ class Trainer:
             steps = plan.steps(epoch)
             first = position.step if epoch == position.epoch else 0
             sums = np.array(position.sums if first else [0.0, 0.0, 0.0], np.float64)
-            bar = _progress(show, epoch, epochs, label, total_ratings, sums[1])
+            bar = Progress(label, epoch, epochs, total_ratings, sums[1]) if show else None
             epoch_start = time.perf_counter()
             for step in range(first, steps):
                 batch = step_batches(plan, feeds.builder, epoch, step, int(self.settings["seed"]))
@@ -428,16 +430,12 @@ class Trainer:
                         raise lost_process(error) from None
                     raise
                 sums += (sq, w, 0.0)
-                done_ratings += w
+                if timed:
+                    done_ratings += w
+                else:  # the rate counts from the end of the first step (which compiles)
+                    timed, started = True, time.perf_counter()
                 if bar is not None:
-                    bar.update(w)
-                    elapsed = time.perf_counter() - started
-                    if elapsed > 0 and done_ratings:
-                        left = (epochs - epoch) * total_ratings - sums[1]
-                        bar.set_postfix_str(
-                            f"rmse {np.sqrt(sums[0] / max(sums[1], 1)):.4f}, "
-                            f"run ETA {_clock(left / (done_ratings / elapsed))} at most"
-                        )
+                    bar.update(w, sums, done_ratings / max(time.perf_counter() - started, 1e-9))
                 if every and (step + 1) % every == 0 and step + 1 < steps:
                     save(epoch, step + 1, sums)
             if bar is not None:
@@ -466,7 +464,7 @@ class Trainer:
             for key, value in logs.items():
                 position.history.setdefault(key, []).append(value)
             if show:
-                print(_epoch_line(label, epoch, epochs, logs), flush=True)
+                logger.info(_epoch_line(label, epoch, epochs, logs))
             epoch += 1
             position.done = stop
             save(epoch, 0, np.zeros(3))
@@ -482,20 +480,51 @@ def _clock(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
-def _progress(show: bool, epoch: int, epochs: int, label: str, total: int, done: float):
-    if not show:
-        return None
-    from tqdm.auto import tqdm
+class Progress:
+    """Ratings trained, ratings per second and ETAs of one epoch: a live bar on a
+    terminal, else a plain log line every ``every`` seconds (long streamed epochs)."""
 
-    return tqdm(
-        total=total,
-        initial=done,
-        desc=f"{label}epoch {epoch + 1}/{epochs}",
-        unit=" ratings",
-        unit_scale=True,
-        leave=False,
-        mininterval=1.0,
-    )
+    def __init__(
+        self, label: str, epoch: int, epochs: int, total: int, done: float, every: float = 30.0
+    ):
+        self.label, self.epoch, self.epochs, self.total = label, epoch, epochs, total
+        self.every, self.last = every, time.perf_counter()
+        self.bar = None
+        if sys.stderr.isatty():
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(
+                total=total,
+                initial=done,
+                desc=f"{label}epoch {epoch + 1}/{epochs}",
+                unit=" ratings",
+                unit_scale=True,
+                leave=False,
+                mininterval=1.0,
+            )
+
+    def update(self, ratings: float, sums: np.ndarray, rate: float) -> None:
+        """``rate``: ratings per second since the run (or resume) began."""
+        left = max(self.total - sums[1], 0.0)
+        run_left = left + (self.epochs - self.epoch - 1) * self.total
+        rmse = float(np.sqrt(sums[0] / max(sums[1], 1.0)))
+        run_eta = f"run ETA {_clock(run_left / rate)} at most" if rate > 0 else ""
+        if self.bar is not None:
+            self.bar.update(ratings)
+            self.bar.set_postfix_str(f"rmse {rmse:.4f}, {run_eta}", refresh=False)
+            return
+        now = time.perf_counter()
+        if now - self.last >= self.every and rate > 0:
+            self.last = now
+            logger.info(
+                "%sepoch %d/%d: %.0f%% (%s of %s ratings), %s ratings/s, epoch ETA %s, %s",
+                self.label, self.epoch + 1, self.epochs, 100 * sums[1] / max(self.total, 1),
+                f"{sums[1]:,.0f}", f"{self.total:,}", f"{rate:,.0f}", _clock(left / rate), run_eta,
+            )  # fmt: skip
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _epoch_line(label: str, epoch: int, epochs: int, logs: dict[str, float]) -> str:
