@@ -90,6 +90,7 @@ class Recommender:
             for movie, title, year, genres in rows
         }
         self._normalised = _unit_rows(self._candidates)
+        self._popular: np.ndarray | None = None
         # Retrieval's movie index -> the ranking model's (their vocabularies may differ).
         self._ranking_movie: np.ndarray | None = None
         if ranking is not None:
@@ -147,6 +148,32 @@ class Recommender:
         train = self.retrieval.train
         index = train.users.index(user_id)
         return [train.movies.id_of(int(m)) for m in self._histories[index]] if index else []
+
+    def training_ratings(self, user_id: str, limit: int | None = None) -> list[MovieResult]:
+        """The movies a user rated in training with their stars (in ``predicted_rating``),
+        best rated first (empty for unknown users)."""
+        train = self.retrieval.train
+        index = train.users.index(user_id)
+        if not index or index >= train.by_user.num_users:
+            return []
+        movies, stars = train.by_user.of(index)
+        order = np.argsort(-stars, kind="stable")[:limit]
+        results = []
+        for i in order:
+            result = self.movie(train.movies.id_of(int(movies[i])))
+            result.predicted_rating = float(stars[i])
+            results.append(result)
+        return results
+
+    def popular(self, k: int = 10) -> list[MovieResult]:
+        """The ``k`` movies rated most often in training: something to rate at once."""
+        if self._popular is None:
+            train = self.retrieval.train
+            counts = np.bincount(train.movie_index, minlength=train.movies.size)
+            counts[OOV_INDEX] = -1
+            self._popular = np.argsort(-counts, kind="stable")
+        top = self._popular[:k]
+        return [self.movie(self.retrieval.train.movies.id_of(int(i))) for i in top]
 
     # -- the two stages ----------------------------------------------------------
 

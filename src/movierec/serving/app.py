@@ -569,3 +569,20 @@ def _add_routes(app: FastAPI) -> None:
         source = service.recommender.movie(movie_id)
         results = service.recommender.similar(movie_id, k)
         return schemas.Similar(movie=schemas.Movie(**source.to_dict()), items=_movies(results))
+
+    @app.get("/popular", response_model=schemas.MovieList, tags=["movies"])
+    def popular(service: Svc, k: K = 12) -> schemas.MovieList:
+        """The movies rated most often in training (the page's start view)."""
+        return schemas.MovieList(items=_movies(service.recommender.popular(k)))
+
+    @app.get(
+        "/users/{user_id}/history",
+        response_model=schemas.MovieList,
+        tags=["ratings"],
+        responses=_errors(404),
+    )
+    def user_history(service: Svc, user_id: UserId, k: K = 50) -> schemas.MovieList:
+        """A known user's training ratings, best first; predicted_rating holds the stars."""
+        if not service.recommender.knows_user(user_id):
+            raise UnknownIdError("user", user_id)
+        return schemas.MovieList(items=_movies(service.recommender.training_ratings(user_id, k)))

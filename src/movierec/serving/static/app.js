@@ -2,7 +2,9 @@
 "use strict";
 
 const USER_KEY = "movierec.user";
-const state = { user: null, ratings: new Map(), updates: 0 };
+const state = {
+  user: null, ratings: new Map(), updates: 0, popular: [], found: [], pending: null,
+};
 const $ = (id) => document.getElementById(id);
 
 const API_KEY = "movierec.apiKey";
@@ -54,18 +56,20 @@ function movieItem(movie, { showPredicted = false, showScore = false } = {}) {
   if (showScore && movie.score !== null) meta.push(`similarity ${movie.score.toFixed(2)}`);
   info.append(el("span", "meta", meta.filter(Boolean).join(" · ")));
   if (showPredicted && movie.predicted_rating !== null) {
-    const predicted = el("span", "predicted", `${starsText(movie.predicted_rating)} `);
-    predicted.title = "predicted stars";
-    predicted.append(el("b", null, movie.predicted_rating.toFixed(1)));
+    // Read-only, in words: what the model expects, never mistaken for your own stars.
+    const predicted = el("span", "predicted", "Predicted for you: ");
+    predicted.title = "the stars the ranking model expects you would give";
+    predicted.append(el("b", null, `${movie.predicted_rating.toFixed(1)} ★`));
     info.append(predicted);
   }
   li.append(info);
 
   const actions = el("div", "actions");
+  const given = state.ratings.get(movie.movie_id);
   const stars = el("div", "stars");
+  stars.append(el("span", "rate-label", given !== undefined ? "Your rating" : "Rate it"));
   stars.setAttribute("role", "group");
   stars.setAttribute("aria-label", `Rate ${movie.title}`);
-  const given = state.ratings.get(movie.movie_id);
   for (let n = 1; n <= 5; n += 1) {
     const button = el("button", given !== undefined && n <= given ? "star on" : "star", "★");
     button.type = "button";
@@ -92,7 +96,42 @@ function setStatus(id, text, isError = false) {
   node.classList.toggle("error", isError);
 }
 
+// Switching user starts from a clean page: nothing of the previous user stays shown.
+function resetPanels() {
+  $("unknown-user").hidden = true;
+  $("similar-box").hidden = true;
+  $("similar").replaceChildren();
+  $("recs").replaceChildren();
+  $("my-ratings").replaceChildren();
+  $("training-ratings").replaceChildren();
+  $("training-box").hidden = true;
+  setStatus("recs-status", "Loading…");
+}
+
+// An id typed in the form that neither the model nor the ratings store knows: ask
+// whether to start a new profile under it or to correct a typo, never guess.
+async function chooseUser(userId) {
+  $("unknown-user").hidden = true;
+  let answer;
+  try {
+    answer = await api(`/users/${encodeURIComponent(userId)}/ratings`);
+  } catch (error) {
+    setStatus("profile-status", error.message, true);
+    return;
+  }
+  if (answer.known_to_model || answer.ratings.length) {
+    await useUser(userId);
+    return;
+  }
+  state.pending = userId;
+  $("unknown-text").textContent = `There is no user "${userId}" yet.`;
+  $("unknown-new").textContent = `Start a new profile as "${userId}"`;
+  $("unknown-user").hidden = false;
+  setStatus("profile-status", "Unknown user id: start a new profile, or retype it.", true);
+}
+
 async function useUser(userId) {
+  resetPanels();
   state.user = userId;
   localStorage.setItem(USER_KEY, userId);
   $("user-id").value = userId;
@@ -117,8 +156,24 @@ async function refreshRatings() {
       : "a new profile";
     setStatus("profile-status", `User ${answer.user_id}: ${known}.`);
     const mine = answer.ratings.map((m) => ({ ...m, predicted_rating: null }));
+    let training = [];
+    if (answer.known_to_model) {
+      const history = await api(`/users/${encodeURIComponent(state.user)}/history?k=50`);
+      training = history.items;
+      for (const m of training) {
+        if (!state.ratings.has(m.movie_id)) state.ratings.set(m.movie_id, m.predicted_rating);
+      }
+    }
     render($("my-ratings"), mine.reverse());
-    setStatus("ratings-status", mine.length ? `${mine.length} rated here.` : "None yet.");
+    const here = mine.length ? `${mine.length} rated here.` : "None rated here yet.";
+    setStatus("ratings-status", here);
+    render($("training-ratings"), training.map((m) => ({ ...m, predicted_rating: null })));
+    $("training-title").textContent =
+      `Rated before: ${answer.history} in training` +
+      (training.length < answer.history ? ` (best ${training.length} shown)` : "");
+    $("training-box").hidden = !training.length;
+    render($("popular"), state.popular);
+    render($("search-results"), state.found);  // stars as this user gave them
   } catch (error) {
     setStatus("profile-status", error.message, true);
   }
@@ -173,6 +228,17 @@ async function showSimilar(movie) {
   }
 }
 
+async function loadPopular() {
+  try {
+    const answer = await api("/popular?k=12");
+    state.popular = answer.items;
+    render($("popular"), state.popular);
+    render($("search-results"), state.found);  // stars as this user gave them
+  } catch (error) {
+    $("popular").replaceChildren(el("li", "status error", error.message));
+  }
+}
+
 let searchTimer = null;
 let searchSeq = 0;
 function onSearch() {
@@ -181,12 +247,14 @@ function onSearch() {
     const query = $("search").value.trim();
     const seq = ++searchSeq;
     if (!query) {
+      state.found = [];
       $("search-results").replaceChildren();
       return;
     }
     try {
       const answer = await api(`/movies?query=${encodeURIComponent(query)}&limit=20`);
       if (seq !== searchSeq) return; // a newer search is under way
+      state.found = answer.items;
       render($("search-results"), answer.items);
       if (!answer.items.length) $("search-results").append(el("li", "status", "No match."));
     } catch (error) {
@@ -199,8 +267,18 @@ document.addEventListener("DOMContentLoaded", () => {
   $("profile-form").addEventListener("submit", (event) => {
     event.preventDefault();
     const id = $("user-id").value.trim();
-    if (id) useUser(id);
+    if (id) chooseUser(id);
   });
+  $("unknown-new").addEventListener("click", () => {
+    if (state.pending) useUser(state.pending);
+  });
+  $("unknown-retype").addEventListener("click", () => {
+    $("unknown-user").hidden = true;
+    setStatus("profile-status", "Enter a user id, or start a new profile.");
+    $("user-id").focus();
+    $("user-id").select();
+  });
+  loadPopular();
   $("new-profile").addEventListener("click", () => newProfile());
   $("search").addEventListener("input", onSearch);
   $("similar-close").addEventListener("click", () => { $("similar-box").hidden = true; });
