@@ -222,7 +222,7 @@ def main() -> None:
     }
     print(runs_table(rows))
     for size, factor in speedups.items():
-        print(f"{int(size):,} ratings, streamed: sparse updates {factor}x faster per epoch than dense")
+        print(f"{int(size):,} ratings, streamed: an epoch {factor}x faster sparse than dense")
     print(f"\ngoal ({GOAL}): {verdict}")
     write_json(args.out, result)
     print(f"written to {args.out} in {result['seconds']:.0f} s", file=sys.stderr)

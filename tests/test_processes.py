@@ -147,7 +147,7 @@ def test_two_processes_train_as_well_as_one_and_share_each_epoch(planted, tmp_pa
     for mode, extra in (("memory", []), ("stream", ["--stream"])):
         models = tmp_path / f"two-{mode}"
         results = _finish(_start([*base, *extra, "--models", str(models)], 2), timeout=400)
-        for code, stdout, stderr in results:
+        for code, _, stderr in results:
             assert code == 0, stderr[-3000:]
         assert "saved to" in results[0][1] and "process 0 saves the model" in results[1][1]
         assert main([*base, *extra, "--models", str(tmp_path / f"one-{mode}")]) == 0

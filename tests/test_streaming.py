@@ -137,9 +137,10 @@ def test_shard_batches_visit_every_training_rating_once_per_epoch(shards, proces
                     batch = step_batches(plan, builder, epoch, step, seed=1)
                     rows = batch["rows"][0]
                     users = rows[batch["user"][0]][batch["slot"][0]]
+                    movies, weights = batch["movie"][0], batch["weight"][0]
                     seen += [
                         (int(u), int(m))
-                        for u, m, w in zip(users, batch["movie"][0], batch["weight"][0], strict=True)
+                        for u, m, w in zip(users, movies, weights, strict=True)
                         if w > 0
                     ]
                     # Each query's history is that user's training history.

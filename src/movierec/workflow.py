@@ -101,7 +101,9 @@ def train_model(
         raise ModelError(f"{kind} model '{name}' does not save checkpoints (the dcn ranker does)")
     several = jax_process_count() > 1
     if several and not own_loop:
-        raise ModelError(f"{kind} model '{name}' trains in one process only (the dcn ranker trains in several)")
+        raise ModelError(
+            f"{kind} model '{name}' trains in one process only (the dcn ranker trains in several)"
+        )
     if own_loop:
         options = options or TrainOptions(progress=verbose > 0)
         options.devices = training_devices(devices)

@@ -208,7 +208,10 @@ class ShardPlan:
         """Each process's shards, in the order it reads them this epoch."""
         if self._layout is None or self._layout[0] != epoch:
             order = np.random.default_rng([self.seed, epoch]).permutation(len(self.shards))
-            self._layout = (epoch, [order[p :: self.process_count] for p in range(self.process_count)])
+            self._layout = (
+                epoch,
+                [order[p :: self.process_count] for p in range(self.process_count)],
+            )
         return self._layout[1]
 
     def steps(self, epoch: int) -> int:
@@ -237,7 +240,9 @@ class ShardPlan:
         if shard not in self._loaded or self._loaded[shard][0] != epoch:
             a = self.shards[shard].arrays()
             arrays = Arrays(np.asarray(a["user"]), np.asarray(a["movie"]), np.asarray(a["rating"]))
-            groups = make_groups(arrays.user, self.k, np.random.default_rng([self.seed, epoch, shard]))
+            groups = make_groups(
+                arrays.user, self.k, np.random.default_rng([self.seed, epoch, shard])
+            )
             self._loaded.pop(shard, None)
             while len(self._loaded) >= 2:
                 del self._loaded[next(iter(self._loaded))]

@@ -127,7 +127,9 @@ def rating_feeds(
                 for shard in train.parts["validation"]:
                     if shard.rows:
                         a = shard.arrays()
-                        yield Arrays(np.asarray(a["user"]), np.asarray(a["movie"]), np.asarray(a["rating"]))
+                        yield Arrays(
+                            np.asarray(a["user"]), np.asarray(a["movie"]), np.asarray(a["rating"])
+                        )
 
         mean = train.mean_rating("train")
     else:

@@ -75,7 +75,8 @@ class Resume:
 
     epoch: int = 0
     step: int = 0
-    sums: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+    #: The epoch so far: squared-error sum and ratings trained on.
+    sums: list[float] = field(default_factory=lambda: [0.0, 0.0])
     history: dict[str, list[float]] = field(default_factory=dict)
     best: float | None = None
     wait: int = 0
@@ -132,10 +133,14 @@ class Checkpoints:
         return meta, arrays
 
     def check_resumable(self) -> None:
+        """A directory with checkpoints in it; a write a kill interrupted is cleared away."""
         if not self.directory.is_dir():
             raise ModelError(f"--resume {self.directory}: no such checkpoint directory")
         if not any(self.directory.glob("*.npz")):
             raise ModelError(f"--resume {self.directory}: no checkpoint in it yet")
+        if self.writes:
+            for partial in self.directory.glob(".*.npz.tmp-*"):
+                partial.unlink(missing_ok=True)
 
     def save_member(self, member: int, weights: list[np.ndarray], history: dict) -> None:
         if self.writes:
@@ -287,7 +292,11 @@ class Trainer:
                 return data + extra, (nt_out, jnp.sum(squared), jnp.sum(batch["weight"]))
 
             grads, (nt_out, sq, w) = jax.grad(loss_fn, has_aux=True)(tr_in)
-            dense = {i: jax.lax.psum(g, "device") for i, g in enumerate(grads) if not (sparse and i in user_tr)}
+            dense = {
+                i: jax.lax.psum(g, "device")
+                for i, g in enumerate(grads)
+                if not (sparse and i in user_tr)
+            }
             rows_grads = {}
             if sparse:
                 all_rows = jax.lax.all_gather(rows, "device", tiled=True)
@@ -407,7 +416,8 @@ class Trainer:
         def save(stop_epoch: int, stop_step: int, sums: np.ndarray) -> None:
             if checkpoints is None:
                 return
-            position.epoch, position.step, position.sums = stop_epoch, stop_step, [float(x) for x in sums]
+            position.epoch, position.step = stop_epoch, stop_step
+            position.sums = [float(x) for x in sums]
             extra = {}
             if best_weights is not None:
                 extra = {f"best{i}": w for i, w in enumerate(best_weights)}
@@ -417,7 +427,7 @@ class Trainer:
         while not position.done and epoch < epochs:
             steps = plan.steps(epoch)
             first = position.step if epoch == position.epoch else 0
-            sums = np.array(position.sums if first else [0.0, 0.0, 0.0], np.float64)
+            sums = np.array(position.sums if first else [0.0, 0.0], np.float64)
             bar = Progress(label, epoch, epochs, total_ratings, sums[1]) if show else None
             epoch_start = time.perf_counter()
             for step in range(first, steps):
@@ -429,7 +439,7 @@ class Trainer:
                     if self.several:
                         raise lost_process(error) from None
                     raise
-                sums += (sq, w, 0.0)
+                sums += (sq, w)
                 if timed:
                     done_ratings += w
                 else:  # the rate counts from the end of the first step (which compiles)
@@ -449,7 +459,9 @@ class Trainer:
             stop = False
             if feeds.validation is not None:
                 try:
-                    vsq, vw = self._agree(np.array(self.evaluate(state, feeds, groups * len(self.devices))))
+                    vsq, vw = self._agree(
+                        np.array(self.evaluate(state, feeds, groups * len(self.devices)))
+                    )
                 except Exception as error:
                     if self.several:
                         raise lost_process(error) from None
@@ -467,7 +479,7 @@ class Trainer:
                 logger.info(_epoch_line(label, epoch, epochs, logs))
             epoch += 1
             position.done = stop
-            save(epoch, 0, np.zeros(3))
+            save(epoch, 0, np.zeros(2))
         weights = best_weights or (self.host(state["tr"]) + self.host(state["nt"]))
         variables = self.network.trainable_variables + self.network.non_trainable_variables
         for variable, value in zip(variables, weights, strict=True):
