@@ -167,3 +167,20 @@ def test_load_and_predict_errors(tmp_path):
         RatingModel(members=0)
     with pytest.raises(ModelError):
         RatingModel().predict(QueryBatch(np.array([1])), np.array([1]))
+
+
+def test_sparse_updates_match_dense_updates():
+    """Row-sparse Adagrad on the user tables is the dense update minus the zero rows:
+    the same weights (to float rounding) after the same batches."""
+    train, _ = _synthetic(with_users=True)
+    weights = []
+    for sparse in (True, False):
+        model = RatingModel(**{**FAST, "epochs": 2, "sparse_updates": sparse})
+        model.fit(train, verbose=0)
+        weights.append([np.asarray(v.value) for v in model.network.weights])
+    assert len(weights[0]) == len(weights[1]) > 10
+    for a, b in zip(*weights, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    user_table = weights[0][[i for i, v in enumerate(model.network.weights)
+                             if v.path.endswith("user_embedding/embeddings")][0]]
+    assert np.abs(user_table).max() > 0.011  # trained, not just the N(0, 0.01) start

@@ -158,14 +158,16 @@ class RatingNetwork(keras.Model):
 
         present = ops.cast(ops.greater(history, 0), "float32")
         rated = history_rating * present
-        implicit_rows = self.implicit_embedding(history) * present[..., None]
-        rated_rows = self.rated_embedding(history) * present[..., None]
+        # Masked sums as contractions over the gathered rows: no masked (query, history,
+        # dim) copies, which dominate a step's memory traffic with long histories.
+        implicit_rows = self.implicit_embedding(history)
+        rated_rows = self.rated_embedding(history)
         sums = [
             ops.sum(present, axis=1),
             ops.sum(rated, axis=1),
-            ops.sum(implicit_rows, axis=1),
-            ops.sum(rated_rows, axis=1),
-            ops.sum(rated_rows * rated[..., None], axis=1),
+            ops.einsum("ql,qld->qd", present, implicit_rows),
+            ops.einsum("ql,qld->qd", present, rated_rows),
+            ops.einsum("ql,qld->qd", rated, rated_rows),
         ]
         count, rating_sum, y_sum, z_sum, rz_sum = (ops.take(x, slot, axis=0) for x in sums)
 
