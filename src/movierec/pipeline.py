@@ -19,7 +19,7 @@ import pandas as pd
 
 from movierec.data.vocab import OOV_INDEX
 from movierec.errors import ModelError, UnknownIdError
-from movierec.models.artifacts import SavedModel, load_model
+from movierec.models.artifacts import SavedModel, load_model, stage_mismatch
 from movierec.models.base import QueryBatch
 from movierec.ranking.blend import DEFAULT_STAR_WEIGHT, blend_scores
 from movierec.retrieval.index import CandidateIndex, make_index
@@ -115,6 +115,15 @@ class Recommender:
         index = load_model_index(models_dir / RETRIEVAL_DIR, candidate_matrix(retrieval))
         ranking_dir = models_dir / RANKING_DIR
         ranking = load_model(ranking_dir, lazy=True) if ranking_dir.is_dir() else None
+        if ranking is not None:
+            differ = stage_mismatch(retrieval.manifest, ranking.manifest)
+            if differ:
+                raise ModelError(
+                    f"{models_dir}: the retrieval and ranking models were trained on different "
+                    f"data or splits ({differ}); train both together (`movierec train all "
+                    f"--models {models_dir}` with one --data/--split/--seed), or keep each "
+                    "pair in its own --models directory"
+                )
         recommender = cls(retrieval, ranking, num_candidates, index=index)
         if serving:
             tune_process_for_serving()

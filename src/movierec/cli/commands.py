@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -306,7 +307,30 @@ def _train_all(args: argparse.Namespace) -> int:
             f"{kind} '{name}': trained in {result.seconds:.1f} s, saved to {result.directory}",
             result.metrics,
         )
+    _warn_if_stages_differ(Path(args.models))
     return 0
+
+
+def _warn_if_stages_differ(models: Path) -> None:
+    """`recommend` and `serve` refuse a retrieval and a ranking model trained on
+    different data or splits: say so when training has just made such a pair."""
+    from movierec.models.artifacts import read_manifest, stage_mismatch
+
+    if not ((models / "retrieval").is_dir() and (models / "ranking").is_dir()):
+        return
+    try:
+        differ = stage_mismatch(
+            read_manifest(models / "retrieval"), read_manifest(models / "ranking")
+        )
+    except MovierecError:
+        return
+    if differ:
+        print(
+            f"movierec: warning: {models}/retrieval and {models}/ranking were trained on "
+            f"different data or splits ({differ}); `recommend` and `serve` will refuse them "
+            "until both are trained with the same --data/--split/--seed",
+            file=sys.stderr,
+        )
 
 
 def _train_streaming(
@@ -590,14 +614,16 @@ def _serve(args: argparse.Namespace) -> int:
         rate_limit=rate,
         allowed_hosts=hosts,
         body_timeout=args.body_timeout,
+        tune_process=True,
     )
     server = uvicorn.Server(
         uvicorn_config(app, args.host, args.port, header_timeout=args.header_timeout)
     )
     logging.basicConfig(level=logging.INFO, format="%(message)s")  # access log to stderr
     auth = f"{len(keys)} API key(s)" if keys else "no API keys"
-    _announce_when_started(
+    _when_started(
         server,
+        app,
         f"serving on http://{args.host}:{args.port}/ (API docs at /docs; {auth}; "
         f"ratings in {describe_url(db_url)})",
     )
@@ -605,14 +631,32 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _announce_when_started(server: Any, message: str) -> None:
-    """Print ``message`` once uvicorn has bound its socket and finished start-up
-    (the app's lifespan, which loads and warms the models), not before."""
+def _when_started(server: Any, app: Any, message: str) -> None:
+    """Once uvicorn has bound its socket and finished start-up (the app's lifespan,
+    which loads and warms the models), not before: print ``message``, and make
+    SIGHUP reload the models like ``POST /admin/reload``."""
+    import asyncio
+    import signal
+
+    from fastapi import HTTPException
+
+    from movierec.serving.app import reload_models
+
     startup = server.startup
+
+    async def reload_on_signal() -> None:
+        try:
+            await reload_models(app)
+        except HTTPException as error:  # refused: logged, the old models stay live
+            print(f"movierec: error: {error.detail}", file=sys.stderr, flush=True)
 
     async def announced_startup(*args: Any, **kwargs: Any) -> None:
         await startup(*args, **kwargs)
         if server.started:
+            if hasattr(signal, "SIGHUP"):
+                asyncio.get_running_loop().add_signal_handler(
+                    signal.SIGHUP, lambda: asyncio.ensure_future(reload_on_signal())
+                )
             print(message, flush=True)
 
     server.startup = announced_startup

@@ -19,10 +19,17 @@ and ``MODELS/ranking``)::
                          movie (each when it fits in EXPORT_MAX_VALUES floats), so a
                          known user's answer is a lookup and a dot product in NumPy,
                          without starting Keras
+
+The manifest records the SHA-256 of every other file in the directory, and
+:func:`load_model` refuses a directory where one is missing or differs (a
+shuffled ``candidates.npy`` or an edited ``movies.json`` would otherwise load
+silently and change every answer). :func:`stage_mismatch` says whether a
+retrieval and a ranking model were trained on the same data and split.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -46,7 +53,8 @@ from movierec.models.catalogue import CATALOGUE_JSON, write_catalogue_json
 from movierec.models.registry import model_class
 
 MANIFEST = "manifest.json"
-FORMAT_VERSION = 1
+# 2: the manifest lists every artifact's SHA-256 ("artifacts").
+FORMAT_VERSION = 2
 USER_QUERIES = "user_queries.npy"
 USER_STARS = "user_stars.npy"
 #: Largest exported table (float32 values; 2**26 is 256 MiB). ML-100K needs 1.6M-2.1M.
@@ -150,6 +158,7 @@ def save_model(
         if isinstance(model, Retriever):
             np.save(staging / "candidates.npy", model.candidate_embeddings())
         export_inference(model, train, staging)
+        artifacts = artifact_digests(staging)
         manifest = {
             "format": FORMAT_VERSION,
             "kind": model.kind,
@@ -162,6 +171,7 @@ def save_model(
             "versions": versions(),
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             **(extra or {}),
+            "artifacts": artifacts,
         }
         _write_json(staging / MANIFEST, manifest)
         replace_directory(staging, directory)
@@ -182,7 +192,12 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
     except (OSError, json.JSONDecodeError) as error:
         raise ModelError(f"{path} is unreadable: {error}") from error
     if manifest.get("format") != FORMAT_VERSION:
-        raise ModelError(f"{path}: unsupported model format {manifest.get('format')!r}")
+        hint = (
+            " (written before artifacts were checksummed: train it again)"
+            if (manifest.get("format") == 1)
+            else ""
+        )
+        raise ModelError(f"{path}: unsupported model format {manifest.get('format')!r}{hint}")
     return manifest
 
 
@@ -225,6 +240,73 @@ def export_inference(model: RecommenderModel, train: TrainingSet, directory: Pat
         table.flush()
 
 
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def artifact_digests(directory: Path) -> dict[str, str]:
+    """SHA-256 of every file under ``directory`` but the manifest, by relative path."""
+    return {
+        path.relative_to(directory).as_posix(): sha256_file(path)
+        for path in sorted(directory.rglob("*"))
+        if path.is_file() and path.name != MANIFEST
+    }
+
+
+def verify_artifacts(directory: str | Path, manifest: dict[str, Any]) -> None:
+    """Raise :class:`ModelError` naming the first artifact that is missing or differs
+    from the SHA-256 in the manifest. Files the manifest does not list (an index
+    built later, with its own manifest) are not checked."""
+    directory = Path(directory)
+    artifacts = manifest.get("artifacts")
+    if not isinstance(artifacts, dict) or not artifacts:
+        raise ModelError(f"{directory / MANIFEST}: lists no artifact checksums; train it again")
+    for name, expected in sorted(artifacts.items()):
+        path = directory / name
+        if ".." in Path(name).parts or Path(name).is_absolute():
+            raise ModelError(f"{directory / MANIFEST}: artifact path {name!r} leaves the model")
+        if not path.is_file():
+            raise ModelError(f"{path}: missing (listed in the manifest); train the model again")
+        if sha256_file(path) != expected:
+            raise ModelError(
+                f"{path}: SHA-256 differs from the manifest (changed after training); "
+                "restore it or train the model again"
+            )
+
+
+# What must agree between a retrieval and a ranking model used together.
+LINEAGE_DATA = ("name", "ratings", "users", "movies")
+
+
+def lineage(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The data (name, sizes, source checksum) and split a model was trained on."""
+    data = manifest.get("data", {})
+    return {
+        **{f"data {key}": data.get(key) for key in LINEAGE_DATA},
+        "data checksum": (data.get("source") or {}).get("ratings_sha256"),
+        **{f"split {key}": value for key, value in sorted(manifest.get("split", {}).items())},
+    }
+
+
+def stage_mismatch(retrieval: dict[str, Any], ranking: dict[str, Any]) -> str | None:
+    """None when two manifests share data and split, else what differs.
+
+    A ranker trained on another split has seen the retriever's test ratings (and
+    the other way round), so "watched" movies and scores no longer line up.
+    """
+    first, second = lineage(retrieval), lineage(ranking)
+    differ = [
+        f"{key}: {first.get(key)!r} vs {second.get(key)!r}"
+        for key in sorted(set(first) | set(second))
+        if first.get(key) != second.get(key)
+    ]
+    return "; ".join(differ) if differ else None
+
+
 def load_model(directory: str | Path, *, lazy: bool = False) -> SavedModel:
     """Load a directory written by :func:`save_model`.
 
@@ -232,6 +314,7 @@ def load_model(directory: str | Path, *, lazy: bool = False) -> SavedModel:
     """
     directory = Path(directory)
     manifest = read_manifest(directory)
+    verify_artifacts(directory, manifest)
     try:
         movies = pd.read_parquet(directory / "catalogue.parquet")
         users_path = directory / "users.parquet"

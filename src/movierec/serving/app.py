@@ -9,6 +9,10 @@ Everything a client can get wrong becomes a 4xx with ``{"detail": ...}``.
 from __future__ import annotations
 
 import asyncio
+import gc
+import hashlib
+import json
+import logging
 import math
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -40,6 +44,7 @@ from movierec.serving.security import (
 )
 from movierec.serving.store import MAX_ID_LENGTH, RatingStore, StoreBusyError, default_url
 
+logger = logging.getLogger("movierec.serving")
 STATIC_DIR = Path(__file__).parent / "static"
 MAX_BODY_BYTES = 64 * 1024
 DEFAULT_BODY_TIMEOUT_S = 10.0
@@ -88,6 +93,15 @@ def warm_up(recommender: Recommender) -> float:
     return time.perf_counter() - started
 
 
+def model_version(recommender: Recommender) -> str:
+    """A short digest of both models' artifact checksums."""
+    digest = hashlib.sha256()
+    for saved in (recommender.retrieval, recommender.ranking):
+        artifacts = saved.manifest.get("artifacts", {}) if saved is not None else {}
+        digest.update(json.dumps(artifacts, sort_keys=True).encode())
+    return digest.hexdigest()[:16]
+
+
 class Service:
     """What the endpoints share: one recommender, one rating store.
 
@@ -95,9 +109,19 @@ class Service:
     index) is safe to run from many threads once :func:`warm_up` has run.
     """
 
-    def __init__(self, recommender: Recommender, store: RatingStore):
+    def __init__(
+        self,
+        recommender: Recommender,
+        store: RatingStore,
+        models_dir: Path | None = None,
+        reloads: int = 0,
+    ):
         self.recommender = recommender
         self.store = store
+        self.models_dir = models_dir
+        self.reloads = reloads
+        self.loaded_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        self.model_version = model_version(recommender)
         self.movies = recommender.retrieval.train.movies
         scale = recommender.retrieval.manifest.get("rating_scale") or (1.0, 5.0)
         self.rating_scale = (float(scale[0]), float(scale[1]))
@@ -285,6 +309,7 @@ def create_app(
     rate_limit: float | None = None,
     rate_burst: float | None = None,
     allowed_hosts: Sequence[str] | None = None,
+    tune_process: bool = False,
 ) -> FastAPI:
     """The app for ``models_dir`` (or an already loaded ``recommender``).
 
@@ -296,6 +321,8 @@ def create_app(
         rate_limit: requests a second per client (its key, else its address); None: no limit.
         rate_burst: requests a client may make at once (default: one second's worth, >= 10).
         allowed_hosts: Host header values accepted (port ignored); None or ``*``: any.
+        tune_process: the process serves only this app (``movierec serve``): after a
+            reload, re-freeze the garbage collector and re-pin thread pools as at start.
     """
     if models_dir is None and recommender is None:
         raise ModelError("create_app needs models_dir or a recommender")
@@ -306,6 +333,9 @@ def create_app(
             models_dir_for_db = Path(models_dir)
         db_url = default_url(models_dir_for_db)
 
+    if models_dir is None and recommender is not None and recommender.retrieval.directory:
+        models_dir = Path(recommender.retrieval.directory).parent
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         loaded = (
@@ -313,7 +343,7 @@ def create_app(
         )
         store = RatingStore(db_url)
         await asyncio.to_thread(warm_up, loaded)
-        app.state.service = Service(loaded, store)
+        app.state.service = Service(loaded, store, Path(models_dir) if models_dir else None)
         try:
             yield
         finally:
@@ -330,6 +360,8 @@ def create_app(
         responses=_errors(400, 503),
     )
     app.state.auth = bool(api_keys)
+    app.state.reload_lock = asyncio.Lock()
+    app.state.tune_process = tune_process
     app.state.service = None
     # Outermost last: headers on every answer, then Host, rate, key, text, body checks.
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes, timeout=body_timeout)
@@ -406,6 +438,62 @@ def _add_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": str(error)}, status_code=400)
 
 
+def _version(service: Service) -> schemas.Version:
+    ranking = service.recommender.ranking
+    return schemas.Version(
+        movierec=movierec.__version__,
+        model_version=service.model_version,
+        models_dir=str(service.models_dir) if service.models_dir else None,
+        loaded_at=service.loaded_at,
+        reloads=service.reloads,
+        retrieval=service.recommender.retrieval.manifest,
+        ranking=ranking.manifest if ranking is not None else None,
+    )
+
+
+async def reload_models(app: FastAPI) -> Service:
+    """Load, verify and warm the models directory in a worker thread, then swap the
+    new models in with one assignment: a request uses the service it started with,
+    so none fails or mixes models during the swap. One reload at a time.
+
+    Raises:
+        HTTPException: 409 when the new models are refused (the old ones stay live),
+            503 before the first load.
+    """
+    async with app.state.reload_lock:
+        current: Service | None = app.state.service
+        if current is None:
+            raise HTTPException(503, "models are not loaded yet")
+        if current.models_dir is None:
+            raise HTTPException(409, "this service was not started from a models directory")
+
+        def load() -> Recommender:
+            loaded = Recommender.load(current.models_dir)
+            warm_up(loaded)
+            return loaded
+
+        try:
+            loaded = await asyncio.to_thread(load)
+        except MovierecError as error:
+            logger.warning("reload refused: %s", error)
+            raise HTTPException(
+                409, f"reload refused, still serving {current.model_version}: {error}"
+            ) from None
+        app.state.service = Service(loaded, current.store, current.models_dir, current.reloads + 1)
+        if app.state.tune_process:
+            from movierec.pipeline import tune_process_for_serving
+
+            gc.unfreeze()  # let the replaced models be collected
+            tune_process_for_serving()
+        logger.info(
+            "reloaded models from %s: %s -> %s",
+            current.models_dir,
+            current.model_version,
+            app.state.service.model_version,
+        )
+        return app.state.service
+
+
 def get_service(request: Request) -> Service:
     service = request.app.state.service
     if service is None:
@@ -445,13 +533,20 @@ def _add_routes(app: FastAPI) -> None:
 
     @app.get("/version", response_model=schemas.Version, tags=["service"])
     def version(service: Svc) -> schemas.Version:
-        """The manifests of the loaded models: data, split, settings, metrics."""
-        ranking = service.recommender.ranking
-        return schemas.Version(
-            movierec=movierec.__version__,
-            retrieval=service.recommender.retrieval.manifest,
-            ranking=ranking.manifest if ranking is not None else None,
-        )
+        """What is live: the models' version and manifests (data, split, settings, metrics)."""
+        return _version(service)
+
+    @app.post(
+        "/admin/reload",
+        response_model=schemas.Version,
+        tags=["service"],
+        responses=_errors(409),
+    )
+    async def reload(request: Request) -> schemas.Version:
+        """Load the models directory again (a newly trained model), verify it, warm it
+        up and swap it in; requests keep being answered by the old models until then.
+        409, and the old models stay live, when the new ones are refused."""
+        return _version(await reload_models(request.app))
 
     @app.get(
         "/users/{user_id}/recommendations",

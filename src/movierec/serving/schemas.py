@@ -111,5 +111,11 @@ class Health(BaseModel):
 
 class Version(BaseModel):
     movierec: str
+    model_version: str = Field(
+        description="digest of both models' artifact checksums: changes with every new model"
+    )
+    models_dir: str | None
+    loaded_at: str = Field(description="when these models went live (UTC)")
+    reloads: int = Field(description="successful reloads since start")
     retrieval: dict[str, Any]
     ranking: dict[str, Any] | None
