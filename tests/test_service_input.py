@@ -108,7 +108,7 @@ def test_blank_search_is_422(client, query):
 
 
 def test_ids_must_be_utf8(client):
-    for raw in ("%FF", "%FE", "a%C3", "%C0%AF"):
+    for raw in ("%FF", "%FE", "a%C3", "%C0%AF", "a%00b"):
         for method, url in (
             ("post", f"/users/{raw}/ratings"),
             ("get", f"/users/{raw}/ratings"),

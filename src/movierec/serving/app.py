@@ -25,14 +25,17 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import movierec
 from movierec.errors import ModelError, MovierecError, UnknownIdError
 from movierec.pipeline import MovieResult, Recommender
 from movierec.serving import schemas
+from movierec.serving.observe import Metrics, Observe
 from movierec.serving.security import (
     AllowedHosts,
     KeyChecker,
@@ -49,8 +52,12 @@ STATIC_DIR = Path(__file__).parent / "static"
 MAX_BODY_BYTES = 64 * 1024
 DEFAULT_BODY_TIMEOUT_S = 10.0
 
-UserId = Annotated[str, PathParam(min_length=1, max_length=MAX_ID_LENGTH)]
-MovieId = Annotated[str, PathParam(min_length=1, max_length=MAX_ID_LENGTH)]
+UserId = Annotated[
+    str, PathParam(min_length=1, max_length=MAX_ID_LENGTH, pattern=schemas.ID_PATTERN)
+]
+MovieId = Annotated[
+    str, PathParam(min_length=1, max_length=MAX_ID_LENGTH, pattern=schemas.ID_PATTERN)
+]
 K = Annotated[int, Query(ge=1, le=schemas.MAX_K, description="how many movies")]
 
 
@@ -225,14 +232,16 @@ class StrictUtf8:
             raw_path = scope.get("raw_path") or scope["path"].encode()
             for where, raw in (("path", raw_path), ("query", scope.get("query_string", b""))):
                 try:
-                    unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8")
+                    text = unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8")
+                    if "\x00" in text:  # no database stores it the same way
+                        raise UnicodeDecodeError("utf-8", b"\x00", 0, 1, "NUL")
                 except UnicodeDecodeError:
                     body = {
                         "detail": [
                             {
                                 "type": "value_error",
                                 "loc": [where],
-                                "msg": f"the {where} is not valid UTF-8 text",
+                                "msg": f"the {where} is not valid UTF-8 text (or holds a NUL)",
                             }
                         ]
                     }
@@ -361,6 +370,7 @@ def create_app(
     )
     app.state.auth = bool(api_keys)
     app.state.reload_lock = asyncio.Lock()
+    app.state.openapi_scale = None
     app.state.tune_process = tune_process
     app.state.service = None
     # Outermost last: headers on every answer, then Host, rate, key, text, body checks.
@@ -374,6 +384,8 @@ def create_app(
     if allowed_hosts is not None:
         app.add_middleware(AllowedHosts, hosts=allowed_hosts)
     app.add_middleware(SecurityHeaders)
+    app.state.metrics = Metrics(lambda: app.state.service)
+    app.add_middleware(Observe, metrics=app.state.metrics)
     _add_error_handlers(app)
     _add_routes(app)
     _document_limits(app)
@@ -400,7 +412,9 @@ def _document_limits(app: FastAPI) -> None:
         route.responses = {**_errors(*extra), **route.responses}
 
     def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
+        service = app.state.service
+        scale = service.rating_scale if service is not None else None
+        if app.openapi_schema is None or app.state.openapi_scale != scale:
             schema = get_openapi(
                 title=app.title, version=app.version, description=app.description, routes=app.routes
             )
@@ -410,13 +424,34 @@ def _document_limits(app: FastAPI) -> None:
                 if path in limited:
                     for operation in operations.values():
                         operation["security"] = [{"bearer": []}]
-            app.openapi_schema = schema
+            if scale is not None:  # the loaded model's scale is part of the contract
+                rating = schema["components"]["schemas"]["RatingIn"]["properties"]["rating"]
+                rating["minimum"], rating["maximum"] = scale
+            app.openapi_schema, app.state.openapi_scale = schema, scale
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
+        """FastAPI's own answer, except that a 405's ``Allow`` lists the methods of
+        every route at this path (Starlette names only the first route's)."""
+        headers = dict(error.headers or {})
+        if error.status_code == 405:
+            path = request.scope["path"]
+            allowed = set()
+            for route in request.app.routes:
+                if isinstance(route, APIRoute) and route.path_regex.match(path):
+                    allowed |= route.methods or set()
+            headers["Allow"] = ", ".join(sorted(allowed))
+        if error.status_code in (204, 304):
+            return Response(status_code=error.status_code, headers=headers)
+        return JSONResponse(
+            {"detail": error.detail}, status_code=error.status_code, headers=headers
+        )
+
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
         return JSONResponse({"detail": _validation_detail(error.errors())}, status_code=422)
@@ -536,6 +571,25 @@ def _add_routes(app: FastAPI) -> None:
         """What is live: the models' version and manifests (data, split, settings, metrics)."""
         return _version(service)
 
+    @app.get(
+        "/metrics",
+        tags=["service"],
+        response_class=Response,
+        responses={
+            200: {
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+                "description": "Prometheus text format",
+            }
+        },
+    )
+    def metrics(request: Request) -> Response:
+        """Requests and latencies by route and status, the live model version, reloads
+        and ratings stored, in Prometheus text format."""
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        body = generate_latest(request.app.state.metrics.registry)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
+
     @app.post(
         "/admin/reload",
         response_model=schemas.Version,
@@ -639,7 +693,15 @@ def _add_routes(app: FastAPI) -> None:
     @app.get("/movies", response_model=schemas.MovieList, tags=["movies"])
     def search(
         service: Svc,
-        query: Annotated[str, Query(min_length=1, max_length=200)],
+        query: Annotated[
+            str,
+            Query(
+                min_length=1,
+                max_length=200,
+                json_schema_extra={"pattern": r"\S"},  # checked below, with a clearer message
+                description="words that must all appear in the title",
+            ),
+        ],
         limit: Annotated[int, Query(ge=1, le=schemas.MAX_K)] = 20,
     ) -> schemas.MovieList:
         """Movies whose title contains every word of ``query``."""

@@ -14,6 +14,9 @@ MAX_MOVIE_IDS = 1000
 # Request bodies are strict: a rating is a JSON number (not true, not "5"), a count an
 # integer (not 5.0), a flag a boolean; unknown fields are refused.
 STRICT = ConfigDict(extra="forbid", strict=True)
+# An id: 1 to 64 characters, no NUL (PostgreSQL cannot store it in text).
+ID_PATTERN = r"^[^\x00]+$"
+Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN)]
 
 
 class Error(BaseModel):
@@ -44,7 +47,7 @@ class RatingIn(BaseModel):
     """One rating given by a person; the scale is checked against the model's."""
 
     model_config = STRICT
-    movie_id: str = Field(min_length=1, max_length=MAX_ID_LENGTH)
+    movie_id: Id
     rating: float = Field(allow_inf_nan=False, examples=[4.0])
 
 
@@ -84,12 +87,23 @@ class VisitorQuery(BaseModel):
 class RankQuery(BaseModel):
     """A known user, stored/explicit ratings, or both; and the movies to score."""
 
-    model_config = STRICT
-    user_id: str | None = Field(None, min_length=1, max_length=MAX_ID_LENGTH)
-    ratings: list[RatingIn] | None = Field(None, max_length=MAX_RATINGS)
-    movie_ids: list[Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]] = Field(
-        min_length=1, max_length=MAX_MOVIE_IDS
+    # The JSON schema says what the validator below checks: a user id, or ratings.
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["user_id"], "properties": {"user_id": {"type": "string"}}},
+                {
+                    "required": ["ratings"],
+                    "properties": {"ratings": {"type": "array", "minItems": 1}},
+                },
+            ]
+        },
     )
+    user_id: Id | None = None
+    ratings: list[RatingIn] | None = Field(None, max_length=MAX_RATINGS)
+    movie_ids: list[Id] = Field(min_length=1, max_length=MAX_MOVIE_IDS)
 
     @model_validator(mode="after")
     def _someone(self) -> RankQuery:
