@@ -142,3 +142,8 @@ def test_every_error_status_is_documented(client):
                 assert "413" in codes, (method, path)
     schema = client.get("/openapi.json").json()["components"]["schemas"]["Error"]
     assert schema["required"] == ["detail"]
+
+
+def test_popular_never_lists_more_movies_than_the_catalogue(client):
+    items = client.get("/popular", params={"k": 100}).json()["items"]
+    assert len(items) == 60 and len({item["movie_id"] for item in items}) == 60

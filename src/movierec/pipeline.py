@@ -181,7 +181,7 @@ class Recommender:
             counts = np.bincount(train.movie_index, minlength=train.movies.size)
             counts[OOV_INDEX] = -1
             self._popular = np.argsort(-counts, kind="stable")
-        top = self._popular[:k]
+        top = self._popular[: min(k, len(self._popular) - 1)]  # the OOV row sorts last
         return [self.movie(self.retrieval.train.movies.id_of(int(i))) for i in top]
 
     # -- the two stages ----------------------------------------------------------

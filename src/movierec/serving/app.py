@@ -89,6 +89,7 @@ def warm_up(recommender: Recommender) -> float:
         recommender.recommend(users[0], 10, True, extra)
     recommender.recommend(None, 10, True, extra)
     recommender.similar(movies[0], 10)
+    recommender.popular(10)
     recommender.search(recommender.movie(movies[0]).title, 1)
     if recommender.ranking is not None:
         size = 1
