@@ -35,6 +35,7 @@ import os
 import platform
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -86,6 +87,7 @@ class SavedModel:
             raise ValueError("SavedModel needs a model or a loader")
         self._model = model
         self._loader = loader
+        self._loading = threading.Lock()  # one read of the network, however many threads ask
         self.train = train
         self.manifest = manifest
         self.candidates = candidates
@@ -97,8 +99,10 @@ class SavedModel:
     def model(self) -> RecommenderModel:
         """The model, its network read from disk on first use."""
         if self._model is None:
-            assert self._loader is not None
-            self._model = self._loader()
+            with self._loading:
+                if self._model is None:
+                    assert self._loader is not None
+                    self._model = self._loader()
         return self._model
 
     @property
