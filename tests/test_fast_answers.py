@@ -111,3 +111,20 @@ def test_cli_benchmark_smoke(models, tmp_path):
     assert "x numpy" in done.stdout
     report = json.loads(out.read_text())["commands"]
     assert len(report) == 7 and all(r["median_s"] > 0 for r in report.values())
+
+
+def test_search_reads_only_a_catalogue_the_manifest_vouches_for(models, tmp_path):
+    import shutil
+
+    from movierec.errors import ModelError
+    from movierec.models.catalogue import search_saved
+
+    copy = tmp_path / "models"
+    shutil.copytree(models, copy)
+    path = copy / "retrieval" / "catalogue.json"
+    rows = json.loads(path.read_text())
+    rows[0][1] = "Tampered Title"
+    path.write_text(json.dumps(rows))
+    # Not the listed bytes: the fully checked load refuses the changed model.
+    with pytest.raises(ModelError, match="catalogue.json"):
+        search_saved(copy / "retrieval", "tampered", 5)

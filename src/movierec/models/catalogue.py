@@ -36,6 +36,19 @@ def matches(title: str, words: list[str]) -> bool:
     return all(word in lowered for word in words)
 
 
+def _as_trained(model_dir: Path, raw: bytes) -> bool:
+    """Whether ``raw`` is the catalogue.json the manifest lists (SHA-256), as every
+    other artifact is checked on load; anything else takes the fully checked path."""
+    import hashlib
+
+    try:
+        manifest = json.loads((Path(model_dir) / "manifest.json").read_text())
+        expected = manifest["artifacts"][CATALOGUE_JSON]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return hashlib.sha256(raw).hexdigest() == expected
+
+
 def search_saved(model_dir: Path, query: str, limit: int) -> list[dict[str, Any]]:
     """Movies of the model in ``model_dir`` whose title contains every word of ``query``,
     in catalogue order, at most ``limit``."""
@@ -43,7 +56,8 @@ def search_saved(model_dir: Path, query: str, limit: int) -> list[dict[str, Any]
     path = Path(model_dir) / CATALOGUE_JSON
     if path.is_file():
         try:
-            rows = json.loads(path.read_text())
+            raw = path.read_bytes()
+            rows = json.loads(raw) if _as_trained(model_dir, raw) else None
         except (OSError, ValueError):
             rows = None
         if isinstance(rows, list):
