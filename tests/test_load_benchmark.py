@@ -53,3 +53,4 @@ def test_load_benchmark_reads_and_mix(tmp_path):
         assert 0 < r["latency_ms"]["p50"] <= r["latency_ms"]["p99"]
     assert runs[0]["write_latency_ms"] is None and runs[3]["write_latency_ms"]["p50"] > 0
     assert "req/s" in run.stdout and result["first_answer_ms"] > 0
+    assert all(r["cpu_ms_per_request"]["client"] > 0 for r in runs)

@@ -28,6 +28,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -353,6 +354,8 @@ def create_app(
         )
         store = RatingStore(db_url)
         await asyncio.to_thread(warm_up, loaded)
+        # a database connection and a worker thread, ready for the first request
+        await run_in_threadpool(store.user_ratings, "")
         app.state.service = Service(loaded, store, Path(models_dir) if models_dir else None)
         try:
             yield
