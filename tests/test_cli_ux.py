@@ -39,6 +39,10 @@ def test_training_progress_is_labelled_plain_lines_on_stderr(tmp_path, capsys):
     assert main([*argv, "--quiet"]) == 0
     captured = capsys.readouterr()
     assert captured.err == "" and "rmse" in captured.out
+    assert main([*argv, "--verbose"]) == 0
+    assert "ranking 'example' settings: {\"embedding_dim\": 32, \"epochs\": 2" in (
+        capsys.readouterr().err
+    )
 
 
 def test_dcn_announces_how_each_member_stopped():

@@ -141,7 +141,8 @@ def _settings_per_model(
             k: v for k, v in overrides.items() if k in known
         }
         settings = {**({"seed": seed} if seed is not None and "seed" in known else {}), **mine}
-        cls(**settings)  # checks names, types and ranges: SettingsError, exit 2
+        checked = cls(**settings).settings  # names, types, ranges: SettingsError, exit 2
+        logger.debug("%s '%s' settings: %s", kind, names[kind], json.dumps(checked))
         per_model[kind] = settings
     everywhere = set().union(*(cls.default_settings() for cls in classes.values()))
     unknown = [k for k in overrides if k not in everywhere]
