@@ -9,7 +9,6 @@ import pytest
 
 from movierec.data.training import TrainingSet
 
-
 FAST = {
     ("retrieval", "example"): {"epochs": 2, "batch_size": 64},
     ("ranking", "example"): {"epochs": 2, "batch_size": 64},
