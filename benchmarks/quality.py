@@ -1,13 +1,17 @@
 """Quality benchmark: movierec's models against the examples and public peers.
 
 Same data, same splits, same metric code for everyone (movierec.evaluation):
-three seeds of the random 80/20 split and the temporal split of MovieLens 100K.
+three seeds of the random 80/20 split and the temporal split of a data set
+(MovieLens 100K by default, any GroupLens directory with --data).
 
     python benchmarks/quality.py                 # full run (peers need .[peers])
+    python benchmarks/quality.py --data ../shared/data/ml-latest-small-2016
     python benchmarks/quality.py --smoke         # seconds: tiny epochs, one seed
 
-Prints a table (mean ± std over the random seeds; temporal separately) and
-writes JSON to benchmarks/results/quality.json (or --out).
+Four tables: retrieval (top-K), ranking (stars), the two stages together, and
+item-to-item ("movies like this one", movierec.evaluation.item_to_item). Prints
+mean ± std over the random seeds (temporal separately) and writes JSON to
+benchmarks/results/quality-<data>.json (or --out).
 """
 
 from __future__ import annotations
@@ -22,6 +26,9 @@ import numpy as np
 
 import movierec  # noqa: F401  (Keras backend)
 from movierec.baselines import EASE, Popularity
+from movierec.evaluation.item_to_item import evaluate_item_to_item
+from movierec.models.base import unit_rows
+from movierec.retrieval.item_item import interaction_matrix
 from movierec.data import load_dataset, make_split
 from movierec.data.training import TrainingSet
 from movierec.evaluation.evaluate import (
@@ -41,6 +48,7 @@ from reporting import write_json  # noqa: E402
 RETRIEVAL_COLUMNS = ["recall@10", "ndcg@10", "recall@100", "coverage@10", "ndcg@10 (4+)",
                      "recall@10 (4+)"]
 RANKING_COLUMNS = ["rmse", "mae"]
+ITEM_COLUMNS = ["ndcg@10", "recall@10"]
 
 
 def retrieval_metrics(score_fn, train, test) -> dict[str, float]:
@@ -84,13 +92,26 @@ def run_split(dataset, split, seed: int, args) -> dict[str, dict[str, float]]:
 
     # Retrieval
     timed("retrieval/popularity", lambda: retrieval_metrics(Popularity(train), train, test))
-    timed("retrieval/EASE", lambda: retrieval_metrics(EASE(train), train, test))
+    ease = {}
+
+    def fit_ease():
+        ease["model"] = EASE(train, seed=seed)
+        return {**retrieval_metrics(ease["model"], train, test), "lambda": ease["model"].l2}
+
+    timed("retrieval/EASE", fit_ease)
     if not args.smoke:
         for algorithm in ("als", "bpr"):
             timed(
                 f"retrieval/implicit-{algorithm}",
                 lambda a=algorithm: retrieval_metrics(
                     peers.implicit_scorer(train, a, seed), train, test
+                ),
+            )
+        for algorithm in args.cornac:
+            timed(
+                f"retrieval/cornac-{algorithm}",
+                lambda a=algorithm: retrieval_metrics(
+                    peers.cornac_scorer(train, a, seed), train, test
                 ),
             )
     models = {}
@@ -121,8 +142,22 @@ def run_split(dataset, split, seed: int, args) -> dict[str, dict[str, float]]:
             return {"rmse": metrics["rmse"], "mae": metrics["mae"], "train_seconds": seconds}
         timed(f"ranking/movierec-{name}", go)
 
-    # Two stages: default retrieval -> default ranking, NDCG@10 with 4+ stars relevant.
+    # Item to item: similar movies for each test user's favourite training movie.
     retriever = models.get(("retrieval", DEFAULT_RETRIEVER))
+    cosine = unit_rows(interaction_matrix(train).T.tocsr().toarray())
+    counts = np.asarray(interaction_matrix(train).sum(axis=0)).ravel()
+    similar = {
+        "item-kNN cosine": lambda q: cosine[q] @ cosine.T,
+        "popularity": lambda q: np.tile(counts, (len(q), 1)),
+    }
+    if "model" in ease:
+        similar["EASE row"] = lambda q: ease["model"].query[q] @ ease["model"].candidate.T
+    if retriever is not None:
+        similar[f"movierec {DEFAULT_RETRIEVER}"] = retriever.similar_scores
+    for label, fn in similar.items():
+        timed(f"item-to-item/{label}", lambda fn=fn: evaluate_item_to_item(fn, train, test))
+
+    # Two stages: default retrieval -> default ranking, NDCG@10 with 4+ stars relevant.
     ranker = models.get(("ranking", DEFAULT_RANKER))
     if retriever is not None and ranker is not None:
         orders = [("retrieval order only", 0.0)]
@@ -174,13 +209,18 @@ def main() -> None:
     parser.add_argument("--depth", type=int, default=200, help="candidates passed to ranking")
     parser.add_argument("--star-weights", type=float, nargs="+", default=[DEFAULT_STAR_WEIGHT],
                         help="blend weights of predicted stars to report (default: movierec's)")
+    parser.add_argument("--cornac", nargs="*", default=["mult-vae"], choices=["mult-vae", "bivae"],
+                        help="cornac autoencoder peers to run (needs torch; none: skip)")
     parser.add_argument("--smoke", action="store_true", help="one seed, 1 epoch, no peers")
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results/quality.json")
+    parser.add_argument("--out", type=Path, help="JSON path (default results/quality-<data>.json)")
     args = parser.parse_args()
     if args.smoke:
         args.seeds, args.no_temporal = args.seeds[:1], True
 
     dataset = load_dataset(args.data)
+    if args.out is None:
+        name = Path(args.data).name if args.data != "ml-100k" else "ml-100k"
+        args.out = Path(__file__).parent / f"results/quality-{name}.json"
     results: dict[str, object] = {"data": dataset.describe(), "settings": vars(args) | {
         "out": str(args.out)}}
     random_runs = []
@@ -204,6 +244,8 @@ def main() -> None:
         print_table(f"Ranking ({label}; stars)", results[name], "ranking/", RANKING_COLUMNS)
         print_table(f"Two-stage, retrieve {args.depth} -> rank -> 10 ({label})", results[name],
                     "two-stage/", ["ndcg@10 (4+)"])
+        print_table(f"Item to item, favourite training movie -> 10 similar ({label})",
+                    results[name], "item-to-item/", ITEM_COLUMNS)
     write_json(args.out, results)
     print(f"\nwrote {args.out}")
 

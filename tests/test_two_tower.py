@@ -12,12 +12,11 @@ import pandas as pd
 import pytest
 
 import movierec  # noqa: F401  (sets the Keras backend)
-from movierec.baselines import interaction_matrix
+from movierec.retrieval.item_item import interaction_matrix
 from movierec.data.schema import Dataset
 from movierec.data.training import TrainingSet
 from movierec.errors import ModelError
 from movierec.models.base import QueryBatch
-from movierec.retrieval.item_item import item_item_weights
 from movierec.retrieval.two_tower import TwoTowerRetriever
 
 N_USERS, N_MOVIES, PER_USER, TOP = 48, 24, 6, 3
@@ -154,31 +153,45 @@ def test_load_errors(trained, tmp_path):
         TwoTowerRetriever(no_such_setting=1)
 
 
-def test_item_item_path_adds_the_item_item_score(trained):
+def test_item_item_path_adds_the_low_rank_ease_score(trained):
     model, train = trained
     s = model.settings
-    assert s["item_item"] == "auto" and model.network.item_item  # 24 movies: on
+    rank = min(s["item_item_rank"], train.movies.size)
     d = s["embedding_dim"]
     queries, _ = _known_users(train)
     query, candidates = model.query_embeddings(queries), model.candidate_embeddings()
-    assert query.shape[1] == candidates.shape[1] == d + 1 + train.movies.size
+    assert query.shape[1] == candidates.shape[1] == d + 1 + rank
     linear = query[:, d:-1] @ candidates[:, d:-1].T
-    weights = item_item_weights(
-        train, s["item_item_lambda"], s["item_item_session_seconds"], s["item_item_far_weight"]
-    )
+    net = model.network
     history = interaction_matrix(train)[queries.user_index].toarray()
-    np.testing.assert_allclose(
-        linear, s["item_item_weight"] * history @ weights, rtol=1e-4, atol=1e-4
+    expected = float(net.item_scale.numpy()) * (
+        history @ net.item_query_table.numpy() @ net.item_candidate_table.numpy().T
     )
-    with pytest.raises(ValueError):
-        TwoTowerRetriever(**FAST, item_item="sometimes").fit(train, verbose=0)
+    np.testing.assert_allclose(linear, expected, rtol=1e-4, atol=1e-4)
+    # The scale balances the path against the deep part as item_item_share says.
+    assert net.item_scale.numpy() > 0
+    assert model._balanced_scale(2 * s["item_item_share"]) == pytest.approx(
+        2 * model._balanced_scale(s["item_item_share"]), rel=1e-4
+    )
+
+
+def test_similar_movies_come_from_the_same_half(trained):
+    model, train = trained
+    half = N_MOVIES // 2
+    movies = train.movies.lookup([f"m{m}" for m in (0, half)])
+    scores = model.similar_scores(movies)
+    assert scores.shape == (2, train.movies.size)
+    for row, movie in enumerate(movies):
+        scores[row, [0, movie]] = -np.inf
+        top = np.argsort(-scores[row])[:5]
+        assert (_group_of_movie(train, top) == row).all()
 
 
 def test_without_user_table_item_item_and_with_in_batch_negatives():
     ds = _dataset(with_users=False)
     train = TrainingSet.build(ds, ds.ratings)
     settings = {**FAST, "epochs": 10, "negatives": "in-batch", "use_user_features": True}
-    model = TwoTowerRetriever(**{**settings, "hidden_dim": 0}, item_item=False)
+    model = TwoTowerRetriever(**{**settings, "hidden_dim": 0}, item_item_rank=0)
     model.fit(train, verbose=0)
     assert model.candidate_embeddings().shape[1] == FAST["embedding_dim"] + 1
     queries, groups = _known_users(train)

@@ -9,20 +9,9 @@ popularity is also a sensible fallback. Each is a ``score_fn`` for
 from __future__ import annotations
 
 import numpy as np
-from scipy import sparse
 
 from movierec.data.training import TrainingSet
-
-
-def interaction_matrix(train: TrainingSet) -> sparse.csr_matrix:
-    """Binary users x movies matrix (rows/columns are vocabulary indices)."""
-    ones = np.ones(len(train), dtype=np.float32)
-    matrix = sparse.csr_matrix(
-        (ones, (train.user_index, train.movie_index)),
-        shape=(train.users.size, train.movies.size),
-    )
-    matrix.data[:] = 1.0  # duplicates collapse to one interaction
-    return matrix
+from movierec.retrieval.item_item import fit_item_item, interaction_matrix
 
 
 class Popularity:
@@ -36,22 +25,16 @@ class Popularity:
 
 
 class EASE:
-    """Steck's EASE^R: a closed-form item-item linear autoencoder (Steck, WWW 2019)."""
+    """Steck's EASE^R (WWW 2019), exact, with ``lambda`` chosen on held-out training ratings
+    unless ``l2`` is given (see :func:`movierec.retrieval.item_item.fit_item_item`)."""
 
-    def __init__(self, train: TrainingSet, l2: float = 500.0):
+    def __init__(self, train: TrainingSet, l2: float | None = None, seed: int = 0):
+        fit = fit_item_item(
+            train, rank=train.movies.size, window_seconds=0.0, far_weight=1.0, seed=seed, l2=l2
+        )
+        self.l2 = fit.l2
         self.matrix = interaction_matrix(train)
-        self.weights = ease_weights((self.matrix.T @ self.matrix).toarray(), l2)
+        self.query, self.candidate = fit.query_table, fit.candidate_table
 
     def __call__(self, user_index: np.ndarray) -> np.ndarray:
-        return np.asarray(self.matrix[user_index] @ self.weights)
-
-
-def ease_weights(gram: np.ndarray, l2: float) -> np.ndarray:
-    """EASE's closed form from an item-item Gram matrix: B = I - P diagMat(1 / diag(P)) with
-    P = (G + l2 I)^-1, i.e. the best ridge regression of each item on the others."""
-    regularised = np.array(gram, dtype=np.float64)  # a copy: the caller's matrix stays as is
-    regularised[np.diag_indices_from(regularised)] += l2
-    inverse = np.linalg.inv(regularised)
-    weights = -inverse / np.diag(inverse)
-    weights[np.diag_indices_from(weights)] = 0.0
-    return weights
+        return np.asarray(self.matrix[user_index] @ self.query) @ self.candidate.T

@@ -89,7 +89,6 @@ class Recommender:
             str(movie): (str(title), None if pd.isna(year) else int(year), tuple(genres))
             for movie, title, year, genres in rows
         }
-        self._normalised = _unit_rows(self._candidates)
         self._popular: np.ndarray | None = None
         # Retrieval's movie index -> the ranking model's (their vocabularies may differ).
         self._ranking_movie: np.ndarray | None = None
@@ -244,12 +243,12 @@ class Recommender:
         return sorted(results, key=lambda r: -(r.predicted_rating or 0.0))
 
     def similar(self, movie_id: str, k: int = 10) -> list[MovieResult]:
-        """Movies whose candidate embeddings are closest (cosine) to this one's."""
+        """Movies most like this one, by the retrieval model's ``similar_scores``."""
         movie_id = str(movie_id)
         index = self.retrieval.train.movies.index(movie_id)
         if index == OOV_INDEX:
             raise UnknownIdError("movie", movie_id)
-        scores = self._normalised[index] @ self._normalised.T
+        scores = self.retrieval.retriever.similar_scores(np.array([index]))[0]
         top_scores, top_indices = top_k(scores[None, :], k, [np.array([index])])
         results = []
         for score, i in zip(top_scores[0], top_indices[0], strict=True):
@@ -335,8 +334,3 @@ def tune_process_for_serving() -> None:
     gc.collect()
     gc.freeze()
     threadpool_limits(1)  # every BLAS and OpenMP pool loaded so far
-
-
-def _unit_rows(matrix: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return matrix / np.maximum(norms, 1e-12)

@@ -87,3 +87,20 @@ class Histories:
         """One user's movies and stars, in rating order (views, not copies)."""
         start, end = self.offsets[user], self.offsets[user + 1]
         return self.movies[start:end], self.ratings[start:end]
+
+
+def pad_lists(
+    lists: list[np.ndarray], values: list[np.ndarray], rows: int, width: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, width) ids (0 = padding) and their values from ragged per-row lists.
+
+    Rows past ``len(lists)`` stay padding; a list longer than ``width`` keeps its last
+    ``width`` entries (the latest, for histories in rating order).
+    """
+    ids = np.zeros((rows, width), np.int32)
+    out = np.zeros((rows, width), np.float32)
+    for row, (items, vals) in enumerate(zip(lists, values, strict=True)):
+        items, vals = items[-width:] if width else items[:0], vals[-width:] if width else vals[:0]
+        ids[row, : len(items)] = items
+        out[row, : len(items)] = vals
+    return ids, out

@@ -144,6 +144,18 @@ class Retriever(RecommenderModel):
     def candidate_embeddings(self) -> np.ndarray:
         """Float32 array (movies.size, d): row i embeds movie index i (row 0: unknown)."""
 
+    def similar_scores(self, movie_index: np.ndarray) -> np.ndarray:
+        """(n, movies.size) similarity of each given movie to every movie ("movies like
+        this one"): by default the cosine of the candidate embeddings."""
+        unit = unit_rows(self.candidate_embeddings())
+        return unit[np.asarray(movie_index)] @ unit.T
+
+
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero): cosine similarity by dot product."""
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
 
 class Ranker(RecommenderModel):
     """Predicts the stars a user would give a movie."""

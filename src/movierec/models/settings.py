@@ -173,6 +173,8 @@ def _options(tp: Any) -> list[Any]:
 
 
 def _convert(tp: Any, value: Any) -> tuple[bool, Any]:
+    if tp is type(None):  # an optional setting's "not set" (JSON null)
+        return value is None, value
     if typing.get_origin(tp) is Literal:
         return (value in typing.get_args(tp) and not _bool_vs_number(value, tp)), value
     if tp is bool:
@@ -220,7 +222,8 @@ def _type_name(tp: Any) -> str:
     options = _options(tp)
     if len(options) > 1:
         return " or ".join(_type_name(o) for o in options)
-    return {int: "integer", float: "number", bool: "true/false", str: "string"}.get(
+    names = {int: "integer", float: "number", bool: "true/false", str: "string", type(None): "null"}
+    return names.get(
         tp, getattr(tp, "__name__", str(tp))
     )
 

@@ -1,31 +1,35 @@
 """Two-tower retrieval that learns from what users chose, with a history-driven query tower.
 
-Query tower: the (dropped-out) set of movies the user rated, pooled from an item
-embedding table, plus the user's id and side features, through a hidden layer and a dense one.
-Because the history drives the query, a visitor with no trained id but some
-ratings still gets a meaningful embedding (the id is also dropped in training
-so that case is in distribution). Candidate tower: movie id + genres, year and
-title words. Score = query · candidate + a per-movie bias (carried as an extra
-embedding column, so any dot-product index serves it).
+Query tower: the (dropped-out) list of movies the user rated, pooled from an item
+embedding table, plus the user's id and side features, through a hidden layer and a dense
+one. Histories are id lists padded per batch, so a batch costs what its histories hold, not
+the size of the catalogue. Because the history drives the query, a visitor with no trained
+id but some ratings still gets a meaningful embedding (the id is also dropped in training
+so that case is in distribution). Candidate tower: movie id + genres, year and title
+words. Score = query · candidate + a per-movie bias (carried as an extra embedding
+column, so any dot-product index serves it).
 
-For small catalogues (``item_item="auto"``: up to ``item_item.ITEM_ITEM_MAX_MOVIES``) both
-towers also carry a linear item-item path: the query gains the user's raw
-history row, the candidate column j of an EASE weight matrix W (closed form on
-a session-weighted Gram matrix, zero diagonal: ``movierec.retrieval.item_item``),
-so the dot product adds ``item_item_weight * item-item score``. It is frozen and
-left out of the training loss (a deep part trained as a correction to a W fit on
-the same rows overfits), so the sum is an ensemble in a single dot product:
-ML-100K NDCG@10 0.437 (deep part) -> 0.463, with EASE alone at 0.444.
+Both towers also carry a frozen item-item path: low-rank EASE on a session-weighted Gram
+matrix (:mod:`movierec.retrieval.item_item`). The query adds the sum of its history's
+rows of a query table, the candidate its row of a candidate table, so the dot product
+adds ``item_scale * EASE score`` and serving stays one dot product at any catalogue
+size. The path is fitted in closed form (its ``lambda`` chosen on held-out training
+ratings) and left out of the training loss: a deep part trained as a correction to a
+linear model fitted on the same rows overfits, while the plain sum is an ensemble.
+``item_scale`` is set after training so that the path's scores spread
+``item_item_share`` times as much as the deep part's (both measured as the mean
+per-user standard deviation over the catalogue on training users): a rule, so the
+balance follows the data set instead of being tuned for one.
 
 Training follows Mult-DAE / YouTube-DNN rather than rating regression:
 
-- ``negatives="full"`` (default, for catalogues up to ~10^5): each example is a
-  user whose history is randomly thinned; the target is the multinomial
-  likelihood of their movies under a softmax over the *whole* catalogue
-  (cross-entropy on the query × all-candidates score matrix).
-- ``negatives="in-batch"``: for large catalogues, (thinned history, held-out
-  movie) pairs scored against the other targets in the batch, with
-  accidental hits removed and log-Q sampling-probability correction.
+- ``negatives="full"`` (default): each example is a user whose history is randomly
+  thinned; the target is the multinomial likelihood of all their movies under a
+  softmax over the *whole* catalogue (cross-entropy on the query × all-candidates
+  score matrix, gathered at the history's ids).
+- ``negatives="in-batch"``: for very large catalogues, (thinned history, held-out
+  movie) pairs scored against the other targets in the batch, with accidental hits
+  removed and log-Q sampling-probability correction.
 """
 
 from __future__ import annotations
@@ -41,13 +45,13 @@ import keras_rs
 import numpy as np
 from keras import ops
 
-from movierec.data.histories import positions_in_runs
+from movierec.data.histories import pad_lists, positions_in_runs
 from movierec.data.training import TrainingSet
 from movierec.errors import ModelError
-from movierec.models.base import QueryBatch, Retriever
+from movierec.models.base import QueryBatch, Retriever, unit_rows
 from movierec.models.inference import CompiledInference, bucket, pad_rows
 from movierec.retrieval.features import FeatureTables, build_feature_tables
-from movierec.retrieval.item_item import item_item_weights, use_item_item
+from movierec.retrieval.item_item import fit_item_item
 from movierec.retrieval.two_tower_settings import TwoTowerSettings
 
 MODEL_FILE = "model.keras"
@@ -79,7 +83,7 @@ class TwoTowerModel(keras.Model):
         l2: float = 0.0,
         negatives: str = "full",
         temperature: float = 1.0,
-        item_item: bool = False,
+        item_item_rank: int = 0,
         hidden_dim: int = 0,
         **kwargs: Any,
     ):
@@ -98,7 +102,7 @@ class TwoTowerModel(keras.Model):
         self.l2 = l2
         self.negatives = negatives
         self.temperature = temperature
-        self.item_item = item_item
+        self.item_item_rank = item_item_rank
         self.hidden_dim = hidden_dim
         reg = keras.regularizers.L2(l2) if l2 else None
         d, f = embedding_dim, feature_dim
@@ -165,10 +169,15 @@ class TwoTowerModel(keras.Model):
             name: self.add_weight(shape=(u,), name=f"user_{name}_table", **table)
             for name in _USER_FEATURES
         }
-        if self.item_item:
-            # Linear item-item path (EASE): W[i, j] says how much having seen i predicts j.
+        if self.item_item_rank:
+            # Low-rank EASE: a history's query-table rows summed, dotted with a candidate
+            # row, is the EASE score (movierec.retrieval.item_item).
             frozen = dict(trainable=False, initializer="zeros")
-            self.item_weights = self.add_weight(shape=(n, n), name="item_weights", **frozen)
+            r = self.item_item_rank
+            self.item_query_table = self.add_weight(shape=(n, r), name="item_query", **frozen)
+            self.item_candidate_table = self.add_weight(
+                shape=(n, r), name="item_candidate", **frozen
+            )
             self.item_scale = self.add_weight(shape=(), name="item_scale", **frozen)
         self.built = True
 
@@ -182,12 +191,15 @@ class TwoTowerModel(keras.Model):
     # -- towers --------------------------------------------------------------------------
 
     def query(self, inputs: dict[str, Any], training: bool = False, linear: bool = True) -> Any:
-        """(B, d [+ movies] + 1) query embeddings; the last column is 1 and meets the bias."""
-        # Dense (B, movies) weights: a multi-hot row times the item table is the masked
-        # (weighted) sum of history embeddings, and far cheaper than gathering padded lists.
-        weight = ops.cast(inputs["history"], "float32")
-        pooled = ops.matmul(weight, self.history_embedding.embeddings)
-        total = ops.sum(weight, axis=1, keepdims=True)
+        """(B, d [+ rank] + 1) query embeddings; the last column is 1 and meets the bias.
+
+        ``inputs["history"]`` holds (B, L) movie indices (0 = padding) and
+        ``inputs["history_weight"]`` how much each counts (0 for padding).
+        """
+        ids = ops.cast(inputs["history"], "int32")
+        weight = ops.cast(inputs["history_weight"], "float32")[..., None]
+        pooled = ops.sum(self.history_embedding(ids) * weight, axis=1)
+        total = ops.sum(weight, axis=1)
         if self.history_pooling == "mean":
             pooled = pooled / ops.maximum(total, 1e-6)
         else:  # "sqrt": the L2-normalised multi-hot input of Mult-DAE
@@ -203,8 +215,10 @@ class TwoTowerModel(keras.Model):
         if self.query_hidden is not None:
             joined = self.query_hidden(joined)
         hidden = [self.query_dense(joined)]
-        if self.item_item and linear:  # the raw history row meets W's columns: EASE's score
-            hidden.append(weight * self.item_scale)
+        if self.item_item_rank and linear:  # EASE reads the history as a binary row
+            seen = ops.cast(ids > 0, "float32")[..., None]
+            rows = ops.take(self.item_query_table, ids, axis=0) * seen
+            hidden.append(ops.sum(rows, axis=1) * self.item_scale)
         return ops.concatenate([*hidden, ops.ones_like(hidden[0][:, :1])], axis=-1)
 
     def candidates(self, movie: Any | None = None, linear: bool = True) -> Any:
@@ -220,14 +234,12 @@ class TwoTowerModel(keras.Model):
             features = ops.concatenate([genres, year, words], axis=-1)
             vector = vector + self.movie_feature_dense(features)
         parts = [vector]
-        if self.item_item and linear:  # column j of W (zero diagonal: no copying the input)
-            parts.append(ops.transpose(ops.take(self.item_weights, movie, axis=1)))
+        if self.item_item_rank and linear:
+            parts.append(ops.take(self.item_candidate_table, movie, axis=0))
         return ops.concatenate([*parts, self.movie_bias(movie)], axis=-1)
 
     def call(self, inputs: dict[str, Any], training: bool = False) -> Any:
-        # The deep part trains alone: EASE's W was fit to these very rows, and training
-        # the deep part as a correction to it gained nothing (learned weight) or overfit
-        # (fixed weight: NDCG@10 0.37) on ML-100K, while the plain sum reaches 0.454.
+        # The deep part trains alone (the item-item path is frozen and left out).
         query = self.query(inputs, training, linear=False) / self.temperature
         if self.negatives == "full":
             logits = ops.matmul(query, ops.transpose(self.candidates(linear=False)))
@@ -241,6 +253,21 @@ class TwoTowerModel(keras.Model):
         same = ops.equal(candidate[:, None], candidate[None, :])
         accidental = ops.logical_and(same, ops.logical_not(ops.eye(ops.shape(same)[0]) > 0))
         return ops.where(accidental, _NEG_INF, logits)
+
+    def compute_loss(
+        self, x: Any = None, y: Any = None, y_pred: Any = None, sample_weight: Any = None,
+        training: bool = True,
+    ) -> Any:
+        """Softmax cross-entropy: over the catalogue at each user's target ids (``full``),
+        or at the diagonal of the in-batch score matrix; plus any regularisation."""
+        log_probability = y_pred - ops.logsumexp(y_pred, axis=1, keepdims=True)
+        if self.negatives == "full":
+            target = ops.cast(x["target"], "int32")  # (B, T) movie indices, 0 = padding
+            picked = ops.take_along_axis(log_probability, target, axis=1)
+            loss = -ops.mean(ops.sum(picked * ops.cast(target > 0, "float32"), axis=1))
+        else:
+            loss = -ops.mean(ops.diagonal(log_probability))
+        return loss + super().compute_loss(x, y, y_pred, sample_weight, training)
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
@@ -259,14 +286,14 @@ class TwoTowerModel(keras.Model):
             l2=self.l2,
             negatives=self.negatives,
             temperature=self.temperature,
-            item_item=self.item_item,
+            item_item_rank=self.item_item_rank,
             hidden_dim=self.hidden_dim,
         )
         return config
 
     @property
     def query_dim(self) -> int:
-        return self.embedding_dim + 1 + (self.num_movies if self.item_item else 0)
+        return self.embedding_dim + 1 + self.item_item_rank
 
 
 def _averaging_momentum(momentum: float, steps: int) -> float:
@@ -288,16 +315,19 @@ def _masked_mean(embedding: keras.layers.Embedding, ids: Any) -> Any:
 
 
 class _Examples(keras.utils.PyDataset):
-    """Fresh random thinning of every history each epoch (the denoising that makes it work)."""
+    """Fresh random thinning of every history each epoch (the denoising that makes it work).
+
+    Inputs and targets are id lists padded to a power of two per batch, so memory per
+    batch follows the longest history in it and JAX compiles only a few step shapes.
+    """
 
     def __init__(self, train: TrainingSet, settings: dict[str, Any], rng: np.random.Generator):
         super().__init__()
         self.settings = settings
         self.rng = rng
-        self.num_movies = train.movies.size
         self.histories, self.ratings = _user_rows(train)
         self.users = np.flatnonzero([len(h) > 0 for h in self.histories]).astype(np.int32)
-        counts = np.bincount(train.movie_index, minlength=self.num_movies).astype(np.float64)
+        counts = np.bincount(train.movie_index, minlength=train.movies.size).astype(np.float64)
         self.probability = (counts / max(counts.sum(), 1.0)).astype(np.float32)
         self.batch_size = int(settings["batch_size"])
         self._plan()
@@ -318,34 +348,37 @@ class _Examples(keras.utils.PyDataset):
     def on_epoch_end(self) -> None:
         self._plan()
 
-    def __getitem__(self, i: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    def __getitem__(self, i: int) -> dict[str, np.ndarray]:
         # Every batch has the same size (the last one wraps around) so JAX compiles one step.
         rows = np.arange(i * self.batch_size, (i + 1) * self.batch_size) % len(self.order)
         chunk = self.order[rows]
         users = chunk[:, 0].astype(np.int32)
-        history = np.zeros((len(users), self.num_movies), np.float32)
+        kept_ids, kept_weights = [], []
         for row, u in enumerate(users):
             keep = self.rng.random(len(self.histories[u])) >= self.settings["history_dropout"]
             if chunk.shape[1] > 1:  # the target itself is never part of the input
                 keep[chunk[row, 1]] = False
             weight = _rating_weight(self.ratings[u], self.settings["rating_weighting"])
-            history[row, self.histories[u][keep]] = weight[keep]
+            kept_ids.append(self.histories[u][keep])
+            kept_weights.append(weight[keep])
+        width = bucket(max(len(k) for k in kept_ids), minimum=8)
+        history, history_weight = pad_lists(kept_ids, kept_weights, len(users), width)
         id_kept = self.rng.random(len(users)) >= self.settings["user_id_dropout"]
-        inputs = {"user": users, "user_id": (users * id_kept).astype(np.int32), "history": history}
-        if self.settings["negatives"] == "full":
-            # Movies hidden from the input are the ones worth predicting (EDLAE's emphasis);
-            # kept ones still count with weight ``kept_target_weight`` (1 = plain Mult-DAE).
-            target = np.where(history > 0, self.settings["kept_target_weight"], 0.0)
-            for row, u in enumerate(users):
-                hidden = self.histories[u][history[row, self.histories[u]] == 0]
-                target[row, hidden] = 1.0
-            if self.settings["normalize_target"]:  # every user counts the same, as in evaluation
-                target /= np.maximum(target.sum(axis=1, keepdims=True), 1e-6)
-            return inputs, target.astype(np.float32)
+        inputs = {
+            "user": users,
+            "user_id": (users * id_kept).astype(np.int32),
+            "history": history,
+            "history_weight": history_weight,
+        }
+        if self.settings["negatives"] == "full":  # every movie the user rated is a target
+            targets = [self.histories[u] for u in users]
+            width = bucket(max(len(t) for t in targets), minimum=8)
+            inputs["target"], _ = pad_lists(targets, targets, len(users), width)
+            return inputs
         candidate = np.array([self.histories[u][p] for u, p in chunk], np.int32)
         inputs["candidate"] = candidate
         inputs["candidate_probability"] = self.probability[candidate]
-        return inputs, np.eye(len(users), dtype=np.float32)
+        return inputs
 
 
 def _user_rows(train: TrainingSet) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -353,17 +386,19 @@ def _user_rows(train: TrainingSet) -> tuple[list[np.ndarray], list[np.ndarray]]:
     return queries.histories, queries.history_ratings
 
 
-def _dense_history(
-    queries: QueryBatch, num_movies: int, mode: str, rows: int | None = None
-) -> np.ndarray:
-    """(rows, movies) rating-weighted multi-hot rows; unknown movies (index 0 or beyond) drop
-    out. Rows past ``len(queries)`` stay zero: padding built in place, not copied on."""
-    dense = np.zeros((rows or len(queries), num_movies), np.float32)
-    for row, (h, r) in enumerate(zip(queries.histories, queries.history_ratings, strict=True)):
+def _history_inputs(
+    queries: QueryBatch, num_movies: int, mode: str, rows: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, width) history ids and weights of ``queries``; unknown movies (index 0 or
+    beyond the model's catalogue) drop out, rows past ``len(queries)`` are padding."""
+    ids, weights = [], []
+    for h, r in zip(queries.histories, queries.history_ratings, strict=True):
         h = np.asarray(h, np.int64)
         ok = (h > 0) & (h < num_movies)
-        dense[row, h[ok]] = _rating_weight(np.asarray(r, np.float32)[ok], mode)
-    return dense
+        ids.append(h[ok].astype(np.int32))
+        weights.append(_rating_weight(np.asarray(r, np.float32)[ok], mode))
+    width = bucket(max((len(i) for i in ids), default=0), minimum=8)
+    return pad_lists(ids, weights, rows, width)
 
 
 def _rating_weight(ratings: np.ndarray, mode: str) -> np.ndarray:
@@ -406,7 +441,7 @@ class TwoTowerRetriever(Retriever):
             l2=float(s["l2"]),
             negatives=s["negatives"],
             temperature=float(s["temperature"]),
-            item_item=use_item_item(s["item_item"], train.movies.size),
+            item_item_rank=min(int(s["item_item_rank"]), train.movies.size),
             hidden_dim=int(s["hidden_dim"]),
         )
 
@@ -421,36 +456,56 @@ class TwoTowerRetriever(Retriever):
         tables = build_feature_tables(train)
         model = self._new_model(train, tables)
         model.set_feature_tables(tables)
-        if model.item_item:
-            # Set once from the closed form; frozen, so it costs no training step.
-            model.item_weights.assign(
-                item_item_weights(
-                    train,
-                    float(s["item_item_lambda"]),
-                    float(s["item_item_session_seconds"]),
-                    float(s["item_item_far_weight"]),
-                )
-            )
-            model.item_scale.assign(float(s["item_item_weight"]))
+        start = time.perf_counter()
         examples = _Examples(train, s, np.random.default_rng(int(s["seed"])))
         rate: Any = float(s["learning_rate"])
-        if s["cosine_decay"]:  # settles the noisy small-batch updates at the end
+        if s["cosine_decay"]:
             rate = keras.optimizers.schedules.CosineDecay(rate, len(examples) * int(s["epochs"]))
         momentum = _averaging_momentum(float(s["ema_momentum"]), len(examples) * int(s["epochs"]))
-        model.compile(
-            # With use_ema, fit ends by writing the averaged weights into the model.
-            optimizer=keras.optimizers.Adam(rate, use_ema=momentum > 0, ema_momentum=momentum),
-            loss=keras.losses.CategoricalCrossentropy(from_logits=True),
-        )
-        start = time.perf_counter()
+        # With use_ema, fit ends by writing the averaged weights into the model.
+        model.compile(optimizer=keras.optimizers.Adam(rate, use_ema=momentum > 0,
+                                                      ema_momentum=momentum))
         self.network, self.train, self._tables = model, train, tables
         history = model.fit(
             examples, epochs=int(s["epochs"]), verbose=verbose, callbacks=callbacks or []
         )
         self._candidates = None
         result = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+        if model.item_item_rank:
+            found = fit_item_item(
+                train,
+                rank=model.item_item_rank,
+                window_seconds=float(s["item_item_session_seconds"]),
+                far_weight=float(s["item_item_far_weight"]),
+                seed=int(s["seed"]),
+                l2=None if s["item_item_lambda"] is None else float(s["item_item_lambda"]),
+            )
+            model.item_query_table.assign(found.query_table)
+            model.item_candidate_table.assign(found.candidate_table)
+            model.item_scale.assign(self._balanced_scale(float(s["item_item_share"])))
+            self._candidates = None
+            result["item_item_lambda"] = [found.l2]
+            result["item_item_scale"] = [float(model.item_scale.numpy())]
         result["seconds"] = [time.perf_counter() - start]
         return result
+
+    def _balanced_scale(self, share: float, users: int = 1000) -> float:
+        """``item_scale`` making the item-item scores' spread ``share`` times the deep
+        part's (mean per-user standard deviation over the catalogue, on up to ``users``
+        training users picked by the seed)."""
+        model = self.require_network()
+        model.item_scale.assign(1.0)
+        self._candidates = None
+        rng = np.random.default_rng(int(self.settings["seed"]))
+        known = np.flatnonzero(np.diff(self.train.by_user.offsets) > 0)
+        sample = rng.choice(known, min(users, len(known)), replace=False).astype(np.int32)
+        queries = self.query_embeddings(QueryBatch.from_training(self.train, sample))
+        candidates = self.candidate_embeddings()
+        d = model.embedding_dim
+        deep = queries[:, :d] @ candidates[:, :d].T
+        linear = queries[:, d:-1] @ candidates[:, d:-1].T
+        spread = float(np.mean(linear[:, 1:].std(axis=1)))
+        return share * float(np.mean(deep[:, 1:].std(axis=1))) / max(spread, 1e-12)
 
     def query_embeddings(self, queries: QueryBatch) -> np.ndarray:
         model = self.require_network()
@@ -463,12 +518,31 @@ class TwoTowerRetriever(Retriever):
         for start in range(0, len(queries), 1024):
             part = queries.take(np.arange(start, min(start + 1024, len(queries))))
             rows = bucket(len(part))
+            history, weight = _history_inputs(part, model.num_movies, mode, rows)
             inputs = {
                 "user": pad_rows(users[start : start + len(part)], rows),
-                "history": _dense_history(part, model.num_movies, mode, rows),
+                "history": history,
+                "history_weight": weight,
             }
             out.append(compiled(inputs)[: len(part)].astype(np.float32, copy=False))
         return np.concatenate(out)
+
+    def similar_scores(self, movie_index: np.ndarray) -> np.ndarray:
+        """(n, movies) similarity: the EASE row (what having rated the movie predicts),
+        scaled to unit spread, plus ``similar_deep_weight`` times the deep candidate
+        embeddings' cosine; plain cosine when the model has no item-item path."""
+        model = self.require_network()
+        candidates = self.candidate_embeddings()
+        d = model.embedding_dim
+        deep = unit_rows(candidates[:, :d])
+        cosine = deep[movie_index] @ deep.T
+        if not model.item_item_rank:
+            return cosine
+        query = np.asarray(model.item_query_table.numpy())[movie_index]
+        linear = query @ candidates[:, d:-1].T
+        linear /= np.maximum(linear.std(axis=1, keepdims=True), 1e-12)
+        cosine /= np.maximum(cosine.std(axis=1, keepdims=True), 1e-12)
+        return linear + float(self.settings["similar_deep_weight"]) * cosine
 
     def candidate_embeddings(self) -> np.ndarray:
         model = self.require_network()

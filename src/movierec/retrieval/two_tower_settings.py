@@ -1,18 +1,7 @@
 """Settings of the two-tower retriever (``--model two-tower``); see :mod:`movierec.models.settings`.
 
-Defaults were tuned on ML-100K (random 80/20 split, 3 seeds): the history carries the
-signal and movie features add a little; a per-user id embedding and user features
-overfit there (NDCG@10 0.44 -> 0.36), so they are off by default but stay available.
-The item-item path was tuned with the deep part fixed. With every co-rating counted
-the same (``item_item_far_weight`` 1: plain EASE) lambda 300 and weight 6 were best
-(0.4566); weighting co-ratings by closeness in time lifts it to 0.4625 (30-minute
-window, pairs far apart count 0.25, lambda 300, weight 4) and keeps the temporal split
-at 0.175 (far weight 0: 0.4627, but temporal 0.170). Windows of 900-3600 s, lambdas of
-100-300 and weights of 3-6 all reach 0.461-0.4635. A wide hidden layer before the query
-projection (``hidden_dim``, 0 = none) lifts NDCG@10 0.4541 -> 0.4566 (512: 0.4554);
-temperature, batch size and popularity-weighted targets did not help. Serving the
-moving average of the weights (``ema_momentum``, 0 = off) adds 0.0006, on every seed,
-at no cost in time (0.999 averages too long).
+Why the defaults are what they are, and the measurements behind them, are in the
+README's model notes and ``benchmarks/results/quality-*.json``.
 """
 
 from __future__ import annotations
@@ -58,24 +47,27 @@ class TwoTowerSettings(ModelSettings):
         0.0, "dropout on the query tower's input", minimum=0.0, below=1.0
     )
     l2: float = setting(0.0, "L2 penalty on embeddings and the query projection", minimum=0.0)
-    kept_target_weight: float = setting(
-        1.0, "target weight of history movies left visible (hidden ones weigh 1)", minimum=0.0
-    )
-    normalize_target: bool = setting(False, "make each user's targets sum to 1")
     temperature: float = setting(1.0, "softmax temperature of the training scores", above=0.0)
     negatives: Literal["full", "in-batch"] = setting(
         "full", "softmax over the whole catalogue, or over the batch's targets (large catalogues)"
     )
-    item_item: bool | Literal["auto"] = setting(
-        "auto", "frozen EASE item-item path in both towers (auto: catalogues up to 5,000)"
+    item_item_rank: int = setting(
+        512, "eigenpairs kept by the low-rank EASE item-item path (0: no path)", minimum=0
     )
-    item_item_lambda: float = setting(300.0, "EASE's L2 regularisation", above=0.0)
-    item_item_weight: float = setting(4.0, "weight of the item-item score in the sum", minimum=0.0)
+    item_item_lambda: float | None = setting(
+        None, "EASE's L2 regularisation (null: chosen on held-out training ratings)", above=0.0
+    )
+    item_item_share: float = setting(
+        0.15, "spread of the item-item scores relative to the deep part's", minimum=0.0
+    )
     item_item_session_seconds: float = setting(
         1800.0, "time scale of co-rating closeness (weight 0.25 + 0.75 exp(-gap / it))", above=0.0
     )
     item_item_far_weight: float = setting(
         0.25, "weight of co-ratings far apart in time (1: plain EASE)", minimum=0.0, maximum=1.0
+    )
+    similar_deep_weight: float = setting(
+        1.0, "weight of the deep embeddings' cosine beside the EASE row in similar", minimum=0.0
     )
     hidden_dim: int = setting(1024, "hidden layer before the query projection (0: none)", minimum=0)
     ema_momentum: float = setting(
