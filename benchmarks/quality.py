@@ -26,9 +26,6 @@ import numpy as np
 
 import movierec  # noqa: F401  (Keras backend)
 from movierec.baselines import EASE, Popularity
-from movierec.evaluation.item_to_item import evaluate_item_to_item
-from movierec.models.base import unit_rows
-from movierec.retrieval.item_item import interaction_matrix
 from movierec.data import load_dataset, make_split
 from movierec.data.training import TrainingSet
 from movierec.evaluation.evaluate import (
@@ -37,9 +34,12 @@ from movierec.evaluation.evaluate import (
     evaluate_two_stage,
     retriever_scores,
 )
+from movierec.evaluation.item_to_item import evaluate_item_to_item
 from movierec.evaluation.metrics import mae, rmse
+from movierec.models.base import unit_rows
 from movierec.models.registry import DEFAULT_RANKER, DEFAULT_RETRIEVER, model_class
 from movierec.ranking.blend import DEFAULT_STAR_WEIGHT
+from movierec.retrieval.item_item import interaction_matrix
 
 sys.path.insert(0, str(Path(__file__).parent))
 import peers  # noqa: E402

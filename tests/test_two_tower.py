@@ -12,11 +12,11 @@ import pandas as pd
 import pytest
 
 import movierec  # noqa: F401  (sets the Keras backend)
-from movierec.retrieval.item_item import interaction_matrix
 from movierec.data.schema import Dataset
 from movierec.data.training import TrainingSet
 from movierec.errors import ModelError
 from movierec.models.base import QueryBatch
+from movierec.retrieval.item_item import interaction_matrix
 from movierec.retrieval.two_tower import TwoTowerRetriever
 
 N_USERS, N_MOVIES, PER_USER, TOP = 48, 24, 6, 3

@@ -200,7 +200,9 @@ class LowRankEASE:
         candidate = v / diagonal[:, None]
         return query.astype(np.float32), candidate.astype(np.float32)
 
-    def scorer(self, interactions: sparse.csr_matrix, l2: float) -> Callable[[np.ndarray], np.ndarray]:
+    def scorer(
+        self, interactions: sparse.csr_matrix, l2: float
+    ) -> Callable[[np.ndarray], np.ndarray]:
         """A ``score_fn`` (user indices -> users x movies scores) for evaluation."""
         query, candidate = self.tables(l2)
 
@@ -263,6 +265,7 @@ def fit_item_item(
             scores[candidate] = float(metrics.get("ndcg@10", 0.0))
         best = max(scores, key=lambda k: (scores[k], k))
         l2 = best / (1.0 - validation_fraction)
-    spectrum = LowRankEASE(*top_eigenpairs(session_gram(train, window_seconds, far_weight), rank, seed))
+    gram = session_gram(train, window_seconds, far_weight)
+    spectrum = LowRankEASE(*top_eigenpairs(gram, rank, seed))
     query, candidate = spectrum.tables(float(l2))
     return ItemItemFit(query, candidate, float(l2), scores)
