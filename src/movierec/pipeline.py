@@ -248,7 +248,11 @@ class Recommender:
         index = self.retrieval.train.movies.index(movie_id)
         if index == OOV_INDEX:
             raise UnknownIdError("movie", movie_id)
-        scores = self.retrieval.retriever.similar_scores(np.array([index]))[0]
+        if self.retrieval.similar is not None:  # exported at save: no network needed
+            queries, candidates = self.retrieval.similar
+            scores = np.asarray(candidates @ queries[index])
+        else:
+            scores = self.retrieval.retriever.similar_scores(np.array([index]))[0]
         top_scores, top_indices = top_k(scores[None, :], k, [np.array([index])])
         results = []
         for score, i in zip(top_scores[0], top_indices[0], strict=True):

@@ -58,6 +58,8 @@ MANIFEST = "manifest.json"
 FORMAT_VERSION = 2
 USER_QUERIES = "user_queries.npy"
 USER_STARS = "user_stars.npy"
+SIMILAR_QUERIES = "similar_queries.npy"
+SIMILAR_CANDIDATES = "similar_candidates.npy"
 #: Largest exported table (float32 values; 2**26 is 256 MiB). ML-100K needs 1.6M-2.1M.
 EXPORT_MAX_VALUES = 2**26
 #: Users per chunk while exporting.
@@ -82,6 +84,7 @@ class SavedModel:
         loader: Callable[[], RecommenderModel] | None = None,
         user_queries: np.ndarray | None = None,
         user_stars: np.ndarray | None = None,
+        similar: tuple[np.ndarray, np.ndarray] | None = None,
     ):
         if model is None and loader is None:
             raise ValueError("SavedModel needs a model or a loader")
@@ -94,6 +97,7 @@ class SavedModel:
         self.directory = directory
         self.user_queries = user_queries
         self.user_stars = user_stars
+        self.similar = similar
 
     @property
     def model(self) -> RecommenderModel:
@@ -216,6 +220,10 @@ def export_inference(model: RecommenderModel, train: TrainingSet, directory: Pat
         return  # a set streamed from shards keeps no histories in memory: use the network
     users = train.users.size
     if isinstance(model, Retriever):
+        queries, candidates = model.similar_vectors()
+        if queries.size + candidates.size <= EXPORT_MAX_VALUES:
+            np.save(directory / SIMILAR_QUERIES, queries)
+            np.save(directory / SIMILAR_CANDIDATES, candidates)
         first = model.query_embeddings(QueryBatch.from_training(train, np.array([0])))
         if users * first.shape[1] > EXPORT_MAX_VALUES:
             return
@@ -344,6 +352,7 @@ def load_model(directory: str | Path, *, lazy: bool = False) -> SavedModel:
             name: _table(directory / file, train)
             for name, file in (("user_queries", USER_QUERIES), ("user_stars", USER_STARS))
         }
+        tables["similar"] = _similar_tables(directory, train)
     except (OSError, KeyError, ValueError) as error:
         raise ModelError(f"{directory}: incomplete or damaged model ({error})") from error
 
@@ -368,6 +377,17 @@ def _table(path: Path, train: TrainingSet) -> np.ndarray | None:
     if path.name == USER_STARS and table.shape[1] != train.movies.size:
         raise ModelError(f"{path}: has {table.shape[1]} columns for {train.movies.size} movies")
     return table
+
+
+def _similar_tables(directory: Path, train: TrainingSet) -> tuple[np.ndarray, np.ndarray] | None:
+    """The exported ``similar_vectors`` pair, memory-mapped, if present."""
+    paths = directory / SIMILAR_QUERIES, directory / SIMILAR_CANDIDATES
+    if not all(p.is_file() for p in paths):
+        return None
+    queries, candidates = (np.load(p, mmap_mode="r") for p in paths)
+    if len(queries) != train.movies.size or len(candidates) != train.movies.size:
+        raise ModelError(f"{paths[0]}: has {len(queries)} rows for {train.movies.size} movies")
+    return queries, candidates
 
 
 def _write_json(path: Path, payload: Any) -> None:

@@ -144,11 +144,18 @@ class Retriever(RecommenderModel):
     def candidate_embeddings(self) -> np.ndarray:
         """Float32 array (movies.size, d): row i embeds movie index i (row 0: unknown)."""
 
-    def similar_scores(self, movie_index: np.ndarray) -> np.ndarray:
-        """(n, movies.size) similarity of each given movie to every movie ("movies like
-        this one"): by default the cosine of the candidate embeddings."""
+    def similar_vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        """(movies.size, m) query-side and candidate-side vectors whose dot product is the
+        similarity of two movies ("movies like this one"): by default both are the unit
+        candidate embeddings (cosine). Saved models export them, so ``similar`` needs no
+        network."""
         unit = unit_rows(self.candidate_embeddings())
-        return unit[np.asarray(movie_index)] @ unit.T
+        return unit, unit
+
+    def similar_scores(self, movie_index: np.ndarray) -> np.ndarray:
+        """(n, movies.size) similarity of each given movie to every movie."""
+        queries, candidates = self.similar_vectors()
+        return queries[np.asarray(movie_index)] @ candidates.T
 
 
 def unit_rows(vectors: np.ndarray) -> np.ndarray:
