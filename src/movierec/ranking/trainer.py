@@ -194,7 +194,6 @@ class Trainer:
         self.local = [d for d in self.devices if d.process_index == self.process]
         if not self.local:
             raise ModelError("none of the training devices belongs to this process")
-        self.first_local = self.devices.index(self.local[0])
         self.sparse = bool(settings["sparse_updates"])
         self.learning_rate = float(settings["learning_rate"])
         clip = settings.get("clipnorm")
@@ -238,7 +237,9 @@ class Trainer:
 
     @staticmethod
     def host(values: list[Any]) -> list[np.ndarray]:
-        return [np.asarray(v.addressable_data(0)) for v in values]
+        """Copies on the host: a view of a device buffer would change under the next
+        step, which donates (reuses) the state's buffers."""
+        return [np.array(v.addressable_data(0), copy=True) for v in values]
 
     def state_arrays(self, state: dict[str, list[Any]]) -> dict[str, np.ndarray]:
         out = {}
