@@ -8,6 +8,7 @@ loads and warms the models again).
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -23,7 +24,7 @@ from movierec.serving.app import create_app
 from movierec.serving.server import uvicorn_config
 
 KEY = "contract-test-key-0123456789"
-MAX_EXAMPLES = 15
+MAX_EXAMPLES = int(os.environ.get("MOVIEREC_CONTRACT_EXAMPLES", "15"))  # more for a deeper run
 CONFIG = """
 seed = 11
 [checks.positive_data_acceptance]

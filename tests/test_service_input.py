@@ -76,7 +76,8 @@ def test_ratings_are_strictly_typed_and_messages_name_the_value(client, body, gi
 @pytest.mark.parametrize(
     "url, body",
     [
-        ("/recommendations", {"ratings": [{"movie_id": "1", "rating": 4}], "k": 5.0}),
+        ("/recommendations", {"ratings": [{"movie_id": "1", "rating": 4}], "k": 5.5}),
+        ("/recommendations", {"ratings": [{"movie_id": "1", "rating": 4}], "k": True}),
         ("/recommendations", {"ratings": [{"movie_id": "1", "rating": 4}], "k": "5"}),
         ("/recommendations", {"ratings": [{"movie_id": "1", "rating": 4}], "exclude_seen": 1}),
         ("/rank", {"user_id": "2", "movie_ids": [1]}),
@@ -113,11 +114,12 @@ def test_ids_must_be_utf8(client):
             ("post", f"/users/{raw}/ratings"),
             ("get", f"/users/{raw}/ratings"),
             ("get", f"/movies/{raw}"),
-            ("get", f"/movies?query={raw}"),
+            ("get", f"/movies?query={raw}" if raw != "a%00b" else "/movies/a%00b"),
         ):
             response = client.request(method, url, json={"movie_id": "1", "rating": 4})
             assert response.status_code == 422, (method, url, response.text)
             assert "not valid UTF-8" in response.json()["detail"][0]["msg"]
+    assert client.get("/movies?query=a%00b").json()["items"] == []  # text, not an id
     # real non-ASCII ids are fine and stay distinct
     for user in ("%C3%A9", "%C3%A8"):
         assert (
@@ -147,3 +149,17 @@ def test_every_error_status_is_documented(client):
 def test_popular_never_lists_more_movies_than_the_catalogue(client):
     items = client.get("/popular", params={"k": 100}).json()["items"]
     assert len(items) == 60 and len({item["movie_id"] for item in items}) == 60
+
+
+def test_a_whole_number_written_with_a_point_is_an_integer(client):
+    body = {"ratings": [{"movie_id": "1", "rating": 4}], "k": 8.0}  # an integer in JSON Schema
+    response = client.post("/recommendations", json=body)
+    assert response.status_code == 200 and len(response.json()["items"]) == 8
+
+
+@pytest.mark.parametrize("query", ["K=5", "k=5&debug=1", "=null", "query=star&query2=x"])
+def test_unknown_query_parameters_are_422(client, query):
+    path = "/movies" if query.startswith("query") else "/users/2/recommendations"
+    detail = assert_validation_body(client.get(f"{path}?{query}"))
+    assert detail[0]["loc"][0] == "query" and "unknown query parameter" in detail[0]["msg"]
+    assert client.get("/users/2/recommendations?k=5&exclude_seen=false").status_code == 200

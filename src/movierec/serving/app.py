@@ -235,7 +235,7 @@ class StrictUtf8:
             for where, raw in (("path", raw_path), ("query", scope.get("query_string", b""))):
                 try:
                     text = unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8")
-                    if "\x00" in text:  # no database stores it the same way
+                    if where == "path" and "\x00" in text:  # ids: no database stores NUL
                         raise UnicodeDecodeError("utf-8", b"\x00", 0, 1, "NUL")
                 except UnicodeDecodeError:
                     body = {
@@ -371,6 +371,7 @@ def create_app(
         # Every route can answer these: models not loaded / database busy, and a
         # Content-Length that is not a number.
         responses=_errors(400, 503),
+        dependencies=[Depends(reject_unknown_query)],
     )
     app.state.auth = bool(api_keys)
     app.state.reload_lock = asyncio.Lock()
@@ -531,6 +532,42 @@ async def reload_models(app: FastAPI) -> Service:
             app.state.service.model_version,
         )
         return app.state.service
+
+
+def _query_names(route: APIRoute) -> frozenset[str]:
+    """The query parameters a route declares, its dependencies' included (cached)."""
+    names = getattr(route, "_movierec_query_names", None)
+    if names is None:
+        found: set[str] = set()
+        pending = [route.dependant]
+        while pending:
+            dependant = pending.pop()
+            found.update(field.alias for field in dependant.query_params)
+            pending.extend(dependant.dependencies)
+        names = frozenset(found)
+        route._movierec_query_names = names  # type: ignore[attr-defined]
+    return names
+
+
+async def reject_unknown_query(request: Request) -> None:
+    """422 for a query parameter the route does not take (a typo such as ``?K=5``
+    would otherwise be ignored silently)."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return
+    known = _query_names(route)
+    for name, value in request.query_params.multi_items():
+        if name not in known:
+            raise RequestValidationError(
+                [
+                    {
+                        "type": "extra_forbidden",
+                        "loc": ("query", name),
+                        "msg": f"unknown query parameter {name!r}",
+                        "input": value,
+                    }
+                ]
+            )
 
 
 def get_service(request: Request) -> Service:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from movierec.serving.store import MAX_ID_LENGTH
 
@@ -17,6 +17,16 @@ STRICT = ConfigDict(extra="forbid", strict=True)
 # An id: 1 to 64 characters, no NUL (PostgreSQL cannot store it in text).
 ID_PATTERN = r"^[^\x00]+$"
 Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN)]
+
+
+def _whole_number(value: object) -> object:
+    """8.0 is the integer 8 in JSON (and JSON Schema); 8.5, "8" and true stay refused."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+Count = Annotated[int, BeforeValidator(_whole_number)]
 
 
 class Error(BaseModel):
@@ -80,7 +90,7 @@ class VisitorQuery(BaseModel):
 
     model_config = STRICT
     ratings: list[RatingIn] = Field(min_length=1, max_length=MAX_RATINGS)
-    k: int = Field(10, ge=1, le=MAX_K)
+    k: Count = Field(10, ge=1, le=MAX_K)
     exclude_seen: bool = True
 
 
