@@ -87,7 +87,7 @@ def test_access_log_is_one_json_line_without_secrets(tmp_path, caplog):
     access.addHandler(caplog.handler)  # the CLI's `movierec` logger may not propagate
     with TestClient(app) as client, caplog.at_level(logging.INFO, logger="movierec.access"):
         response = client.post(
-            "/users/web/ratings?secret=query-text",
+            "/users/web/ratings",
             json={"movie_id": "1", "rating": 4},
             headers={"Authorization": f"Bearer {KEY}"},
         )
