@@ -228,7 +228,10 @@ def main() -> None:
         print(f"random 80/20 split, seed {seed}", flush=True)
         split = make_split(dataset.ratings, "random", seed=seed, test_fraction=0.2)
         random_runs.append(run_split(dataset, split, seed, args))
-    results["random"] = summarise(random_runs)
+        # Written after every split, so a long run that is stopped keeps what it measured.
+        results["random"] = summarise(random_runs)
+        results["random_per_seed"] = dict(zip(map(str, args.seeds), random_runs, strict=False))
+        write_json(args.out, results)
     if not args.no_temporal:
         print("temporal split (latest 20% of ratings)", flush=True)
         split = make_split(dataset.ratings, "temporal", test_fraction=0.2)

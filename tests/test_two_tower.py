@@ -209,3 +209,22 @@ def test_weight_averaging_window_fits_the_run(steps):
     assert _averaging_momentum(0.0, steps) == 0.0
     if steps >= 500:  # long runs use the setting as given
         assert momentum == 0.99
+
+
+def test_rating_cosine_tells_loved_together_from_watched_together():
+    from movierec.models.base import combined_similarity, rating_rows
+
+    rows = [(f"u{u}", m, r, u) for u in range(4) for m, r in (("a", 5.0), ("b", 5.0), ("c", 1.0))]
+    ratings = pd.DataFrame(rows, columns=["user_id", "movie_id", "rating", "timestamp"])
+    movies = pd.DataFrame({"movie_id": ["a", "b", "c"], "title": ["A", "B", "C"],
+                           "year": pd.array([None] * 3, dtype="Int64"), "genres": [[]] * 3})
+    train = TrainingSet.build(Dataset("r", ratings, movies), ratings)
+    a, b, c = (train.movies.index(m) for m in "abc")
+    cosine = (rating_rows(train) @ rating_rows(train).T).toarray()
+    assert cosine[a, b] == pytest.approx(1.0) and cosine[a, c] == pytest.approx(-1.0)
+    # Equal vectors for every movie: only the ratings' cosine can order b above c.
+    flat = np.ones((train.movies.size, 2), np.float32)
+    scores = combined_similarity((flat, flat), rating_rows(train), np.array([a]), 0.5)
+    assert scores[0, b] > scores[0, c]
+    unweighted = combined_similarity((flat, flat), rating_rows(train), np.array([a]), 0.0)
+    assert unweighted[0, b] == unweighted[0, c]

@@ -69,6 +69,9 @@ class TwoTowerSettings(ModelSettings):
     similar_deep_weight: float = setting(
         1.0, "weight of the deep embeddings' cosine beside the EASE row in similar", minimum=0.0
     )
+    similar_rating_weight: float = setting(
+        0.5, "weight of the ratings' cosine (loved by the same people) in similar", minimum=0.0
+    )
     hidden_dim: int = setting(1024, "hidden layer before the query projection (0: none)", minimum=0)
     ema_momentum: float = setting(
         0.99,
