@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -150,3 +156,20 @@ def train_example_models(dataset: Dataset, root, retrieval_epochs: int, ranking_
     save_model(ranker, train, root / "ranking", split=split.info)
     return split, train, retriever, ranker
 
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(models: Path, port: int, db: Path) -> subprocess.Popen:
+    """``movierec serve`` on 127.0.0.1:``port`` in a child process (stdout piped, so a test
+    can wait for its "serving on" line)."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    command = [sys.executable, "-m", "movierec.cli.main", "serve", "--models", str(models),
+               "--port", str(port), "--db", f"sqlite:///{db}"]
+    return subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env
+    )

@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -17,6 +13,7 @@ import httpx
 import numpy as np
 import pytest
 import uvicorn
+from conftest import free_port, start_server
 from fastapi.testclient import TestClient
 from test_serving import example_models
 
@@ -151,12 +148,6 @@ def test_reload_swaps_in_a_new_model_and_refuses_a_bad_one(models, tmp_path):
         assert client.get("/version").json()["model_version"] == after.json()["model_version"]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_no_request_fails_during_reloads(models, tmp_path):
     key = "reload-test-key-0123456789"
     app = create_app(models, f"sqlite:///{tmp_path / 'r.sqlite3'}", api_keys=[key])
@@ -197,25 +188,7 @@ def test_no_request_fails_during_reloads(models, tmp_path):
 @pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="no SIGHUP on this platform")
 def test_sighup_reloads(models, tmp_path):
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "movierec.cli.main",
-            "serve",
-            "--models",
-            str(models),
-            "--port",
-            str(port),
-            "--db",
-            f"sqlite:///{tmp_path / 'r.sqlite3'}",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=env,
-    )
+    server = start_server(models, port, tmp_path / "r.sqlite3")
     try:
         assert server.stdout.readline().startswith("serving on")
         server.send_signal(signal.SIGHUP)

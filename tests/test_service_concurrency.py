@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import random
-import socket
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
+from conftest import free_port, start_server
 from test_serving import example_models
 
 from movierec.pipeline import Recommender
@@ -57,35 +53,11 @@ def test_warm_up_makes_the_first_answer_as_fast_as_the_rest():
     assert timings[0] < 5 * float(np.median(timings[1:])) + 0.05, timings
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_serving_on_is_printed_only_when_ready(tmp_path):
     models, _ = example_models()
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "movierec.cli.main",
-            "serve",
-            "--models",
-            str(models),
-            "--port",
-            str(port),
-            "--db",
-            f"sqlite:///{tmp_path / 'r.sqlite3'}",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=env,
-    )
+    server = start_server(models, port, tmp_path / "r.sqlite3")
     try:
         line = server.stdout.readline()
         assert line.startswith(f"serving on http://127.0.0.1:{port}/"), line
