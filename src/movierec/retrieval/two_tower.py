@@ -325,6 +325,7 @@ class _Examples(keras.utils.PyDataset):
         super().__init__()
         self.settings = settings
         self.rng = rng
+        self.by_user = train.by_user
         self.histories, self.ratings = _user_rows(train)
         self.users = np.flatnonzero([len(h) > 0 for h in self.histories]).astype(np.int32)
         counts = np.bincount(train.movie_index, minlength=train.movies.size).astype(np.float64)
@@ -371,9 +372,8 @@ class _Examples(keras.utils.PyDataset):
             "history_weight": history_weight,
         }
         if self.settings["negatives"] == "full":  # every movie the user rated is a target
-            targets = [self.histories[u] for u in users]
-            width = bucket(max(len(t) for t in targets), minimum=8)
-            inputs["target"], _ = pad_lists(targets, targets, len(users), width)
+            lengths = np.diff(self.by_user.offsets)[users]
+            inputs["target"], _ = self.by_user.padded(users, bucket(int(lengths.max()), minimum=8))
             return inputs
         candidate = np.array([self.histories[u][p] for u, p in chunk], np.int32)
         inputs["candidate"] = candidate
