@@ -16,7 +16,7 @@ import pytest
 
 import movierec  # noqa: F401  (selects the JAX backend before keras loads)
 from movierec.cli.main import main
-from movierec.data.synth import write_parquet_shards
+from movierec.data.parquet_format import write_parquet_shards
 from movierec.ranking.trainer import Checkpoints, atomic_savez
 
 TESTS = Path(__file__).parent

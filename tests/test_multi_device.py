@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from movierec.data.synth import write_parquet_shards
+from movierec.data.parquet_format import write_parquet_shards
 from movierec.errors import MovierecError
 from movierec.workflow import train_model
 

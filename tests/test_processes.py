@@ -21,7 +21,7 @@ import pytest
 import movierec  # noqa: F401  (selects the JAX backend before keras loads)
 from movierec.cli.main import main
 from movierec.data.histories import Histories
-from movierec.data.synth import write_parquet_shards
+from movierec.data.parquet_format import write_parquet_shards
 from movierec.distributed import process_settings
 from movierec.errors import MovierecError
 from movierec.ranking.batches import Arrays, BatchBuilder, MemoryPlan, step_batches

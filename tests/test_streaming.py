@@ -13,9 +13,10 @@ import movierec  # noqa: F401  (selects the JAX backend before keras loads)
 from movierec.cli.main import main
 from movierec.data import load_dataset
 from movierec.data.histories import Histories
+from movierec.data.parquet_format import write_parquet_shards
 from movierec.data.shards import ShardedTrainingSet
 from movierec.data.splits import PARTS, HashSplit, make_split
-from movierec.data.synth import SyntheticGenerator, write_parquet_shards
+from movierec.data.synth import SyntheticGenerator
 from movierec.data.training import TrainingSet
 from movierec.errors import MovierecError
 from movierec.ranking.batches import BatchBuilder, ShardPlan, step_batches

@@ -6,12 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from movierec.data.synth import (
-    SyntheticGenerator,
-    generate_synthetic,
-    load_parquet_dataset,
-    write_parquet_shards,
-)
+from movierec.data.parquet_format import load_parquet_dataset, write_parquet_shards
+from movierec.data.synth import SyntheticGenerator, generate_synthetic
 from movierec.errors import DataError, MovierecError
 
 USERS, MOVIES, RATINGS = 1500, 400, 45_000

@@ -84,7 +84,8 @@ def _synth(args: argparse.Namespace) -> int:
     """Streams chunk by chunk, so memory stays small however many ratings are asked for."""
     import time
 
-    from movierec.data.synth import SyntheticGenerator, write_parquet_shards
+    from movierec.data.parquet_format import write_parquet_shards
+    from movierec.data.synth import SyntheticGenerator
 
     started = time.perf_counter()
     generator = SyntheticGenerator(args.users, args.movies, args.ratings, args.seed)

@@ -6,9 +6,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from movierec.data.grouplens import load_ml1m, load_ml100k, load_ml_latest
+from movierec.data.parquet_format import META_FILE, load_parquet_dataset
 from movierec.data.recbole import fetch_ml100k, find_atomic_files, load_recbole
 from movierec.data.schema import Dataset
-from movierec.data.synth import META_FILE, load_parquet_dataset
 from movierec.errors import DataError
 
 DEFAULT_SOURCE = "ml-100k"

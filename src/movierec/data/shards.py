@@ -2,8 +2,9 @@
 
 Why: 20M ratings as a pandas table with string ids take gigabytes, and shuffling
 it every epoch copies it again. A :class:`ShardedTrainingSet` reads a movierec
-Parquet data set (``movierec data synth``, :func:`~movierec.data.synth.write_parquet_shards`)
-twice, one shard at a time: once to fix the vocabularies, once to encode each
+Parquet data set (``movierec data synth``,
+:func:`~movierec.data.parquet_format.write_parquet_shards`) twice,
+one shard at a time: once to fix the vocabularies, once to encode each
 shard's ids to int32 indices in a scratch directory. Models then read those encoded
 shards one at a time, memory-mapped, epoch after epoch. Memory holds one shard and
 what is kept per user or per movie (vocabularies, side features, the rating
@@ -31,14 +32,14 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from movierec.data.histories import Chunk, Histories
-from movierec.data.schema import RATING_COLUMNS, Dataset
-from movierec.data.splits import PARTS, HashSplit
-from movierec.data.synth import (
+from movierec.data.parquet_format import (
     RATINGS_SCHEMA,
     catalogue_dataset,
     read_parquet_meta,
     read_ratings_shard,
 )
+from movierec.data.schema import RATING_COLUMNS, Dataset
+from movierec.data.splits import PARTS, HashSplit
 from movierec.data.vocab import Vocabulary, natural_order
 from movierec.errors import DataError
 
