@@ -27,6 +27,12 @@ from typing import Any
 import keras
 import numpy as np
 
+from movierec.data.features import (
+    MAX_GENRES,
+    MAX_TITLE_WORDS,
+    FeatureTables,
+    build_feature_tables,
+)
 from movierec.data.shards import ShardedTrainingSet
 from movierec.data.training import TrainingSet
 from movierec.errors import ModelError
@@ -37,12 +43,6 @@ from movierec.ranking.history import pad_histories, rating_feeds, unique_queries
 from movierec.ranking.rating_network import RatingEnsemble, RatingNetwork
 from movierec.ranking.settings import DcnSettings
 from movierec.ranking.trainer import Checkpoints, Feeds, Trainer, TrainOptions
-from movierec.retrieval.features import (
-    MAX_GENRES,
-    MAX_TITLE_WORDS,
-    FeatureTables,
-    build_feature_tables,
-)
 
 MODEL_FILE = "model.keras"
 #: Pairs scored per network call in predict.

@@ -45,12 +45,12 @@ import keras_rs
 import numpy as np
 from keras import ops
 
+from movierec.data.features import FeatureTables, build_feature_tables
 from movierec.data.histories import pad_lists, positions_in_runs
 from movierec.data.training import TrainingSet
 from movierec.errors import ModelError
 from movierec.models.base import QueryBatch, Retriever, unit_rows
 from movierec.models.inference import CompiledInference, bucket, pad_rows
-from movierec.retrieval.features import FeatureTables, build_feature_tables
 from movierec.retrieval.item_item import fit_item_item
 from movierec.retrieval.two_tower_settings import TwoTowerSettings
 
@@ -304,7 +304,7 @@ def _averaging_momentum(momentum: float, steps: int) -> float:
 
 
 def _max_cols(kind: str) -> int:
-    from movierec.retrieval import features
+    from movierec.data import features
 
     return features.MAX_GENRES if kind == "genres" else features.MAX_TITLE_WORDS
 

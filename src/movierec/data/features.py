@@ -1,10 +1,10 @@
 """Side features of movies and users as small integer tables, one row per model index.
 
-The two-tower model looks features up by movie / user index, so each feature
-becomes an int32 table aligned with the :class:`~movierec.data.vocab.Vocabulary`
-of the training set (row 0, the unknown id, is all zeros). Index 0 of every
-feature vocabulary means "missing", so a source without a column (ml-latest has
-no users table, some movies have no year) simply yields zeros.
+Both stages (the two-tower retriever and the dcn ranker) look features up by movie /
+user index, so each feature becomes an int32 table aligned with the
+:class:`~movierec.data.vocab.Vocabulary` of the training set (row 0, the unknown id, is
+all zeros). Index 0 of every feature vocabulary means "missing", so a source without a
+column (ml-latest has no users table, some movies have no year) simply yields zeros.
 """
 
 from __future__ import annotations
