@@ -378,7 +378,8 @@ def _with_stored_ratings(url: str, dataset, split) -> tuple[Any, dict[str, Any]]
     from movierec.extras import require
 
     require("sqlalchemy", "--ratings-db")
-    from movierec.serving.store import add_stored_ratings, describe_url, read_ratings
+    from movierec.data.stored_ratings import add_stored_ratings
+    from movierec.serving.store import describe_url, read_ratings
 
     stored = read_ratings(url)
     train, added = add_stored_ratings(split.train, split.test, stored, dataset.movies)

@@ -220,25 +220,6 @@ def describe_url(url: str) -> str:
         return "<invalid URL>"
 
 
-def add_stored_ratings(
-    train: pd.DataFrame, test: pd.DataFrame, stored: pd.DataFrame, movies: pd.DataFrame
-) -> tuple[pd.DataFrame, int]:
-    """``train`` plus the stored ratings that may be trained on, and how many those are.
-
-    Stored ratings of movies outside the catalogue are dropped (nothing to show),
-    so are those of a (user, movie) pair in ``test`` (it would leak the answer);
-    a stored rating replaces a training rating of the same pair (it is newer).
-    """
-    keep = stored["movie_id"].isin(movies["movie_id"])
-    test_pairs = pd.MultiIndex.from_frame(test[["user_id", "movie_id"]])
-    keep &= ~pd.MultiIndex.from_frame(stored[["user_id", "movie_id"]]).isin(test_pairs)
-    stored = stored.loc[keep, RATING_COLUMNS]
-    stored_pairs = pd.MultiIndex.from_frame(stored[["user_id", "movie_id"]])
-    replaced = pd.MultiIndex.from_frame(train[["user_id", "movie_id"]]).isin(stored_pairs)
-    merged = pd.concat([train.loc[~replaced], stored.astype(train.dtypes.to_dict())])
-    return merged.reset_index(drop=True), len(stored)
-
-
 def read_ratings(url: str) -> pd.DataFrame:
     """All ratings stored by the service at ``url`` (for ``train --ratings-db``)."""
     store = RatingStore(url)
