@@ -14,7 +14,7 @@ import pandas as pd
 
 from movierec.data.home import file_sha256
 from movierec.data.schema import Dataset, ratings_frame
-from movierec.data.validate import (
+from movierec.data.text_files import (
     TableFile,
     check_known,
     check_range,

@@ -1,8 +1,8 @@
 """Reading delimited text files with errors that name the file and line.
 
-Large rating files go through pandas' C parser (fast path); only when that fails
-or the result looks wrong is the file scanned again line by line to say exactly
-which line is bad. Small files (movies, users) are scanned line by line directly.
+Large rating files go through pyarrow's multi-threaded CSV reader (fast path); only
+when that fails or the result looks wrong is the file scanned again line by line to
+say exactly which line is bad. Small files (movies, users) are scanned line by line directly.
 Line numbers are 1-based and count the header line, as a text editor shows them.
 """
 
