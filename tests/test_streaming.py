@@ -20,7 +20,7 @@ from movierec.data.synth import SyntheticGenerator
 from movierec.data.training import TrainingSet
 from movierec.errors import MovierecError
 from movierec.ranking.batches import BatchBuilder, ShardPlan, step_batches
-from movierec.ranking.history import pad_histories
+from movierec.ranking.feeds import pad_histories
 
 
 @pytest.fixture(scope="module")

@@ -39,7 +39,7 @@ from movierec.errors import ModelError
 from movierec.models.base import QueryBatch, Ranker
 from movierec.models.inference import CompiledInference, bucket, pad_rows
 from movierec.progress import logger
-from movierec.ranking.history import pad_histories, rating_feeds, unique_queries
+from movierec.ranking.feeds import pad_histories, rating_feeds, unique_queries
 from movierec.ranking.rating_network import RatingEnsemble, RatingNetwork
 from movierec.ranking.settings import DcnSettings
 from movierec.ranking.trainer import Checkpoints, Feeds, Trainer, TrainOptions

@@ -1,4 +1,4 @@
-"""Rating histories as fixed-width arrays, and batches that share them between pairs.
+"""What the dcn ranker is fed: histories as fixed-width arrays, batches sharing them.
 
 Training batches come from memory or stream from encoded Parquet shards
 (:mod:`movierec.ranking.batches`); :func:`rating_feeds` picks.
