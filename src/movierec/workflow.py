@@ -28,6 +28,7 @@ from movierec.evaluation.evaluate import (
     evaluate_ranker,
     evaluate_ranker_on_shards,
     evaluate_retriever,
+    evaluate_retriever_on_shards,
 )
 from movierec.models.artifacts import save_model
 from movierec.models.base import Ranker, RecommenderModel, Retriever
@@ -179,6 +180,8 @@ def train_streaming(
             return result
         if isinstance(model, Ranker) and train.count("test"):
             result.metrics = evaluate_ranker_on_shards(model, train, max_eval_ratings)
+        elif isinstance(model, Retriever) and train.count("test"):
+            result.metrics = evaluate_retriever_on_shards(model, train, seed=seed)
         return _finish(
             result,
             history,

@@ -56,6 +56,58 @@ def evaluate_ranker_on_shards(
     return {"rmse": rmse(p, a), "mae": mae(p, a), "count": len(a)}
 
 
+def evaluate_retriever_on_shards(
+    retriever: Retriever,
+    train: ShardedTrainingSet,
+    max_users: int = 5000,
+    seed: int = 0,
+    ks: Sequence[int] = (10, 100),
+) -> dict[str, float]:
+    """Top-K metrics over a sharded split's test ratings for up to ``max_users`` test
+    users picked by ``seed`` (each queried with their training history, movies seen in
+    training excluded), beside popularity (training rating counts) on the same users."""
+    histories = train.histories()
+    users_parts, movies_parts = [], []
+    for user, movie, _ in train.chunks("test"):
+        known = (np.asarray(user) > 0) & (np.asarray(movie) > 0)
+        users_parts.append(np.asarray(user)[known])
+        movies_parts.append(np.asarray(movie)[known])
+    if not users_parts or not sum(len(u) for u in users_parts):
+        return {"users": 0}
+    user, movie = np.concatenate(users_parts), np.concatenate(movies_parts)
+    del users_parts, movies_parts
+    candidates_users = np.unique(user)
+    rng = np.random.default_rng(seed)
+    if len(candidates_users) > max_users:
+        candidates_users = np.sort(rng.choice(candidates_users, max_users, replace=False))
+    chosen = np.isin(user, candidates_users)
+    order = np.argsort(user[chosen], kind="stable")
+    picked_users, picked_movies = user[chosen][order], movie[chosen][order]
+    starts = np.searchsorted(picked_users, candidates_users)
+    ends = np.searchsorted(picked_users, candidates_users, side="right")
+    relevant = [set(picked_movies[a:b].tolist()) for a, b in zip(starts, ends, strict=True)]
+    popularity = np.bincount(histories.movies, minlength=train.movies.size).astype(np.float32)
+    candidates = retriever.candidate_embeddings()
+    max_k = max(ks)
+    ranked, ranked_popular = [], []
+    for start in range(0, len(candidates_users), 256):
+        batch = candidates_users[start : start + 256]
+        queries = QueryBatch.from_histories(histories, batch)
+        exclude = queries.histories
+        scores = retriever.query_embeddings(queries) @ candidates.T
+        ranked.append(top_k(scores, max_k, exclude)[1])
+        tiled = np.broadcast_to(popularity, (len(batch), len(popularity)))
+        ranked_popular.append(top_k(tiled, max_k, exclude)[1])
+    results: dict[str, float] = {"users": len(candidates_users)}
+    for name, rows in (("", ranked), ("popularity_", ranked_popular)):
+        lists = np.concatenate(rows)
+        for k in ks:
+            metrics = top_k_metrics(lists, relevant, k)
+            results[f"{name}ndcg@{k}"] = metrics["ndcg"]
+            results[f"{name}recall@{k}"] = metrics["recall"]
+    return results
+
+
 def test_relevance(
     train: TrainingSet, test: pd.DataFrame, min_rating: float | None = None
 ) -> tuple[np.ndarray, list[set[int]]]:

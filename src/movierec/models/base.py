@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 from scipy import sparse
 
+from movierec.data.histories import Histories
 from movierec.data.training import TrainingSet
 from movierec.errors import ModelError
 from movierec.models.seeding import keeps_random_state
@@ -57,8 +58,12 @@ class QueryBatch:
     @classmethod
     def from_training(cls, train: TrainingSet, user_index: np.ndarray) -> QueryBatch:
         """Queries for known users, each with their full training history."""
+        return cls.from_histories(train.by_user, user_index)
+
+    @classmethod
+    def from_histories(cls, by_user: Histories, user_index: np.ndarray) -> QueryBatch:
+        """Queries for users of ``by_user``, each with their full history there."""
         user_index = np.asarray(user_index, dtype=np.int32)
-        by_user = train.by_user
         empty = (np.zeros(0, np.int32), np.zeros(0, np.float32))
         views = [by_user.of(u) if 0 <= u < by_user.num_users else empty for u in user_index]
         return cls(user_index, [v[0] for v in views], [v[1] for v in views])

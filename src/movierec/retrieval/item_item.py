@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
-from movierec.data.histories import positions_in_runs
+from movierec.data.histories import Histories, positions_in_runs
 from movierec.data.training import TrainingSet
 
 _NEAR_WINDOWS = 20.0  # pairs further apart than this many windows get the far weight only
@@ -47,6 +47,7 @@ _PAIRS_PER_BATCH = 1 << 23  # near pairs summed at a time (~200 MB of indices an
 #: Candidate ``lambda`` values tried on the validation ratings (relative grid, see fit).
 LAMBDA_GRID = tuple(10.0 * 2.0**k for k in range(11))  # 10 ... 10,240
 _VALIDATION_USERS = 3000  # users scored per lambda while choosing it
+_USERS_PER_PRODUCT = 1 << 16  # users whose rows multiply a block at a time
 
 
 def interaction_matrix(train: TrainingSet) -> sparse.csr_matrix:
@@ -93,7 +94,12 @@ class SessionGram:
     def __matmul__(self, block: np.ndarray) -> np.ndarray:
         """``G @ block`` for an (n, k) block, without forming ``G``."""
         x = self.interactions
-        product = self.far_weight * np.asarray(x.T @ (x @ block))
+        # Users a slice at a time: ``x @ block`` whole would be users x k floats.
+        product = np.zeros((x.shape[1], block.shape[1]), np.result_type(block, np.float32))
+        for start in range(0, x.shape[0], _USERS_PER_PRODUCT):
+            part = x[start : start + _USERS_PER_PRODUCT]
+            product += np.asarray(part.T @ (part @ block))
+        product *= self.far_weight
         if self.near is not None:
             product += (1.0 - self.far_weight) * np.asarray(self.near @ block)
         return product
@@ -117,20 +123,32 @@ def session_gram(train: TrainingSet, window_seconds: float, far_weight: float) -
     matrix = interaction_matrix(train)
     if window_seconds <= 0 or far_weight >= 1:
         return SessionGram(matrix, None, 1.0)
-    n = train.movies.size
     users = np.asarray(train.user_index)
     stamps = train.ratings["timestamp"].to_numpy(np.float64)
     order = np.lexsort((stamps, users))  # by user, then by time
-    movies = np.asarray(train.movie_index).astype(np.int64)[order]
-    times = stamps[order]
-    bounds = train.by_user.offsets  # where each user's run starts in that order
+    movies = np.asarray(train.movie_index)[order]
+    # train.by_user.offsets: where each user's run starts in that order.
+    near = near_matrix(movies, stamps[order], train.by_user.offsets, train.movies.size,
+                       window_seconds)
+    return SessionGram(matrix, near, far_weight)
+
+
+def near_matrix(
+    movies: np.ndarray, times: np.ndarray, bounds: np.ndarray, n: int, window_seconds: float
+) -> sparse.csr_matrix:
+    """Sparse n x n sum of ``exp(-gap / window)`` over each user's pairs of ratings
+    within ``_NEAR_WINDOWS`` windows; ``movies`` and ``times`` hold every user's run,
+    each sorted by time, user ``u``'s at ``bounds[u]:bounds[u + 1]``."""
+    movies = np.asarray(movies).astype(np.int64)
+    times = np.asarray(times, np.float64)
+    count = len(movies)
     # For rating i, the same user's ratings within reach are i .. reach[i] - 1 (time-sorted).
-    reach = np.empty(len(order), np.int64)
+    reach = np.empty(count, np.int64)
     for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
         t = times[start:stop]
         reach[start:stop] = start + np.searchsorted(t, t + _NEAR_WINDOWS * window_seconds, "right")
     near = sparse.csr_matrix((n, n), dtype=np.float64)
-    for rows in _batches(reach - np.arange(len(order))):
+    for rows in _batches(reach - np.arange(count)):
         lengths = reach[rows] - rows
         first = np.repeat(rows, lengths)
         second = first + positions_in_runs(lengths)
@@ -140,7 +158,7 @@ def session_gram(train: TrainingSet, window_seconds: float, far_weight: float) -
         a, b = movies[first], movies[second]
         near += sparse.csr_matrix((kernel, (a, b)), shape=(n, n))
         near += sparse.csr_matrix((kernel[a != b], (b[a != b], a[a != b])), shape=(n, n))
-    return SessionGram(matrix, near.tocsr(), far_weight)
+    return near.tocsr()
 
 
 def _batches(pair_counts: np.ndarray) -> list[np.ndarray]:
@@ -269,3 +287,98 @@ def fit_item_item(
     spectrum = LowRankEASE(*top_eigenpairs(gram, rank, seed))
     query, candidate = spectrum.tables(float(l2))
     return ItemItemFit(query, candidate, float(l2), scores)
+
+
+def fit_item_item_runs(
+    histories: Histories,
+    times: np.ndarray | None,
+    num_movies: int,
+    *,
+    rank: int,
+    window_seconds: float,
+    far_weight: float,
+    seed: int,
+    l2: float | None = None,
+    validation_fraction: float = 0.1,
+) -> ItemItemFit:
+    """:func:`fit_item_item` from per-user runs instead of a rating table (streamed training).
+
+    ``histories`` holds every user's training movies, ``times`` their timestamps in the
+    same order (None: plain EASE, no session weighting). ``lambda`` is chosen as
+    :func:`fit_item_item` does: fitted on a seeded ``1 - validation_fraction`` of the
+    ratings, scored by NDCG@10 on the rest (up to 3,000 users), scaled, refitted on all.
+    """
+    from movierec.evaluation.metrics import top_k_metrics
+    from movierec.retrieval.topk import top_k
+
+    owner = np.repeat(
+        np.arange(histories.num_users, dtype=np.int64), np.diff(histories.offsets)
+    )
+    if times is not None and (window_seconds <= 0 or far_weight >= 1):
+        times = None
+    scores: dict[float, float] = {}
+    if l2 is None:
+        rng = np.random.default_rng(seed)
+        held = rng.random(len(owner)) < validation_fraction
+        kept = ~held
+        part = _runs_gram(
+            owner[kept], histories.movies[kept], None if times is None else times[kept],
+            histories.num_users, num_movies, window_seconds, far_weight,
+        )
+        spectrum = LowRankEASE(*top_eigenpairs(part, rank, seed))
+        users = np.unique(owner[held])
+        if len(users) > _VALIDATION_USERS:
+            users = np.sort(rng.choice(users, _VALIDATION_USERS, replace=False))
+        relevant = []
+        for u in users:
+            run = slice(histories.offsets[u], histories.offsets[u + 1])
+            relevant.append(set(histories.movies[run][held[run]].tolist()) - {0})
+        seen = part.interactions[users]
+        for candidate in LAMBDA_GRID:
+            query, table = spectrum.tables(candidate)
+            ranked = []
+            for start in range(0, len(users), 500):
+                rows = seen[start : start + 500]
+                scored = np.asarray(rows @ query) @ table.T
+                exclude = [rows.indices[rows.indptr[i] : rows.indptr[i + 1]]
+                           for i in range(rows.shape[0])]
+                ranked.append(top_k(scored, 10, exclude)[1])
+            metrics = top_k_metrics(np.concatenate(ranked) if ranked else [], relevant, 10)
+            ndcg = metrics["ndcg"]
+            scores[candidate] = 0.0 if np.isnan(ndcg) else float(ndcg)
+        best = max(scores, key=lambda k: (scores[k], k))
+        l2 = best / (1.0 - validation_fraction)
+        del part, spectrum, seen
+    gram = _runs_gram(
+        owner, histories.movies, times, histories.num_users, num_movies, window_seconds,
+        far_weight,
+    )
+    del owner
+    spectrum = LowRankEASE(*top_eigenpairs(gram, rank, seed))
+    query, candidate = spectrum.tables(float(l2))
+    return ItemItemFit(query, candidate, float(l2), scores)
+
+
+def _runs_gram(
+    owner: np.ndarray,
+    movies: np.ndarray,
+    times: np.ndarray | None,
+    num_users: int,
+    num_movies: int,
+    window_seconds: float,
+    far_weight: float,
+) -> SessionGram:
+    """The :class:`SessionGram` of ratings given as (owner, movie, time) grouped by owner."""
+    offsets = np.zeros(num_users + 1, np.int64)
+    np.cumsum(np.bincount(owner, minlength=num_users), out=offsets[1:])
+    matrix = sparse.csr_matrix(
+        (np.ones(len(movies), np.float32), np.asarray(movies, np.int32), offsets),
+        shape=(num_users, num_movies),
+    )
+    matrix.sum_duplicates()
+    matrix.data[:] = 1.0  # duplicates collapse to one interaction
+    if times is None:
+        return SessionGram(matrix, None, 1.0)
+    order = np.lexsort((times, owner))  # by user (runs stay where they are), then by time
+    near = near_matrix(movies[order], times[order], offsets, num_movies, window_seconds)
+    return SessionGram(matrix, near, far_weight)

@@ -46,7 +46,7 @@ import numpy as np
 from keras import ops
 
 from movierec.data.features import FeatureTables, build_feature_tables
-from movierec.data.histories import pad_lists, positions_in_runs
+from movierec.data.histories import Histories, pad_lists, positions_in_runs
 from movierec.data.training import TrainingSet
 from movierec.errors import ModelError
 from movierec.models.base import QueryBatch, Retriever, unit_rows
@@ -401,6 +401,22 @@ def _history_inputs(
     return pad_lists(ids, weights, rows, width)
 
 
+def _query_chunks(histories: list[np.ndarray], limit: int = 1 << 18) -> list[np.ndarray]:
+    """Consecutive query rows in chunks of at most 1,024 whose padded histories hold at
+    most ``limit`` ids (rows x widest history), so one long history does not make a
+    whole chunk's input that wide."""
+    chunks, start, widest = [], 0, 0
+    for row, history in enumerate(histories):
+        wider = max(widest, bucket(len(history), minimum=8))
+        if row > start and (row - start >= 1024 or bucket(row - start + 1) * wider > limit):
+            chunks.append(np.arange(start, row))
+            start, wider = row, bucket(len(history), minimum=8)
+        widest = wider
+    if start < len(histories):
+        chunks.append(np.arange(start, len(histories)))
+    return chunks
+
+
 def _rating_weight(ratings: np.ndarray, mode: str) -> np.ndarray:
     """How much one rated movie counts in the history: a 5 says more than a 1."""
     if mode == "none":
@@ -414,6 +430,8 @@ class TwoTowerRetriever(Retriever):
     """The default retriever: history-driven two-tower model trained with a full softmax."""
 
     name = "two-tower"
+    #: ``fit`` also takes a sharded training set (:mod:`movierec.retrieval.two_tower_stream`).
+    streams = True
 
     def __init__(self, **settings: Any):
         super().__init__(**settings)
@@ -446,9 +464,25 @@ class TwoTowerRetriever(Retriever):
         )
 
     def fit(
-        self, train: TrainingSet, *, verbose: int = 1, callbacks: list | None = None
+        self,
+        train: TrainingSet,
+        *,
+        verbose: int = 1,
+        callbacks: list | None = None,
+        options: Any = None,
     ) -> dict[str, list[float]]:
-        """Train from scratch; ``callbacks`` (Keras) let experiments watch every epoch."""
+        """Train from scratch; ``callbacks`` (Keras) let experiments watch every epoch.
+
+        A :class:`~movierec.data.shards.ShardedTrainingSet` trains streamed from its
+        shards (:mod:`movierec.retrieval.two_tower_stream`); ``options`` (the streamed
+        trainer's) may not ask for checkpoints, which this model does not write.
+        """
+        if options is not None and getattr(options, "checkpoint_dir", None) is not None:
+            raise ModelError("two-tower: training does not save checkpoints (the dcn ranker does)")
+        if getattr(train, "streaming", False):
+            from movierec.retrieval.two_tower_stream import fit_streamed
+
+            return fit_streamed(self, train, verbose)
         s = self.settings
         if len(train) == 0:
             raise ModelError("two-tower: the training set has no ratings")
@@ -489,17 +523,21 @@ class TwoTowerRetriever(Retriever):
         result["seconds"] = [time.perf_counter() - start]
         return result
 
-    def _balanced_scale(self, share: float, users: int = 1000) -> float:
+    def _balanced_scale(
+        self, share: float, by_user: Histories | None = None, users: int = 1000
+    ) -> float:
         """``item_scale`` making the item-item scores' spread ``share`` times the deep
         part's (mean per-user standard deviation over the catalogue, on up to ``users``
-        training users picked by the seed)."""
+        training users picked by the seed; ``by_user``: their histories, by default
+        the training set's)."""
         model = self.require_network()
         model.item_scale.assign(1.0)
         self._candidates = None
+        by_user = self.train.by_user if by_user is None else by_user
         rng = np.random.default_rng(int(self.settings["seed"]))
-        known = np.flatnonzero(np.diff(self.train.by_user.offsets) > 0)
+        known = np.flatnonzero(np.diff(by_user.offsets) > 0)
         sample = rng.choice(known, min(users, len(known)), replace=False).astype(np.int32)
-        queries = self.query_embeddings(QueryBatch.from_training(self.train, sample))
+        queries = self.query_embeddings(QueryBatch.from_histories(by_user, sample))
         candidates = self.candidate_embeddings()
         d = model.embedding_dim
         deep = queries[:, :d] @ candidates[:, :d].T
@@ -515,8 +553,9 @@ class TwoTowerRetriever(Retriever):
         users = np.where(queries.user_index < model.num_users, queries.user_index, 0)
         out = [np.zeros((0, model.query_dim), np.float32)]
         mode = self.settings["rating_weighting"]
-        for start in range(0, len(queries), 1024):
-            part = queries.take(np.arange(start, min(start + 1024, len(queries))))
+        for chunk in _query_chunks(queries.histories):
+            start = int(chunk[0])
+            part = queries.take(chunk)
             rows = bucket(len(part))
             history, weight = _history_inputs(part, model.num_movies, mode, rows)
             inputs = {

@@ -1,0 +1,304 @@
+"""Two-tower training streamed from Parquet shards: ``movierec train retrieval --stream``.
+
+What the in-memory fit needs a rating table for, this builds from a
+:class:`~movierec.data.shards.ShardedTrainingSet` read one shard at a time:
+
+- every user's training movies as compressed rows (:class:`~movierec.data.histories.Histories`,
+  8 bytes a rating), and their timestamps in the same order when the item-item path
+  weights co-ratings by session (4 more bytes a rating, kept to about a minute);
+- the item-item path (:func:`~movierec.retrieval.item_item.fit_item_item_runs`): the
+  sparse users x movies matrix built from those rows, multiplied by thin blocks a slice
+  of users at a time, so the Gram matrix (movies x movies) is never formed;
+- the deep towers, trained on batches of users. The in-memory fit scores every user
+  against the whole catalogue (a full softmax); at 100K movies that is most of the cost
+  of a step. Here each user's targets are up to :data:`TARGETS_PER_USER` of their
+  movies, and the softmax runs over the batch's targets (a sampled softmax, corrected
+  by each movie's sampling probability, ``log Q``), so a step costs what its users and
+  their targets hold, not the catalogue.
+
+The query reads up to :data:`MAX_HISTORY` of the (thinned) history's latest movies in
+training, so memory per batch grows with history length up to that cap, never with the
+catalogue. The per-user id embedding is not trained here (``use_user_id`` must stay
+off): a million-row table updated densely at every step would cost what the table
+costs.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import keras
+import numpy as np
+from keras import ops
+
+from movierec.data.histories import Histories, positions_in_runs
+from movierec.errors import ModelError
+from movierec.models.inference import bucket
+from movierec.progress import logger
+from movierec.data.features import build_feature_tables
+from movierec.retrieval.item_item import fit_item_item_runs
+from movierec.retrieval.two_tower import (
+    _NEG_INF,
+    TwoTowerModel,
+    _averaging_momentum,
+    _rating_weight,
+)
+
+if TYPE_CHECKING:
+    from movierec.data.shards import ShardedTrainingSet
+    from movierec.retrieval.two_tower import TwoTowerRetriever
+
+#: Target movies drawn from each user's history per step (all of them when fewer).
+TARGETS_PER_USER = 32
+#: Latest kept history movies the query reads in training.
+MAX_HISTORY = 256
+
+
+@keras.saving.register_keras_serializable(package="movierec")
+class SampledTwoTower(TwoTowerModel):
+    """The two-tower network with a sampled-softmax loss (training only).
+
+    ``inputs["candidate"]`` holds the batch's distinct target movies (0 = padding),
+    ``inputs["candidate_probability"]`` how likely each was to be drawn, and
+    ``inputs["target"]`` (B, T) each user's targets as columns of ``candidate`` (-1:
+    none). The weights are those of :class:`TwoTowerModel`, copied into one after
+    training, which is what is saved.
+    """
+
+    def call(self, inputs: dict[str, Any], training: bool = False) -> Any:
+        query = self.query(inputs, training, linear=False) / self.temperature
+        candidate = ops.cast(inputs["candidate"], "int32")
+        logits = ops.matmul(query, ops.transpose(self.candidates(candidate, linear=False)))
+        logits = logits - ops.log(inputs["candidate_probability"])[None, :]
+        return ops.where(candidate[None, :] > 0, logits, _NEG_INF)
+
+    def compute_loss(
+        self, x: Any = None, y: Any = None, y_pred: Any = None, sample_weight: Any = None,
+        training: bool = True,
+    ) -> Any:
+        """Each user's targets' log-likelihood under the softmax over the batch's
+        candidates (the multinomial likelihood of the full fit, sampled); plus any
+        regularisation."""
+        log_probability = y_pred - ops.logsumexp(y_pred, axis=1, keepdims=True)
+        target = ops.cast(x["target"], "int32")
+        picked = ops.take_along_axis(log_probability, ops.maximum(target, 0), axis=1)
+        loss = -ops.mean(ops.sum(picked * ops.cast(target >= 0, "float32"), axis=1))
+        return loss + keras.Model.compute_loss(self, x, y, y_pred, sample_weight, training)
+
+
+class UserBatches(keras.utils.PyDataset):
+    """Batches of users from compressed histories, freshly thinned and sampled each epoch.
+
+    Every batch has ``batch_size`` users (the last wraps around) and its arrays are
+    padded to powers of two, so JAX compiles only a few step shapes.
+    """
+
+    def __init__(
+        self,
+        histories: Histories,
+        settings: dict[str, Any],
+        probability: np.ndarray,
+        rng: np.random.Generator,
+    ):
+        super().__init__()
+        self.histories = histories
+        self.settings = settings
+        self.probability = probability
+        self.rng = rng
+        self.lengths = np.diff(histories.offsets)
+        self.users = np.flatnonzero(self.lengths > 0).astype(np.int32)
+        self.batch_size = int(settings["batch_size"])
+        self.order = self.rng.permutation(self.users)
+
+    def __len__(self) -> int:
+        return int(np.ceil(len(self.users) / self.batch_size))
+
+    def on_epoch_end(self) -> None:
+        self.order = self.rng.permutation(self.users)
+
+    def __getitem__(self, i: int) -> dict[str, np.ndarray]:
+        rows = np.arange(i * self.batch_size, (i + 1) * self.batch_size) % len(self.order)
+        users = self.order[rows]
+        lengths = self.lengths[users]
+        row_of = np.repeat(np.arange(len(users)), lengths)  # each rating's row in the batch
+        place = np.repeat(self.histories.offsets[users], lengths) + positions_in_runs(lengths)
+        movies = self.histories.movies[place]
+        # Input: the thinned history, its latest MAX_HISTORY kept movies.
+        keep = self.rng.random(len(place)) >= float(self.settings["history_dropout"])
+        kept_rows = row_of[keep]
+        kept_counts = np.bincount(kept_rows, minlength=len(users))
+        column = positions_in_runs(kept_counts) - np.repeat(
+            np.maximum(kept_counts - MAX_HISTORY, 0), kept_counts
+        )
+        inside = column >= 0
+        width = bucket(int(min(kept_counts.max(initial=0), MAX_HISTORY)), minimum=8)
+        history = np.zeros((len(users), width), np.int32)
+        weight = np.zeros((len(users), width), np.float32)
+        history[kept_rows[inside], column[inside]] = movies[keep][inside]
+        stars = _rating_weight(self.histories.ratings[place], self.settings["rating_weighting"])
+        weight[kept_rows[inside], column[inside]] = stars[keep][inside]
+        # Targets: up to TARGETS_PER_USER of each user's movies, drawn at random.
+        order = np.lexsort((self.rng.random(len(place)), row_of))
+        drawn = order[positions_in_runs(lengths) < TARGETS_PER_USER]
+        candidate, column_of = np.unique(movies[drawn], return_inverse=True)
+        target = np.full((len(users), TARGETS_PER_USER), -1, np.int32)
+        target[row_of[drawn], positions_in_runs(np.minimum(lengths, TARGETS_PER_USER))] = (
+            column_of.reshape(-1)
+        )
+        size = bucket(len(candidate), minimum=256)
+        candidates = np.zeros(size, np.int32)
+        candidates[: len(candidate)] = candidate
+        probability = np.ones(size, np.float32)  # padding: masked out, log 1 = 0
+        probability[: len(candidate)] = self.probability[candidate]
+        return {
+            "user": users,
+            "user_id": np.zeros_like(users),
+            "history": history,
+            "history_weight": weight,
+            "candidate": candidates,
+            "candidate_probability": probability,
+            "target": target,
+        }
+
+
+def session_times(train: ShardedTrainingSet) -> np.ndarray:
+    """Every training rating's timestamp (seconds since the earliest, float32: about a
+    minute's precision over decades), in the order of ``train.histories()``."""
+    first = min(
+        (int(shard.arrays()["timestamp"].min()) for part in ("train", "validation")
+         for shard in train.parts[part] if shard.rows),
+        default=0,
+    )
+
+    def chunks():
+        for part in ("train", "validation"):
+            for shard in train.parts[part]:
+                a = shard.arrays()
+                yield a["user"], a["movie"], (np.asarray(a["timestamp"]) - first).astype(
+                    np.float32
+                )
+
+    return Histories.from_chunks(chunks, train.users.size).ratings
+
+
+def fit_streamed(
+    retriever: TwoTowerRetriever, train: ShardedTrainingSet, verbose: int = 1
+) -> dict[str, list[float]]:
+    """Fit ``retriever`` from ``train``'s shards; see the module doc."""
+    s = retriever.settings
+    if len(train) == 0:
+        raise ModelError("two-tower: the training set has no ratings")
+    if s["use_user_id"]:
+        raise ModelError(
+            "two-tower: use_user_id trains a per-user table densely; streamed training "
+            "(--stream) runs without it (--set use_user_id=false)"
+        )
+    keras.utils.set_random_seed(int(s["seed"]))
+    started = time.perf_counter()
+    result: dict[str, list[float]] = {}
+    histories = train.histories()
+    result["histories_seconds"] = [time.perf_counter() - started]
+    tables = build_feature_tables(train)
+    model = retriever._new_model(train, tables)
+    model.set_feature_tables(tables)
+    if model.item_item_rank:
+        begun = time.perf_counter()
+        window = float(s["item_item_session_seconds"])
+        far = float(s["item_item_far_weight"])
+        times = session_times(train) if window > 0 and far < 1 else None
+        found = fit_item_item_runs(
+            histories,
+            times,
+            train.movies.size,
+            rank=model.item_item_rank,
+            window_seconds=window,
+            far_weight=far,
+            seed=int(s["seed"]),
+            l2=None if s["item_item_lambda"] is None else float(s["item_item_lambda"]),
+        )
+        del times
+        model.item_query_table.assign(found.query_table)
+        model.item_candidate_table.assign(found.candidate_table)
+        del found.query_table, found.candidate_table
+        result["item_item_lambda"] = [found.l2]
+        result["item_item_seconds"] = [time.perf_counter() - begun]
+        if verbose:
+            logger.info(
+                "two-tower: item-item path fitted in %.0f s (lambda %g)",
+                result["item_item_seconds"][0], found.l2,
+            )
+    begun = time.perf_counter()
+    deep = _train_deep(model, histories, s, train.movies.size, verbose)
+    result.update(deep)
+    result["deep_seconds"] = [time.perf_counter() - begun]
+    retriever.network, retriever.train, retriever._tables = model, None, tables
+    retriever._candidates = None
+    if model.item_item_rank:
+        model.item_scale.assign(retriever._balanced_scale(float(s["item_item_share"]), histories))
+        retriever._candidates = None
+        result["item_item_scale"] = [float(model.item_scale.numpy())]
+    result["seconds"] = [time.perf_counter() - started]
+    return result
+
+
+def _train_deep(
+    model: TwoTowerModel,
+    histories: Histories,
+    s: dict[str, Any],
+    num_movies: int,
+    verbose: int,
+) -> dict[str, list[float]]:
+    """Train the deep towers of ``model`` (in place) with the sampled softmax."""
+    counts = np.bincount(histories.movies, minlength=num_movies).astype(np.float64)
+    # How likely a movie is to be among a batch's targets: its share of the ratings.
+    probability = np.maximum(counts / max(counts.sum(), 1.0), 1e-12).astype(np.float32)
+    batches = UserBatches(histories, s, probability, np.random.default_rng(int(s["seed"])))
+    config = {**model.get_config(), "item_item_rank": 0}
+    twin = SampledTwoTower.from_config(config)
+    _copy_weights(model, twin)
+    twin.user_embedding.trainable = False  # use_user_id is off: the table stays at zero
+    steps = len(batches) * int(s["epochs"])
+    rate: Any = float(s["learning_rate"])
+    if s["cosine_decay"]:
+        rate = keras.optimizers.schedules.CosineDecay(rate, steps)
+    momentum = _averaging_momentum(float(s["ema_momentum"]), steps)
+    twin.compile(
+        optimizer=keras.optimizers.Adam(rate, use_ema=momentum > 0, ema_momentum=momentum)
+    )
+    epoch_seconds: list[float] = []
+    timer = _EpochTimer(epoch_seconds)
+    history = twin.fit(batches, epochs=int(s["epochs"]), verbose=verbose, callbacks=[timer])
+    _copy_weights(twin, model)
+    result = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    result["epoch_seconds"] = epoch_seconds
+    result["steps_per_epoch"] = [float(len(batches))]
+    return result
+
+
+def _copy_weights(source: keras.Model, target: keras.Model) -> None:
+    """Assign every weight ``source`` shares with ``target`` (same layer and name)."""
+
+    def key(model: keras.Model, path: str) -> str:
+        return path.removeprefix(model.name + "/")
+
+    found = {key(source, w.path): w for w in source.weights}
+    for weight in target.weights:
+        match = found.get(key(target, weight.path))
+        if match is not None:
+            weight.assign(match)
+
+
+class _EpochTimer(keras.callbacks.Callback):
+    """Wall-clock seconds of every epoch, for the streaming benchmark."""
+
+    def __init__(self, out: list[float]):
+        super().__init__()
+        self.out = out
+        self.started = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.out.append(time.perf_counter() - self.started)
