@@ -59,7 +59,7 @@ def evaluate_ranker_on_shards(
 def evaluate_retriever_on_shards(
     retriever: Retriever,
     train: ShardedTrainingSet,
-    max_users: int = 5000,
+    max_users: int = 2000,
     seed: int = 0,
     ks: Sequence[int] = (10, 100),
 ) -> dict[str, float]:

@@ -492,16 +492,21 @@ class TwoTowerRetriever(Retriever):
         model.set_feature_tables(tables)
         start = time.perf_counter()
         examples = _Examples(train, s, np.random.default_rng(int(s["seed"])))
+        steps = (s["steps_per_epoch"] or len(examples)) * int(s["epochs"])
         rate: Any = float(s["learning_rate"])
         if s["cosine_decay"]:
-            rate = keras.optimizers.schedules.CosineDecay(rate, len(examples) * int(s["epochs"]))
-        momentum = _averaging_momentum(float(s["ema_momentum"]), len(examples) * int(s["epochs"]))
+            rate = keras.optimizers.schedules.CosineDecay(rate, steps)
+        momentum = _averaging_momentum(float(s["ema_momentum"]), steps)
         # With use_ema, fit ends by writing the averaged weights into the model.
         model.compile(optimizer=keras.optimizers.Adam(rate, use_ema=momentum > 0,
                                                       ema_momentum=momentum))
         self.network, self.train, self._tables = model, train, tables
         history = model.fit(
-            examples, epochs=int(s["epochs"]), verbose=verbose, callbacks=callbacks or []
+            examples,
+            epochs=int(s["epochs"]),
+            steps_per_epoch=s["steps_per_epoch"],
+            verbose=verbose,
+            callbacks=callbacks or [],
         )
         self._candidates = None
         result = {k: [float(v) for v in vals] for k, vals in history.history.items()}

@@ -22,6 +22,10 @@ class TwoTowerSettings(ModelSettings):
 
     seed: int = setting(42, "seed of the weights and of each epoch's history thinning")
     epochs: int = setting(40, "passes over the users", minimum=1)
+    steps_per_epoch: int | None = setting(
+        None, "training steps per epoch (null: one pass over the users); bounds a trial run",
+        minimum=1,
+    )
     batch_size: int = setting(64, "users (or, in-batch, ratings) per training batch", minimum=1)
     learning_rate: float = setting(3e-3, "Adam step size", above=0.0)
     cosine_decay: bool = setting(True, "decay the step size to 0 along a cosine")

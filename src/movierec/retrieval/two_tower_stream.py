@@ -50,9 +50,11 @@ if TYPE_CHECKING:
     from movierec.retrieval.two_tower import TwoTowerRetriever
 
 #: Target movies drawn from each user's history per step (all of them when fewer).
-TARGETS_PER_USER = 32
+TARGETS_PER_USER = 8
 #: Latest kept history movies the query reads in training.
 MAX_HISTORY = 256
+#: Batches whose users are sorted by history length together (see UserBatches).
+SORTED_BATCHES = 64
 
 
 @keras.saving.register_keras_serializable(package="movierec")
@@ -109,13 +111,25 @@ class UserBatches(keras.utils.PyDataset):
         self.lengths = np.diff(histories.offsets)
         self.users = np.flatnonzero(self.lengths > 0).astype(np.int32)
         self.batch_size = int(settings["batch_size"])
-        self.order = self.rng.permutation(self.users)
+        self.order = self._plan()
+
+    def _plan(self) -> np.ndarray:
+        """Users in a fresh random order, then sorted by history length within runs of
+        :data:`SORTED_BATCHES` batches and those batches shuffled: a batch's users have
+        similar lengths, so padding to its longest history wastes little."""
+        order = self.rng.permutation(self.users)
+        run = self.batch_size * SORTED_BATCHES
+        for start in range(0, len(order), run):
+            part = order[start : start + run]
+            order[start : start + run] = part[np.argsort(self.lengths[part], kind="stable")]
+        starts = self.rng.permutation(np.arange(0, len(order), self.batch_size))
+        return np.concatenate([order[i : i + self.batch_size] for i in starts])
 
     def __len__(self) -> int:
         return int(np.ceil(len(self.users) / self.batch_size))
 
     def on_epoch_end(self) -> None:
-        self.order = self.rng.permutation(self.users)
+        self.order = self._plan()
 
     def __getitem__(self, i: int) -> dict[str, np.ndarray]:
         rows = np.arange(i * self.batch_size, (i + 1) * self.batch_size) % len(self.order)
@@ -258,7 +272,7 @@ def _train_deep(
     twin = SampledTwoTower.from_config(config)
     _copy_weights(model, twin)
     twin.user_embedding.trainable = False  # use_user_id is off: the table stays at zero
-    steps = len(batches) * int(s["epochs"])
+    steps = (s["steps_per_epoch"] or len(batches)) * int(s["epochs"])
     rate: Any = float(s["learning_rate"])
     if s["cosine_decay"]:
         rate = keras.optimizers.schedules.CosineDecay(rate, steps)
@@ -268,11 +282,18 @@ def _train_deep(
     )
     epoch_seconds: list[float] = []
     timer = _EpochTimer(epoch_seconds)
-    history = twin.fit(batches, epochs=int(s["epochs"]), verbose=verbose, callbacks=[timer])
+    history = twin.fit(
+        batches,
+        epochs=int(s["epochs"]),
+        steps_per_epoch=s["steps_per_epoch"],
+        verbose=verbose,
+        callbacks=[timer],
+    )
     _copy_weights(twin, model)
     result = {k: [float(v) for v in vals] for k, vals in history.history.items()}
     result["epoch_seconds"] = epoch_seconds
-    result["steps_per_epoch"] = [float(len(batches))]
+    result["steps_per_epoch"] = [float(s["steps_per_epoch"] or len(batches))]
+    result["steps_per_pass"] = [float(len(batches))]  # steps that see every user once
     return result
 
 
