@@ -197,7 +197,7 @@ def test_streamed_dcn_learns_and_evaluate_reproduces_its_metrics(
 
 def test_stream_refuses_what_it_cannot_do(shards, tmp_path, capsys):
     base = ["train", "--data", str(shards), "--stream", "--models", str(tmp_path / "m")]
-    assert main([*base[:1], "retrieval", *base[1:]]) == 2
+    assert main([*base[:1], "retrieval", *base[1:], "--model", "example"]) == 2
     assert "trains in memory only" in capsys.readouterr().err
     assert main([*base[:1], "ranking", *base[1:], "--split", "temporal"]) == 2
     assert "--split hash" in capsys.readouterr().err

@@ -394,9 +394,9 @@ def _runs_gram(
     offsets = np.zeros(num_users + 1, np.int64)
     np.cumsum(np.bincount(owner, minlength=num_users), out=offsets[1:])
     matrix = sparse.csr_matrix(
-        (np.ones(len(movies), np.float32), np.asarray(movies, np.int32), offsets),
+        (np.ones(len(movies), np.float32), np.array(movies, np.int32), offsets),
         shape=(num_users, num_movies),
-    )
+    )  # a copy of movies: sum_duplicates sorts the indices in place
     matrix.sum_duplicates()
     matrix.data[:] = 1.0  # duplicates collapse to one interaction
     if times is None:
