@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import make_planted_dataset, write_ml_latest
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
@@ -48,3 +49,23 @@ def test_streaming_benchmark_smoke(tmp_path):
     assert all(r["peak_memory_gib"] > 0 and r["rmse"] < 1.5 for r in runs)
     assert all(r["epoch_seconds"] > 0 and r["seconds_per_1m_ratings"] > 0 for r in runs)
     assert set(report["epoch_speedup_sparse_over_dense"]) == {str(runs[1]["ratings"])}
+
+
+@pytest.mark.slow
+def test_streaming_retrieval_benchmark_smoke(tmp_path):
+    out = tmp_path / "streaming.json"
+    out.write_text(json.dumps({"runs": ["the ranker's, kept"]}))
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "streaming_retrieval.py"), "--smoke",
+         "--data-root", str(tmp_path / "data"), "--out", str(out)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "peak GiB" in result.stdout
+    report = json.loads(out.read_text())
+    assert report["runs"] == ["the ranker's, kept"]
+    run = report["two_tower"]["run"]
+    assert run["steps_run"] == run["steps_per_epoch"] > 0 and not run["epoch_bounded"]
+    assert run["epoch_seconds"] > 0 and run["peak_memory_gib"] > 0
+    assert run["index"] == "faiss-hnsw" and run["index_build_seconds"] >= 0
+    assert run["metrics"]["users"] > 0 and 0 <= run["metrics"]["ndcg@10"] <= 1

@@ -18,8 +18,18 @@ from movierec.retrieval.item_item import fit_item_item, fit_item_item_runs, orth
 from movierec.retrieval.two_tower_stream import TARGETS_PER_USER, UserBatches
 
 SMALL = [
-    "--set", "embedding_dim=32", "--set", "hidden_dim=64", "--set", "feature_dim=8",
-    "--set", "batch_size=64", "--set", "item_item_rank=32", "--set", "ema_momentum=0",
+    "--set",
+    "embedding_dim=32",
+    "--set",
+    "hidden_dim=64",
+    "--set",
+    "feature_dim=8",
+    "--set",
+    "batch_size=64",
+    "--set",
+    "item_item_rank=32",
+    "--set",
+    "ema_momentum=0",
 ]
 
 

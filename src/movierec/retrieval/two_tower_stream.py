@@ -76,7 +76,11 @@ class SampledTwoTower(TwoTowerModel):
         return ops.where(candidate[None, :] > 0, logits, _NEG_INF)
 
     def compute_loss(
-        self, x: Any = None, y: Any = None, y_pred: Any = None, sample_weight: Any = None,
+        self,
+        x: Any = None,
+        y: Any = None,
+        y_pred: Any = None,
+        sample_weight: Any = None,
         training: bool = True,
     ) -> Any:
         """Each user's targets' log-likelihood under the softmax over the batch's
@@ -180,8 +184,12 @@ def session_times(train: ShardedTrainingSet) -> np.ndarray:
     """Every training rating's timestamp (seconds since the earliest, float32: about a
     minute's precision over decades), in the order of ``train.histories()``."""
     first = min(
-        (int(shard.arrays()["timestamp"].min()) for part in ("train", "validation")
-         for shard in train.parts[part] if shard.rows),
+        (
+            int(shard.arrays()["timestamp"].min())
+            for part in ("train", "validation")
+            for shard in train.parts[part]
+            if shard.rows
+        ),
         default=0,
     )
 
@@ -189,9 +197,7 @@ def session_times(train: ShardedTrainingSet) -> np.ndarray:
         for part in ("train", "validation"):
             for shard in train.parts[part]:
                 a = shard.arrays()
-                yield a["user"], a["movie"], (np.asarray(a["timestamp"]) - first).astype(
-                    np.float32
-                )
+                yield a["user"], a["movie"], (np.asarray(a["timestamp"]) - first).astype(np.float32)
 
     return Histories.from_chunks(chunks, train.users.size).ratings
 
@@ -213,6 +219,7 @@ def fit_streamed(
     result: dict[str, list[float]] = {}
     histories = train.histories()
     result["histories_seconds"] = [time.perf_counter() - started]
+    result["train_ratings"] = [float(len(histories.movies))]
     tables = build_feature_tables(train)
     model = retriever._new_model(train, tables)
     model.set_feature_tables(tables)
@@ -240,7 +247,8 @@ def fit_streamed(
         if verbose:
             logger.info(
                 "two-tower: item-item path fitted in %.0f s (lambda %g)",
-                result["item_item_seconds"][0], found.l2,
+                result["item_item_seconds"][0],
+                found.l2,
             )
     begun = time.perf_counter()
     deep = _train_deep(model, histories, s, train.movies.size, verbose)
@@ -277,9 +285,7 @@ def _train_deep(
     if s["cosine_decay"]:
         rate = keras.optimizers.schedules.CosineDecay(rate, steps)
     momentum = _averaging_momentum(float(s["ema_momentum"]), steps)
-    twin.compile(
-        optimizer=keras.optimizers.Adam(rate, use_ema=momentum > 0, ema_momentum=momentum)
-    )
+    twin.compile(optimizer=keras.optimizers.Adam(rate, use_ema=momentum > 0, ema_momentum=momentum))
     epoch_seconds: list[float] = []
     timer = _EpochTimer(epoch_seconds)
     history = twin.fit(
