@@ -11,8 +11,8 @@ import pytest
 import movierec  # noqa: F401  (selects the JAX backend before keras loads)
 from movierec.cli.main import main
 from movierec.data.histories import Histories
+from movierec.data.parquet_format import write_parquet_shards
 from movierec.data.schema import Dataset
-from movierec.data.synth import write_parquet_shards
 from movierec.data.training import TrainingSet
 from movierec.retrieval.item_item import fit_item_item, fit_item_item_runs, orthonormal
 from movierec.retrieval.two_tower_stream import TARGETS_PER_USER, UserBatches
@@ -65,6 +65,7 @@ def shards(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_streamed_two_tower_learns_evaluates_like_evaluate_and_indexes(shards, tmp_path, capsys):
     models = tmp_path / "models"
     argv = ["train", "retrieval", "--data", str(shards), "--stream", "--models", str(models)]
