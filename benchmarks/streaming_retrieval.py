@@ -116,6 +116,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None, help="train N steps, extrapolate")
     parser.add_argument("--smoke", action="store_true", help="seconds: 20K ratings, small model")
     parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a further model setting for the run (recorded with it)",
+    )
+    parser.add_argument(
         "--data-root",
         type=Path,
         default=Path(os.environ.get("MOVIEREC_HOME", "~/.movierec")).expanduser() / "bench",
@@ -125,6 +133,7 @@ def main() -> None:
     args = parser.parse_args()
     size = 20_000 if args.smoke else args.size
     settings = SMOKE_SETTINGS if args.smoke else BENCH_SETTINGS
+    settings = [*settings, *(arg for pair in args.overrides for arg in ("--set", pair))]
     started = time.perf_counter()
     row = run(synthesize(args.data_root, size), settings, args.steps)
     header = ["ratings", "users", "movies", "steps", "epoch s", "s / 1M ratings", "item-item s",
