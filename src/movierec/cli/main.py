@@ -136,7 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--stream",
         action="store_true",
         help="train from the Parquet shards of --data one shard at a time (data sets from "
-        "`movierec data synth`; ranking 'dcn'); the split is a per-rating hash split",
+        "`movierec data synth`; retrieval 'two-tower', ranking 'dcn'); the split is a per-rating "
+        "hash split",
     )
     train.add_argument(
         "--eval-ratings",
