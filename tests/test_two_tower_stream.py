@@ -14,7 +14,12 @@ from movierec.data.histories import Histories
 from movierec.data.parquet_format import write_parquet_shards
 from movierec.data.schema import Dataset
 from movierec.data.training import TrainingSet
-from movierec.retrieval.item_item import fit_item_item, fit_item_item_runs, orthonormal
+from movierec.retrieval.item_item import (
+    fit_item_item,
+    fit_item_item_runs,
+    near_pairs,
+    orthonormal,
+)
 from movierec.retrieval.two_tower_stream import TARGETS_PER_USER, UserBatches
 
 SMALL = [
@@ -157,3 +162,25 @@ def test_stream_refuses_settings_and_input_it_cannot_train(shards, tmp_path, cap
     assert main(["train", "retrieval", "--data", str(plain), "--stream"]) == 2
     assert "meta.json" in capsys.readouterr().err
     assert not (tmp_path / "retrieval").exists()
+
+
+def test_streamed_item_item_path_leaves_sessions_out_past_the_near_pair_budget():
+    dataset = planted(6)
+    train = TrainingSet.build(dataset, dataset.ratings)
+    stamps = train.ratings["timestamp"].to_numpy(np.float64)
+    seconds = (stamps - stamps.min()).astype(np.float32)
+    users, movies = np.asarray(train.user_index), np.asarray(train.movie_index)
+    by_user = Histories.from_ratings(users, movies, seconds, train.users.size)
+    settings = dict(rank=200, window_seconds=1800.0, far_weight=0.25, seed=1, l2=50.0)
+    pairs = near_pairs(by_user, by_user.ratings, 1800.0)
+    # 14 ratings 10 minutes apart per user: every pair of a user's is near.
+    assert pairs == sum(n * (n + 1) // 2 for n in np.diff(by_user.offsets))
+    within = fit_item_item_runs(by_user, by_user.ratings, train.movies.size, **settings)
+    beyond = fit_item_item_runs(
+        by_user, by_user.ratings, train.movies.size, max_near_pairs=pairs - 1, **settings
+    )
+    plain = fit_item_item(train, **{**settings, "far_weight": 1.0})
+    assert within.session_weighted and not beyond.session_weighted
+    expected = plain.query_table @ plain.candidate_table.T
+    got = beyond.query_table @ beyond.candidate_table.T
+    assert np.abs(got - expected).max() < 1e-4 * np.abs(expected).max()

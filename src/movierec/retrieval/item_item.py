@@ -48,6 +48,8 @@ _PAIRS_PER_BATCH = 1 << 23  # near pairs summed at a time (~200 MB of indices an
 LAMBDA_GRID = tuple(10.0 * 2.0**k for k in range(11))  # 10 ... 10,240
 _VALIDATION_USERS = 3000  # users scored per lambda while choosing it
 _USERS_PER_PRODUCT = 1 << 16  # users whose rows multiply a block at a time
+#: Near pairs beyond which the streamed fit leaves session weighting out (see fit_item_item_runs).
+MAX_NEAR_PAIRS = 1 << 25
 
 
 def interaction_matrix(train: TrainingSet) -> sparse.csr_matrix:
@@ -142,11 +144,7 @@ def near_matrix(
     movies = np.asarray(movies).astype(np.int64)
     times = np.asarray(times, np.float64)
     count = len(movies)
-    # For rating i, the same user's ratings within reach are i .. reach[i] - 1 (time-sorted).
-    reach = np.empty(count, np.int64)
-    for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
-        t = times[start:stop]
-        reach[start:stop] = start + np.searchsorted(t, t + _NEAR_WINDOWS * window_seconds, "right")
+    reach = _reach(times, bounds, window_seconds)
     near = sparse.csr_matrix((n, n), dtype=np.float64)
     for rows in _batches(reach - np.arange(count)):
         lengths = reach[rows] - rows
@@ -159,6 +157,17 @@ def near_matrix(
         near += sparse.csr_matrix((kernel, (a, b)), shape=(n, n))
         near += sparse.csr_matrix((kernel[a != b], (b[a != b], a[a != b])), shape=(n, n))
     return near.tocsr()
+
+
+def _reach(times: np.ndarray, bounds: np.ndarray, window_seconds: float) -> np.ndarray:
+    """For rating i, the same user's ratings within reach are i .. reach[i] - 1
+    (``times`` sorted within each user's run ``bounds[u]:bounds[u + 1]``)."""
+    times = np.asarray(times, np.float64)
+    reach = np.empty(len(times), np.int64)
+    for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
+        t = times[start:stop]
+        reach[start:stop] = start + np.searchsorted(t, t + _NEAR_WINDOWS * window_seconds, "right")
+    return reach
 
 
 def _batches(pair_counts: np.ndarray) -> list[np.ndarray]:
@@ -258,6 +267,7 @@ class ItemItemFit:
     candidate_table: np.ndarray
     l2: float
     validation_ndcg: dict[float, float]
+    session_weighted: bool = True
 
 
 def fit_item_item(
@@ -321,6 +331,7 @@ def fit_item_item_runs(
     l2: float | None = None,
     validation_fraction: float = 0.1,
     validation_users: int = 1000,
+    max_near_pairs: int = MAX_NEAR_PAIRS,
 ) -> ItemItemFit:
     """:func:`fit_item_item` from per-user runs instead of a rating table (streamed training).
 
@@ -329,6 +340,12 @@ def fit_item_item_runs(
     :func:`fit_item_item` does: fitted on a seeded ``1 - validation_fraction`` of the
     ratings, scored by NDCG@10 on the rest (up to ``validation_users`` users: scoring one
     costs a pass over the catalogue per ``lambda``), scaled, refitted on all.
+
+    Where users rated more than ``max_near_pairs`` pairs of movies close in time, the
+    session weighting is left out (plain EASE, as ``far_weight = 1``): its sparse
+    near-pair matrix would then hold more entries than the ratings themselves many
+    times over, and multiplying by it would cost more than the rest of the fit.
+    ``ItemItemFit.session_weighted`` says which was fitted.
     """
     from movierec.evaluation.metrics import top_k_metrics
     from movierec.retrieval.topk import top_k
@@ -338,6 +355,8 @@ def fit_item_item_runs(
     )
     if times is not None and (window_seconds <= 0 or far_weight >= 1):
         times = None
+    if times is not None and near_pairs(histories, times, window_seconds) > max_near_pairs:
+        times = None  # the session kernel would cost more than the rest of the fit
     scores: dict[float, float] = {}
     if l2 is None:
         rng = np.random.default_rng(seed)
@@ -378,7 +397,17 @@ def fit_item_item_runs(
     del owner
     spectrum = LowRankEASE(*top_eigenpairs(gram, rank, seed))
     query, candidate = spectrum.tables(float(l2))
-    return ItemItemFit(query, candidate, float(l2), scores)
+    return ItemItemFit(query, candidate, float(l2), scores, session_weighted=times is not None)
+
+
+def near_pairs(histories: Histories, times: np.ndarray, window_seconds: float) -> int:
+    """How many pairs of one user's ratings (each rating with itself included) lie within
+    the session kernel's reach: the entries :func:`near_matrix` would sum."""
+    owner = np.repeat(np.arange(histories.num_users, dtype=np.int64), np.diff(histories.offsets))
+    order = np.lexsort((times, owner))
+    del owner
+    reach = _reach(np.asarray(times)[order], histories.offsets, window_seconds)
+    return int(np.sum(reach - np.arange(len(reach))))
 
 
 def _runs_gram(

@@ -32,11 +32,11 @@ import keras
 import numpy as np
 from keras import ops
 
+from movierec.data.features import build_feature_tables
 from movierec.data.histories import Histories, positions_in_runs
 from movierec.errors import ModelError
 from movierec.models.inference import bucket
 from movierec.progress import logger
-from movierec.data.features import build_feature_tables
 from movierec.retrieval.item_item import fit_item_item_runs
 from movierec.retrieval.two_tower import (
     _NEG_INF,
@@ -238,17 +238,22 @@ def fit_streamed(
             seed=int(s["seed"]),
             l2=None if s["item_item_lambda"] is None else float(s["item_item_lambda"]),
         )
+        asked = times is not None
         del times
         model.item_query_table.assign(found.query_table)
         model.item_candidate_table.assign(found.candidate_table)
         del found.query_table, found.candidate_table
         result["item_item_lambda"] = [found.l2]
+        result["item_item_session_weighted"] = [float(found.session_weighted)]
         result["item_item_seconds"] = [time.perf_counter() - begun]
         if verbose:
             logger.info(
-                "two-tower: item-item path fitted in %.0f s (lambda %g)",
+                "two-tower: item-item path fitted in %.0f s (lambda %g%s)",
                 result["item_item_seconds"][0],
                 found.l2,
+                "; too many near pairs for session weighting: plain EASE"
+                if asked and not found.session_weighted
+                else "",
             )
     begun = time.perf_counter()
     deep = _train_deep(model, histories, s, train.movies.size, verbose)
