@@ -160,18 +160,31 @@ def test_item_item_path_adds_the_low_rank_ease_score(trained):
     d = s["embedding_dim"]
     queries, _ = _known_users(train)
     query, candidates = model.query_embeddings(queries), model.candidate_embeddings()
-    assert query.shape[1] == candidates.shape[1] == d + 1 + rank
-    linear = query[:, d:-1] @ candidates[:, d:-1].T
+    buckets = model.network.time_buckets
+    assert query.shape[1] == candidates.shape[1] == d + rank + buckets + 1
+    cols = model.network.column_slices()["item_item"]
+    linear = query[:, cols] @ candidates[:, cols].T
     net = model.network
     history = interaction_matrix(train)[queries.user_index].toarray()
     expected = float(net.item_scale.numpy()) * (
         history @ net.item_query_table.numpy() @ net.item_candidate_table.numpy().T
     )
     np.testing.assert_allclose(linear, expected, rtol=1e-4, atol=1e-4)
-    # The scale balances the path against the deep part as item_item_share says.
-    assert net.item_scale.numpy() > 0
-    assert model._balanced_scale(2 * s["item_item_share"]) == pytest.approx(
-        2 * model._balanced_scale(s["item_item_share"]), rel=1e-4
+    # The scales balance the frozen paths against the deep part as the settings say
+    # (spread = mean per-user standard deviation over the catalogue, every user here).
+    slices = net.column_slices()
+
+    def spread(path):
+        scores = query[:, slices[path]] @ candidates[:, slices[path]].T
+        return float(np.mean(scores[:, 1:].std(axis=1)))
+
+    assert spread("item_item") == pytest.approx(s["item_item_share"] * spread("deep"), rel=1e-3)
+    assert spread("popularity") == pytest.approx(
+        s["recent_popularity_weight"] * spread("deep") * np.mean(
+            net.popularity_table.numpy()[1:, net.user_time_bucket.numpy()[queries.user_index]]
+            .std(axis=0)
+        ),
+        rel=1e-3,
     )
 
 
@@ -191,9 +204,11 @@ def test_without_user_table_item_item_and_with_in_batch_negatives():
     ds = _dataset(with_users=False)
     train = TrainingSet.build(ds, ds.ratings)
     settings = {**FAST, "epochs": 10, "negatives": "in-batch", "use_user_features": True}
-    model = TwoTowerRetriever(**{**settings, "hidden_dim": 0}, item_item_rank=0)
+    model = TwoTowerRetriever(
+        **{**settings, "hidden_dim": 0}, item_item_rank=0, recent_popularity_weight=0.0
+    )
     model.fit(train, verbose=0)
-    assert model.candidate_embeddings().shape[1] == FAST["embedding_dim"] + 1
+    assert model.candidate_embeddings().shape[1] == FAST["embedding_dim"] + 1  # deep + bias
     queries, groups = _known_users(train)
     assert _share_in_own_half(model, train, queries, groups) > 0.75
 
@@ -228,3 +243,19 @@ def test_rating_cosine_tells_loved_together_from_watched_together():
     assert scores[0, b] > scores[0, c]
     unweighted = combined_similarity((flat, flat), rating_rows(train), np.array([a]), 0.0)
     assert unweighted[0, b] == unweighted[0, c]
+
+
+def test_popularity_path_adds_the_users_bucket_of_the_recent_table(trained):
+    model, train = trained
+    net = model.network
+    assert net.time_buckets >= 1 and float(net.popularity_scale.numpy()) > 0
+    queries, _ = _known_users(train)
+    query, candidates = model.query_embeddings(queries), model.candidate_embeddings()
+    cols = net.column_slices()["popularity"]
+    got = query[:, cols] @ candidates[:, cols].T
+    bucket = net.user_time_bucket.numpy()[queries.user_index]
+    expected = float(net.popularity_scale.numpy()) * net.popularity_table.numpy()[:, bucket].T
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+    # Visitors (no known id) get the latest bucket.
+    visitor = model.query_embeddings(QueryBatch(np.zeros(1, np.int32), [np.array([1], np.int32)]))
+    assert np.argmax(visitor[0, cols]) == 0

@@ -9,7 +9,7 @@ so that case is in distribution). Candidate tower: movie id + genres, year and t
 words. Score = query · candidate + a per-movie bias (carried as an extra embedding
 column, so any dot-product index serves it).
 
-Both towers also carry a frozen item-item path: low-rank EASE on a session-weighted Gram
+Both towers also carry frozen paths. An item-item path: low-rank EASE on a session-weighted Gram
 matrix (:mod:`movierec.retrieval.item_item`). The query adds the sum of its history's
 rows of a query table, the candidate its row of a candidate table, so the dot product
 adds ``item_scale * EASE score`` and serving stays one dot product at any catalogue
@@ -20,6 +20,11 @@ linear model fitted on the same rows overfits, while the plain sum is an ensembl
 ``item_item_share`` times as much as the deep part's (both measured as the mean
 per-user standard deviation over the catalogue on training users): a rule, so the
 balance follows the data set instead of being tuned for one.
+
+A popularity path adds what was popular when the user was last active
+(:mod:`movierec.retrieval.recent_popularity`): the candidate carries its standardised
+rating counts per time bucket, the query a one-hot of the bucket of the user's latest
+rating, scaled to ``recent_popularity_weight`` times the deep part's spread.
 
 Training follows Mult-DAE / YouTube-DNN rather than rating regression:
 
@@ -52,6 +57,7 @@ from movierec.errors import ModelError
 from movierec.models.base import QueryBatch, Retriever, unit_rows
 from movierec.models.inference import CompiledInference, bucket, pad_rows
 from movierec.retrieval.item_item import fit_item_item
+from movierec.retrieval.recent_popularity import recent_popularity
 from movierec.retrieval.two_tower_settings import TwoTowerSettings
 
 MODEL_FILE = "model.keras"
@@ -85,6 +91,7 @@ class TwoTowerModel(keras.Model):
         temperature: float = 1.0,
         item_item_rank: int = 0,
         hidden_dim: int = 0,
+        time_buckets: int = 0,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
@@ -104,6 +111,7 @@ class TwoTowerModel(keras.Model):
         self.temperature = temperature
         self.item_item_rank = item_item_rank
         self.hidden_dim = hidden_dim
+        self.time_buckets = time_buckets
         reg = keras.regularizers.L2(l2) if l2 else None
         d, f = embedding_dim, feature_dim
 
@@ -179,6 +187,16 @@ class TwoTowerModel(keras.Model):
                 shape=(n, r), name="item_candidate", **frozen
             )
             self.item_scale = self.add_weight(shape=(), name="item_scale", **frozen)
+        if self.time_buckets:
+            # Popular when the user was last active (movierec.retrieval.recent_popularity).
+            frozen = dict(trainable=False, initializer="zeros")
+            self.popularity_table = self.add_weight(
+                shape=(n, self.time_buckets), name="popularity", **frozen
+            )
+            self.user_time_bucket = self.add_weight(
+                shape=(u,), name="user_time_bucket", **table
+            )
+            self.popularity_scale = self.add_weight(shape=(), name="popularity_scale", **frozen)
         self.built = True
 
     def set_feature_tables(self, tables: FeatureTables) -> None:
@@ -219,6 +237,9 @@ class TwoTowerModel(keras.Model):
             seen = ops.cast(ids > 0, "float32")[..., None]
             rows = ops.take(self.item_query_table, ids, axis=0) * seen
             hidden.append(ops.sum(rows, axis=1) * self.item_scale)
+        if self.time_buckets and linear:
+            when = ops.take(self.user_time_bucket, user, axis=0)
+            hidden.append(ops.one_hot(when, self.time_buckets) * self.popularity_scale)
         return ops.concatenate([*hidden, ops.ones_like(hidden[0][:, :1])], axis=-1)
 
     def candidates(self, movie: Any | None = None, linear: bool = True) -> Any:
@@ -236,6 +257,8 @@ class TwoTowerModel(keras.Model):
         parts = [vector]
         if self.item_item_rank and linear:
             parts.append(ops.take(self.item_candidate_table, movie, axis=0))
+        if self.time_buckets and linear:
+            parts.append(ops.take(self.popularity_table, movie, axis=0))
         return ops.concatenate([*parts, self.movie_bias(movie)], axis=-1)
 
     def call(self, inputs: dict[str, Any], training: bool = False) -> Any:
@@ -288,12 +311,22 @@ class TwoTowerModel(keras.Model):
             temperature=self.temperature,
             item_item_rank=self.item_item_rank,
             hidden_dim=self.hidden_dim,
+            time_buckets=self.time_buckets,
         )
         return config
 
     @property
     def query_dim(self) -> int:
-        return self.embedding_dim + 1 + self.item_item_rank
+        return self.embedding_dim + self.item_item_rank + self.time_buckets + 1
+
+    def column_slices(self) -> dict[str, slice]:
+        """Where each path's columns sit in a query or candidate embedding."""
+        d, r, t = self.embedding_dim, self.item_item_rank, self.time_buckets
+        return {
+            "deep": slice(0, d),
+            "item_item": slice(d, d + r),
+            "popularity": slice(d + r, d + r + t),
+        }
 
 
 def _averaging_momentum(momentum: float, steps: int) -> float:
@@ -440,7 +473,9 @@ class TwoTowerRetriever(Retriever):
 
     settings_class = TwoTowerSettings
 
-    def _new_model(self, train: TrainingSet, tables: FeatureTables) -> TwoTowerModel:
+    def _new_model(
+        self, train: TrainingSet, tables: FeatureTables, time_buckets: int = 0
+    ) -> TwoTowerModel:
         s = self.settings
         if s["negatives"] not in ("full", "in-batch"):
             raise ValueError(f"negatives must be 'full' or 'in-batch', not {s['negatives']!r}")
@@ -461,6 +496,7 @@ class TwoTowerRetriever(Retriever):
             temperature=float(s["temperature"]),
             item_item_rank=min(int(s["item_item_rank"]), train.movies.size),
             hidden_dim=int(s["hidden_dim"]),
+            time_buckets=time_buckets,
         )
 
     def fit(
@@ -488,8 +524,16 @@ class TwoTowerRetriever(Retriever):
             raise ModelError("two-tower: the training set has no ratings")
         keras.utils.set_random_seed(int(s["seed"]))
         tables = build_feature_tables(train)
-        model = self._new_model(train, tables)
+        popularity = (
+            recent_popularity(train, int(s["recent_popularity_buckets"]))
+            if float(s["recent_popularity_weight"]) > 0
+            else None
+        )
+        model = self._new_model(train, tables, popularity.buckets if popularity else 0)
         model.set_feature_tables(tables)
+        if popularity is not None:
+            model.popularity_table.assign(popularity.table)
+            model.user_time_bucket.assign(popularity.user_bucket)
         start = time.perf_counter()
         examples = _Examples(train, s, np.random.default_rng(int(s["seed"])))
         steps = (s["steps_per_epoch"] or len(examples)) * int(s["epochs"])
@@ -521,22 +565,27 @@ class TwoTowerRetriever(Retriever):
             )
             model.item_query_table.assign(found.query_table)
             model.item_candidate_table.assign(found.candidate_table)
-            model.item_scale.assign(self._balanced_scale(float(s["item_item_share"])))
-            self._candidates = None
             result["item_item_lambda"] = [found.l2]
+        self._set_path_scales()
+        if model.item_item_rank:
             result["item_item_scale"] = [float(model.item_scale.numpy())]
         result["seconds"] = [time.perf_counter() - start]
         return result
 
-    def _balanced_scale(
-        self, share: float, by_user: Histories | None = None, users: int = 1000
-    ) -> float:
-        """``item_scale`` making the item-item scores' spread ``share`` times the deep
-        part's (mean per-user standard deviation over the catalogue, on up to ``users``
-        training users picked by the seed; ``by_user``: their histories, by default
-        the training set's)."""
+    def _set_path_scales(self, by_user: Histories | None = None, users: int = 1000) -> None:
+        """Weigh the frozen paths against the deep part by their spread: ``item_scale``
+        makes the item-item scores spread ``item_item_share`` times as much as the deep
+        scores, ``popularity_scale`` is ``recent_popularity_weight`` times the deep
+        spread (its table is already standardised). Spread = mean per-user standard
+        deviation over the catalogue, on up to ``users`` training users picked by the
+        seed (``by_user``: their histories, by default the training set's)."""
         model = self.require_network()
-        model.item_scale.assign(1.0)
+        if not (model.item_item_rank or model.time_buckets):
+            return
+        if model.item_item_rank:
+            model.item_scale.assign(1.0)
+        if model.time_buckets:
+            model.popularity_scale.assign(0.0)
         self._candidates = None
         by_user = self.train.by_user if by_user is None else by_user
         rng = np.random.default_rng(int(self.settings["seed"]))
@@ -544,11 +593,19 @@ class TwoTowerRetriever(Retriever):
         sample = rng.choice(known, min(users, len(known)), replace=False).astype(np.int32)
         queries = self.query_embeddings(QueryBatch.from_histories(by_user, sample))
         candidates = self.candidate_embeddings()
-        d = model.embedding_dim
-        deep = queries[:, :d] @ candidates[:, :d].T
-        linear = queries[:, d:-1] @ candidates[:, d:-1].T
-        spread = float(np.mean(linear[:, 1:].std(axis=1)))
-        return share * float(np.mean(deep[:, 1:].std(axis=1))) / max(spread, 1e-12)
+        cols = model.column_slices()
+
+        def spread(path: str) -> float:
+            scores = queries[:, cols[path]] @ candidates[:, cols[path]].T
+            return float(np.mean(scores[:, 1:].std(axis=1)))
+
+        deep = spread("deep")
+        if model.item_item_rank:
+            share = float(self.settings["item_item_share"])
+            model.item_scale.assign(share * deep / max(spread("item_item"), 1e-12))
+        if model.time_buckets:
+            model.popularity_scale.assign(float(self.settings["recent_popularity_weight"]) * deep)
+        self._candidates = None
 
     def query_embeddings(self, queries: QueryBatch) -> np.ndarray:
         model = self.require_network()
@@ -580,11 +637,11 @@ class TwoTowerRetriever(Retriever):
         model has no item-item path."""
         model = self.require_network()
         candidates = self.candidate_embeddings()
-        d = model.embedding_dim
-        deep = unit_rows(candidates[:, :d])
+        cols = model.column_slices()
+        deep = unit_rows(candidates[:, cols["deep"]])
         if not model.item_item_rank:
             return deep, deep
-        linear = candidates[:, d:-1]
+        linear = candidates[:, cols["item_item"]]
         query = np.asarray(model.item_query_table.numpy())
         rng = np.random.default_rng(int(self.settings["seed"]))
         sample = rng.choice(len(deep), min(len(deep), 4096), replace=False)

@@ -70,6 +70,15 @@ class TwoTowerSettings(ModelSettings):
     item_item_far_weight: float = setting(
         0.25, "weight of co-ratings far apart in time (1: plain EASE)", minimum=0.0, maximum=1.0
     )
+    recent_popularity_weight: float = setting(
+        0.1,
+        "weight of 'popular when the user was last active' beside the deep part's spread "
+        "(0: off)",
+        minimum=0.0,
+    )
+    recent_popularity_buckets: int = setting(
+        16, "time spans (equal rating counts) that popularity is counted in", minimum=1
+    )
     similar_deep_weight: float = setting(
         1.0, "weight of the deep embeddings' cosine beside the EASE row in similar", minimum=0.0
     )

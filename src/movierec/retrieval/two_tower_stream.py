@@ -261,9 +261,8 @@ def fit_streamed(
     result["deep_seconds"] = [time.perf_counter() - begun]
     retriever.network, retriever.train, retriever._tables = model, None, tables
     retriever._candidates = None
+    retriever._set_path_scales(histories)
     if model.item_item_rank:
-        model.item_scale.assign(retriever._balanced_scale(float(s["item_item_share"]), histories))
-        retriever._candidates = None
         result["item_item_scale"] = [float(model.item_scale.numpy())]
     result["seconds"] = [time.perf_counter() - started]
     return result
