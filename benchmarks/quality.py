@@ -151,7 +151,7 @@ def run_split(dataset, split, seed: int, args) -> dict[str, dict[str, float]]:
         "popularity": lambda q: np.tile(counts, (len(q), 1)),
     }
     if "model" in ease:
-        similar["EASE row"] = lambda q: ease["model"].query[q] @ ease["model"].candidate.T
+        similar["EASE row"] = lambda q: ease["model"].weights[q]
     if retriever is not None:
         similar[f"movierec {DEFAULT_RETRIEVER}"] = retriever.similar_scores
     for label, fn in similar.items():

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from movierec.data.training import TrainingSet
-from movierec.retrieval.item_item import fit_item_item, interaction_matrix
+from movierec.retrieval.item_item import choose_l2, ease_weights, interaction_matrix
 
 
 class Popularity:
@@ -26,15 +26,22 @@ class Popularity:
 
 class EASE:
     """Steck's EASE^R (WWW 2019), exact, with ``lambda`` chosen on held-out training ratings
-    unless ``l2`` is given (see :func:`movierec.retrieval.item_item.fit_item_item`)."""
+    unless ``l2`` is given (:func:`movierec.retrieval.item_item.choose_l2`).
+
+    Attributes:
+        weights: (movies, movies) item-item weights B; row ``i`` is what having rated
+            movie ``i`` adds to every other movie's score (the "EASE row").
+    """
 
     def __init__(self, train: TrainingSet, l2: float | None = None, seed: int = 0):
-        fit = fit_item_item(
-            train, rank=train.movies.size, window_seconds=0.0, far_weight=1.0, seed=seed, l2=l2
-        )
-        self.l2 = fit.l2
+        if l2 is None:
+            l2, _ = choose_l2(
+                train, rank=train.movies.size, window_seconds=0.0, far_weight=1.0, seed=seed
+            )
+        self.l2 = float(l2)
         self.matrix = interaction_matrix(train)
-        self.query, self.candidate = fit.query_table, fit.candidate_table
+        gram = (self.matrix.T @ self.matrix).toarray().astype(np.float64)
+        self.weights = ease_weights(gram, self.l2).astype(np.float32)
 
     def __call__(self, user_index: np.ndarray) -> np.ndarray:
-        return np.asarray(self.matrix[user_index] @ self.query) @ self.candidate.T
+        return np.asarray(self.matrix[user_index] @ self.weights)

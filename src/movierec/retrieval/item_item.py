@@ -270,6 +270,52 @@ class ItemItemFit:
     session_weighted: bool = True
 
 
+def choose_l2(
+    train: TrainingSet,
+    *,
+    rank: int,
+    window_seconds: float,
+    far_weight: float,
+    seed: int,
+    validation_fraction: float = 0.1,
+) -> tuple[float, dict[float, float]]:
+    """EASE's ``lambda`` for ``train``, chosen on a seeded share of its own ratings.
+
+    A seeded ``validation_fraction`` of the training ratings is held out, the path is
+    fitted to the rest once (the eigenpairs do not depend on ``lambda``), every
+    ``lambda`` in :data:`LAMBDA_GRID` is scored by NDCG@10 on the held-out ratings of up
+    to 3,000 users, and the best is scaled by ``1 / (1 - validation_fraction)`` (the Gram
+    matrix of all ratings is that much larger).
+
+    Returns:
+        The chosen ``lambda`` and the validation NDCG@10 of every grid value.
+    """
+    from movierec.evaluation.evaluate import evaluate_scores  # evaluation imports models
+
+    rng = np.random.default_rng(seed)
+    held = rng.random(len(train)) < validation_fraction
+    part = TrainingSet.build(
+        train.dataset, train.ratings[~held], users=train.users, movies=train.movies
+    )
+    validation = train.ratings[held]
+    users = np.unique(train.user_index[held])
+    if len(users) > _VALIDATION_USERS:
+        keep = rng.choice(users, _VALIDATION_USERS, replace=False)
+        validation = validation[np.isin(train.user_index[held], keep)]
+    spectrum = LowRankEASE(
+        *top_eigenpairs(session_gram(part, window_seconds, far_weight), rank, seed)
+    )
+    interactions = interaction_matrix(part)
+    scores: dict[float, float] = {}
+    for candidate in LAMBDA_GRID:
+        metrics = evaluate_scores(
+            spectrum.scorer(interactions, candidate), part, validation, ks=(10,)
+        )
+        scores[candidate] = float(metrics.get("ndcg@10", 0.0))
+    best = max(scores, key=lambda k: (scores[k], k))
+    return best / (1.0 - validation_fraction), scores
+
+
 def fit_item_item(
     train: TrainingSet,
     *,
@@ -278,41 +324,14 @@ def fit_item_item(
     far_weight: float,
     seed: int,
     l2: float | None = None,
-    validation_fraction: float = 0.1,
 ) -> ItemItemFit:
-    """Fit the low-rank session-weighted EASE path, choosing ``lambda`` when ``l2`` is None.
-
-    Choosing: a seeded ``validation_fraction`` of the training ratings is held out, the
-    path is fitted to the rest once (the eigenpairs do not depend on ``lambda``), every
-    ``lambda`` in :data:`LAMBDA_GRID` is scored by NDCG@10 on the held-out ratings of up
-    to 3,000 users, and the best is scaled by ``1 / (1 - validation_fraction)`` (the Gram
-    matrix of all ratings is that much larger) before the final fit on every rating.
-    """
-    from movierec.evaluation.evaluate import evaluate_scores  # evaluation imports models
-
+    """Fit the low-rank session-weighted EASE path, choosing ``lambda`` by
+    :func:`choose_l2` when ``l2`` is None."""
     scores: dict[float, float] = {}
     if l2 is None:
-        rng = np.random.default_rng(seed)
-        held = rng.random(len(train)) < validation_fraction
-        part = TrainingSet.build(
-            train.dataset, train.ratings[~held], users=train.users, movies=train.movies
+        l2, scores = choose_l2(
+            train, rank=rank, window_seconds=window_seconds, far_weight=far_weight, seed=seed
         )
-        validation = train.ratings[held]
-        users = np.unique(train.user_index[held])
-        if len(users) > _VALIDATION_USERS:
-            keep = rng.choice(users, _VALIDATION_USERS, replace=False)
-            validation = validation[np.isin(train.user_index[held], keep)]
-        spectrum = LowRankEASE(
-            *top_eigenpairs(session_gram(part, window_seconds, far_weight), rank, seed)
-        )
-        interactions = interaction_matrix(part)
-        for candidate in LAMBDA_GRID:
-            metrics = evaluate_scores(
-                spectrum.scorer(interactions, candidate), part, validation, ks=(10,)
-            )
-            scores[candidate] = float(metrics.get("ndcg@10", 0.0))
-        best = max(scores, key=lambda k: (scores[k], k))
-        l2 = best / (1.0 - validation_fraction)
     gram = session_gram(train, window_seconds, far_weight)
     spectrum = LowRankEASE(*top_eigenpairs(gram, rank, seed))
     query, candidate = spectrum.tables(float(l2))

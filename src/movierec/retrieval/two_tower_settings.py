@@ -71,7 +71,7 @@ class TwoTowerSettings(ModelSettings):
         0.25, "weight of co-ratings far apart in time (1: plain EASE)", minimum=0.0, maximum=1.0
     )
     recent_popularity_weight: float = setting(
-        0.1,
+        0.05,
         "weight of 'popular when the user was last active' beside the deep part's spread "
         "(0: off)",
         minimum=0.0,
