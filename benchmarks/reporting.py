@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import Any
+
+from movierec import atomic
 
 
 def table(rows: list[list[Any]], header: list[str]) -> str:
@@ -20,6 +20,4 @@ def table(rows: list[list[Any]], header: list[str]) -> str:
 def write_json(path: Path, payload: Any) -> None:
     """Write ``payload`` to ``path`` through a temporary name: a result file is whole or absent."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(path.name + ".tmp")
-    staging.write_text(json.dumps(payload, indent=2, default=str) + "\n")
-    os.replace(staging, path)
+    atomic.write_json(path, payload, indent=2, default=str)

@@ -16,12 +16,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import sparse
 
 from movierec.data.vocab import OOV_INDEX
 from movierec.errors import ModelError, UnknownIdError
 from movierec.models.artifacts import SavedModel, load_model, stage_mismatch
-from movierec.models.base import QueryBatch, combined_similarity, rating_rows
+from movierec.models.base import MovieSimilarity, QueryBatch
 from movierec.ranking.blend import DEFAULT_STAR_WEIGHT, blend_scores
 from movierec.retrieval.index import CandidateIndex, make_index
 from movierec.retrieval.model_index import candidate_matrix, load_model_index
@@ -91,7 +90,7 @@ class Recommender:
             for movie, title, year, genres in rows
         }
         self._popular: np.ndarray | None = None
-        self._rating_rows: sparse.csr_matrix | None = None  # built on the first `similar`
+        self._similarity: MovieSimilarity | None = None  # built on the first `similar`
         # Retrieval's movie index -> the ranking model's (their vocabularies may differ).
         self._ranking_movie: np.ndarray | None = None
         if ranking is not None:
@@ -251,12 +250,13 @@ class Recommender:
         if index == OOV_INDEX:
             raise UnknownIdError("movie", movie_id)
         if self.retrieval.similar is not None:  # exported at save: no network needed
-            if self._rating_rows is None:
-                self._rating_rows = rating_rows(self.retrieval.train)
-            weight = self.retrieval.manifest.get("settings", {}).get("similar_rating_weight", 0)
-            scores = combined_similarity(
-                self.retrieval.similar, self._rating_rows, np.array([index]), float(weight)
-            )[0]
+            if self._similarity is None:
+                settings = self.retrieval.manifest.get("settings", {})
+                weight = float(settings.get("similar_rating_weight", 0))
+                self._similarity = MovieSimilarity(
+                    self.retrieval.similar, self.retrieval.train, weight
+                )
+            scores = self._similarity.scores(np.array([index]))[0]
         else:
             scores = self.retrieval.retriever.similar_scores(np.array([index]))[0]
         top_scores, top_indices = top_k(scores[None, :], k, [np.array([index])])

@@ -10,7 +10,6 @@ directory without it is an interrupted write.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
@@ -20,6 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from movierec.atomic import atomic_file, write_json
 from movierec.data.schema import MOVIE_COLUMNS, RATING_COLUMNS, USER_COLUMNS, Dataset
 from movierec.errors import DataError, MovierecError
 
@@ -122,9 +122,7 @@ def write_parquet_shards(
             "users": _schema_json(USERS_SCHEMA),
         },
     }
-    tmp = out / (META_FILE + ".tmp")
-    tmp.write_text(json.dumps(meta, indent=2) + "\n")
-    os.replace(tmp, out / META_FILE)
+    write_json(out / META_FILE, meta, indent=2)
     listed = {f for f, _ in shards}
     for stale in out.glob("ratings-*.parquet"):  # left by an earlier, bigger write
         if stale.name not in listed:
@@ -133,34 +131,35 @@ def write_parquet_shards(
 
 
 def _write_shards(chunks: Iterator[pa.Table], out: Path, shard_size: int) -> list[tuple[str, int]]:
+    """Write ``chunks`` as shards of ``shard_size`` rows; (file name, rows) of each."""
     shards: list[tuple[str, int]] = []
-    writer: pq.ParquetWriter | None = None
+    for pieces in _shard_pieces(chunks, shard_size):
+        name = f"ratings-{len(shards):05d}.parquet"
+        with atomic_file(out / name) as tmp:
+            with pq.ParquetWriter(tmp, RATINGS_SCHEMA, compression="zstd") as writer:
+                for piece in pieces:
+                    writer.write_table(piece)
+        shards.append((name, sum(piece.num_rows for piece in pieces)))
+    return shards
+
+
+def _shard_pieces(chunks: Iterator[pa.Table], shard_size: int) -> Iterator[list[pa.Table]]:
+    """The slices of ``chunks`` that make up each shard of ``shard_size`` rows (the last
+    may be shorter); one row group per slice, as the chunks came."""
+    pieces: list[pa.Table] = []
     rows = 0
-
-    def close() -> None:
-        nonlocal writer
-        if writer is not None:
-            writer.close()
-            name = f"ratings-{len(shards):05d}.parquet"
-            os.replace(out / (name + ".tmp"), out / name)
-            shards.append((name, rows))
-            writer = None
-
     for chunk in chunks:
         offset = 0
         while offset < chunk.num_rows:
-            if writer is None:
-                name = f"ratings-{len(shards):05d}.parquet.tmp"
-                writer = pq.ParquetWriter(out / name, RATINGS_SCHEMA, compression="zstd")
-                rows = 0
             take = min(shard_size - rows, chunk.num_rows - offset)
-            writer.write_table(chunk.slice(offset, take))
+            pieces.append(chunk.slice(offset, take))
             rows += take
             offset += take
             if rows == shard_size:
-                close()
-    close()
-    return shards
+                yield pieces
+                pieces, rows = [], 0
+    if pieces:
+        yield pieces
 
 
 def _arrow(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
@@ -171,9 +170,8 @@ def _arrow(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
 
 
 def _write_table(table: pa.Table, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    pq.write_table(table, tmp, compression="zstd")
-    os.replace(tmp, path)
+    with atomic_file(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
 
 
 def _schema_json(schema: pa.Schema) -> dict[str, str]:

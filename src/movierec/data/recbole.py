@@ -8,7 +8,6 @@ files. Only those three files are extracted; nothing from recbole is imported.
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from movierec.atomic import atomic_directory
 from movierec.data.home import data_home, file_sha256
 from movierec.data.schema import Dataset, ratings_frame
 from movierec.data.text_files import (
@@ -87,9 +87,8 @@ def _install_from_wheel(wheel: Path, target: Path) -> Path:
     """Extract the three files into a temporary directory, verify, then rename into place."""
     if not wheel.is_file():
         raise DataError("wheel file not found", path=wheel)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+    # mode: mkdtemp makes the staging directory private; the cache is ordinary data
+    with atomic_directory(target, mode=0o755) as tmp:
         try:
             with zipfile.ZipFile(wheel) as zf:
                 for name in FILE_SHA256:
@@ -108,13 +107,6 @@ def _install_from_wheel(wheel: Path, target: Path) -> Path:
                     f"{WHEEL_REQUIREMENT} (expected wheel sha256 {WHEEL_SHA256})",
                     path=wheel,
                 )
-        if target.exists():
-            shutil.rmtree(target)
-        tmp.chmod(0o755)  # mkdtemp makes it private; the cache is ordinary data
-        tmp.rename(target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 

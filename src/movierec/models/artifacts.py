@@ -31,10 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import platform
-import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -45,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 import movierec
+from movierec.atomic import atomic_directory
 from movierec.data.schema import Dataset
 from movierec.data.training import TrainingSet
 from movierec.data.vocab import Vocabulary
@@ -152,9 +150,7 @@ def save_model(
 ) -> Path:
     """Write ``model`` to ``directory`` atomically: all files land, or none do."""
     directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-    try:
+    with atomic_directory(directory) as staging:
         model.save(staging)
         _write_json(staging / "users.json", train.users.to_json())
         _write_json(staging / "movies.json", train.movies.to_json())
@@ -182,10 +178,6 @@ def save_model(
             "artifacts": artifacts,
         }
         _write_json(staging / MANIFEST, manifest)
-        replace_directory(staging, directory)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return directory
 
 
@@ -400,14 +392,3 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, (Path, tuple)):
         return str(value) if isinstance(value, Path) else list(value)
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def replace_directory(staging: Path, target: Path) -> None:
-    """Swap ``staging`` into place; an existing ``target`` is removed only after."""
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        os.replace(target, old)
-        os.replace(staging, target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(staging, target)

@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 from scipy import sparse
 
+from movierec.atomic import atomic_file
 from movierec.data.histories import Histories
 from movierec.data.training import TrainingSet
 from movierec.errors import ModelError
 from movierec.models.seeding import keeps_random_state
-from movierec.models.settings import ModelSettings
+from movierec.models.settings import ModelSettings, SettingsError
 
 if TYPE_CHECKING:  # Keras loads only when a model trains or a network is read
     import keras
@@ -91,22 +92,18 @@ class RecommenderModel(ABC):
             cls.fit = keeps_random_state(cls.fit)
 
     #: The model's typed settings (types, bounds, help); ``settings`` is checked against it.
-    settings_class: ClassVar[type[ModelSettings] | None] = None
+    settings_class: ClassVar[type[ModelSettings]]
 
     def __init__(self, **settings: Any):
-        if self.settings_class is not None:
-            self.settings: dict[str, Any] = self.settings_class.check(settings)
-        else:
-            self.settings = {**self.default_settings(), **settings}
-            unknown = set(settings) - set(self.default_settings())
-            if unknown:
-                raise ValueError(f"{self.name}: unknown setting(s) {sorted(unknown)}")
+        self.settings: dict[str, Any] = self.settings_class.check(settings)
         self.network: keras.Model | None = None
+        #: The training set of the last ``fit`` or ``load`` (histories, rating cosine).
+        self.train: TrainingSet | None = None
 
     @classmethod
     def default_settings(cls) -> dict[str, Any]:
         """Every setting the model takes, with its default (recorded in the manifest)."""
-        return cls.settings_class.defaults() if cls.settings_class is not None else {}
+        return cls.settings_class.defaults()
 
     @abstractmethod
     def fit(self, train: TrainingSet, *, verbose: int = 1) -> dict[str, list[float]]:
@@ -115,20 +112,62 @@ class RecommenderModel(ABC):
     def save(self, directory: Path) -> None:
         """Write the model's own files into ``directory`` (which exists).
 
-        The default saves the Keras network; override to add feature tables.
+        The Keras network goes to :attr:`network_file`, then :meth:`save_extras` adds
+        what the model keeps beside it; each file is written whole or not at all.
         """
-        self.require_network().save(directory / self.network_file)
+        network = self.require_network()
+        with atomic_file(Path(directory) / self.network_file) as tmp:
+            network.save(tmp)
+        self.save_extras(Path(directory))
+
+    def save_extras(self, directory: Path) -> None:
+        """Write files besides the network (override; the default writes none)."""
+        return None
 
     @classmethod
     def load(
         cls, directory: Path, settings: dict[str, Any], train: TrainingSet
     ) -> RecommenderModel:
-        """Rebuild a model that ``save`` wrote, given its settings and training set."""
+        """Rebuild a model that :meth:`save` wrote, given its settings and training set.
+
+        Every model loads the same way: the settings are checked as strictly as for
+        training (a setting this version does not know is an error, not dropped), the
+        network must fit the training set's vocabularies, and :meth:`restore` reads
+        what :meth:`save_extras` wrote.
+
+        Raises:
+            ModelError: The network file is missing, unreadable or of another shape, or
+                the saved settings do not fit this model.
+        """
         import keras
 
-        model = cls(**settings)
-        model.network = keras.saving.load_model(directory / cls.network_file)
+        path = Path(directory) / cls.network_file
+        if not path.is_file():
+            raise ModelError(f"{cls.name}: {path} is missing")
+        try:
+            model = cls(**settings)
+        except SettingsError as error:
+            raise ModelError(
+                f"{cls.name}: the settings saved in {directory} do not fit this version "
+                f"({error}); train the model again"
+            ) from error
+        try:
+            network = keras.saving.load_model(path, compile=False)
+        except Exception as error:  # Keras raises many kinds on a corrupt or foreign file
+            raise ModelError(f"{cls.name}: cannot load {path}: {error}") from error
+        sizes = (getattr(network, "num_users", None), getattr(network, "num_movies", None))
+        if sizes != (train.users.size, train.movies.size):
+            raise ModelError(
+                f"{cls.name}: {path} was trained on {sizes[1]} movie and {sizes[0]} user rows, "
+                f"the training set has {train.movies.size} and {train.users.size}"
+            )
+        model.network, model.train = network, train
+        model.restore(Path(directory), train)
         return model
+
+    def restore(self, directory: Path, train: TrainingSet) -> None:
+        """Read back what :meth:`save_extras` wrote (override; the default reads none)."""
+        return None
 
     def require_network(self) -> keras.Model:
         """The trained network, or a clear error when fit/load has not run."""
@@ -163,10 +202,39 @@ class Retriever(RecommenderModel):
         ``similar_vectors`` product, plus ``similar_rating_weight`` (a setting; 0 when the
         model has none) times the cosine of the movies' centred training ratings."""
         weight = float(self.settings.get("similar_rating_weight", 0.0))
-        train = getattr(self, "train", None) if weight > 0 else None
-        ratings = rating_rows(train) if train is not None else None
+        return MovieSimilarity(self.similar_vectors(), self.train, weight).scores(movie_index)
+
+
+class MovieSimilarity:
+    """"Movies like this one": a retriever's similar vectors, plus the ratings' cosine.
+
+    One object serves a trained retriever (:meth:`Retriever.similar_scores`) and a saved
+    model's exported vectors (the pipeline's ``similar``), so both score alike; the
+    rating rows are built on first use and kept.
+
+    Args:
+        vectors: The (movies, m) query-side and candidate-side similar vectors.
+        train: The training set whose ratings give the cosine (None: vectors only).
+        rating_weight: Weight of the standardised rating cosine (0: vectors only).
+    """
+
+    def __init__(
+        self,
+        vectors: tuple[np.ndarray, np.ndarray],
+        train: TrainingSet | None,
+        rating_weight: float,
+    ):
+        self.vectors = vectors
+        self.train = train if rating_weight > 0 else None
+        self.rating_weight = float(rating_weight)
+        self._ratings: sparse.csr_matrix | None = None
+
+    def scores(self, movie_index: np.ndarray) -> np.ndarray:
+        """(n, movies) similarity of each movie in ``movie_index`` to every movie."""
+        if self._ratings is None and self.train is not None:
+            self._ratings = rating_rows(self.train)
         return combined_similarity(
-            self.similar_vectors(), ratings, np.asarray(movie_index), weight
+            self.vectors, self._ratings, np.asarray(movie_index), self.rating_weight
         )
 
 

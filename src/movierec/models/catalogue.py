@@ -8,9 +8,10 @@ starting Python. Models saved before it existed fall back to ``catalogue.parquet
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
+
+from movierec.atomic import write_text
 
 CATALOGUE_JSON = "catalogue.json"
 
@@ -25,9 +26,7 @@ def write_catalogue_json(movies: Any, path: Path) -> None:
         .astype(object)
         .itertuples(index=False, name=None)
     ]
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(rows, separators=(",", ":")))
-    os.replace(tmp, path)
+    write_text(path, json.dumps(rows, separators=(",", ":")))
 
 
 def matches(title: str, words: list[str]) -> bool:

@@ -22,6 +22,11 @@ class IdEmbeddingNetwork(keras.Model):
         self.user_embedding = keras.layers.Embedding(num_users, embedding_dim)
         self.candidate_embedding = keras.layers.Embedding(num_candidates, embedding_dim)
 
+    @property
+    def num_movies(self) -> int:
+        """Rows of the movie table (the vocabulary's size), as every model network names it."""
+        return self.num_candidates
+
     def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),

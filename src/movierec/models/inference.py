@@ -1,9 +1,13 @@
-"""Fast inference for serving: a Keras method compiled once with ``jax.jit``.
+"""Fast inference for serving: a Keras method compiled once, whatever the backend.
 
 Eager Keras calls dispatch every op separately (~10 ms for a small tower) and
-``predict()`` sets up a data pipeline per call; a jitted stateless call costs
+``predict()`` sets up a data pipeline per call; a compiled stateless call costs
 a few hundred microseconds. Inputs are padded to a few row counts (powers of
 two) so that varied request sizes compile only a handful of programs.
+
+On the JAX backend (movierec's default) the call is ``jax.jit``-compiled by
+:mod:`movierec.models.jax_inference`, the only module that imports JAX at the top;
+on another ``KERAS_BACKEND`` it runs eagerly, so the models work there too.
 """
 
 from __future__ import annotations
@@ -11,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import jax
 import keras
 import numpy as np
 
@@ -34,21 +37,19 @@ def pad_rows(array: np.ndarray, rows: int) -> np.ndarray:
 
 
 class CompiledInference:
-    """``method(inputs, training=False)`` of ``model`` as one jitted function.
+    """``method(inputs, training=False)`` of ``model`` as one compiled function.
 
     Variable values are read at each call, so weights assigned after
     construction (loading, fine-tuning) are used.
     """
 
     def __init__(self, model: keras.Model, method: Callable[..., Any]):
-        self._variables = list(model.variables)
+        if keras.backend.backend() == "jax":
+            from movierec.models.jax_inference import jit_stateless
 
-        def run(values: list, inputs: dict[str, Any]) -> Any:
-            mapping = list(zip(self._variables, values, strict=True))
-            with keras.StatelessScope(state_mapping=mapping):
-                return method(inputs, training=False)
-
-        self._run = jax.jit(run)
+            self._call = jit_stateless(model, method)
+        else:
+            self._call = lambda inputs: keras.ops.convert_to_numpy(method(inputs, training=False))
 
     def __call__(self, inputs: dict[str, Any]) -> np.ndarray:
-        return np.asarray(self._run([v.value for v in self._variables], inputs))
+        return np.asarray(self._call(inputs))

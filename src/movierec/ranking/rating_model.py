@@ -21,9 +21,6 @@ grows linearly with members, and three cost more than the gain is worth.
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 import keras
 import numpy as np
 
@@ -44,7 +41,6 @@ from movierec.ranking.rating_network import RatingEnsemble, RatingNetwork
 from movierec.ranking.settings import DcnSettings
 from movierec.ranking.trainer import Checkpoints, Feeds, Trainer, TrainOptions
 
-MODEL_FILE = "model.keras"
 #: Pairs scored per network call in predict.
 PREDICT_CHUNK = 4096
 #: Smallest padded pair count: requests of 1..64 pairs share one compiled program.
@@ -196,26 +192,6 @@ class RatingModel(Ranker):
         if getattr(self, "_compiled", None) is None or self._compiled[0] is not network:
             self._compiled = (network, CompiledInference(network, network.call))
         return self._compiled[1](inputs)
-
-    def save(self, directory: Path) -> None:
-        self.require_network().save(Path(directory) / MODEL_FILE)
-
-    @classmethod
-    def load(cls, directory: Path, settings: dict[str, Any], train: TrainingSet) -> RatingModel:
-        path = Path(directory) / MODEL_FILE
-        if not path.is_file():
-            raise ModelError(f"{directory}: missing {MODEL_FILE}")
-        model = cls(**settings)
-        try:
-            model.network = keras.saving.load_model(path, compile=False)
-        except (OSError, ValueError, TypeError) as error:
-            raise ModelError(f"{path}: cannot load the rating network ({error})") from error
-        if (model.network.num_users, model.network.num_movies) != (
-            train.users.size,
-            train.movies.size,
-        ):
-            raise ModelError(f"{path}: network does not match the saved vocabularies")
-        return model
 
     def _build_network(
         self, train: TrainingSet | ShardedTrainingSet, tables: FeatureTables, mean_rating: float

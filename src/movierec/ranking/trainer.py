@@ -19,7 +19,6 @@ are summed across devices, so replicated weights stay identical everywhere.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -30,6 +29,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from movierec.atomic import atomic_file
 from movierec.distributed import lost_process
 from movierec.errors import ModelError
 from movierec.progress import logger
@@ -88,16 +88,8 @@ class Resume:
 
 def atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """Write an .npz next to ``path`` and rename it into place: the file is whole or absent."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as handle:
-            np.savez(handle, **arrays)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_file(path, durable=True) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, **arrays)
 
 
 class Checkpoints:

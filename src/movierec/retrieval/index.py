@@ -20,7 +20,6 @@ Conventions shared by every implementation:
 from __future__ import annotations
 
 import json
-import os
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from movierec.atomic import atomic_file, write_text
 from movierec.errors import ModelError, MovierecError
 from movierec.extras import require
 from movierec.retrieval.topk import top_k
@@ -103,7 +103,7 @@ class CandidateIndex(ABC):
             "has_ids": self.ids is not None,
             "settings": self.settings(),
         }
-        _atomic_write(root / MANIFEST, lambda p: p.write_text(json.dumps(manifest, indent=2)))
+        write_text(root / MANIFEST, json.dumps(manifest, indent=2))
         return root
 
     @classmethod
@@ -349,7 +349,8 @@ class FaissIndex(CandidateIndex):
     def _save(self, root: Path) -> None:
         faiss = require("faiss", "a faiss index")
 
-        _atomic_write(root / "index.faiss", lambda p: faiss.write_index(self._index, str(p)))
+        with atomic_file(root / "index.faiss") as tmp:
+            faiss.write_index(self._index, str(tmp))
 
     def _load(self, root: Path) -> None:
         faiss = require("faiss", "a faiss index")
@@ -377,18 +378,9 @@ def make_index(kind: str = "brute-force", **settings: Any) -> CandidateIndex:
     raise MovierecError(f"unknown index kind {kind!r}; choose one of {', '.join(INDEX_KINDS)}")
 
 
-def _atomic_write(path: Path, write: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
-
-
 def _save_npy(path: Path, array: np.ndarray) -> None:
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as fh:
-            np.save(fh, array)
-
-    _atomic_write(path, write)
+    with atomic_file(path) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, array)
 
 
 def _load_npy(path: Path) -> np.ndarray:

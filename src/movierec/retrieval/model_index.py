@@ -15,16 +15,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from movierec.atomic import atomic_directory
 from movierec.errors import ModelError
-from movierec.models.artifacts import SavedModel, load_model, replace_directory
+from movierec.models.artifacts import SavedModel, load_model
 from movierec.retrieval.index import MANIFEST, CandidateIndex, make_index
 
 INDEX_DIR = "index"
@@ -66,8 +65,7 @@ def build_model_index(
     index.build(candidates)
     seconds = time.perf_counter() - started
     target = retrieval_dir / INDEX_DIR
-    staging = Path(tempfile.mkdtemp(prefix=f".{INDEX_DIR}.", dir=retrieval_dir))
-    try:
+    with atomic_directory(target) as staging:
         index.save(staging)
         build = {
             "kind": index.name,
@@ -78,10 +76,6 @@ def build_model_index(
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         (staging / BUILD_FILE).write_text(json.dumps(build, indent=2) + "\n")
-        replace_directory(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return index, target, seconds
 
 

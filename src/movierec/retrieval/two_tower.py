@@ -40,7 +40,6 @@ Training follows Mult-DAE / YouTube-DNN rather than rating regression:
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -50,6 +49,7 @@ import keras_rs
 import numpy as np
 from keras import ops
 
+from movierec.atomic import write_json
 from movierec.data.features import FeatureTables, build_feature_tables
 from movierec.data.histories import Histories, pad_lists, positions_in_runs
 from movierec.data.training import TrainingSet
@@ -60,7 +60,6 @@ from movierec.retrieval.item_item import fit_item_item
 from movierec.retrieval.recent_popularity import recent_popularity
 from movierec.retrieval.two_tower_settings import TwoTowerSettings
 
-MODEL_FILE = "model.keras"
 FEATURES_FILE = "features.json"
 _NEG_INF = -1e9
 _USER_FEATURES = ("age", "gender", "occupation", "zip")
@@ -667,37 +666,11 @@ class TwoTowerRetriever(Retriever):
             self._candidates = np.asarray(model.candidates(), dtype=np.float32)
         return self._candidates
 
-    def save(self, directory: Path) -> None:
-        model = self.require_network()
-        directory = Path(directory)
-        tmp = directory / (MODEL_FILE + ".tmp.keras")
-        model.save(tmp)
-        os.replace(tmp, directory / MODEL_FILE)
-        tmp_json = directory / (FEATURES_FILE + ".tmp")
-        tmp_json.write_text(json.dumps(self._tables.vocabularies))
-        os.replace(tmp_json, directory / FEATURES_FILE)
+    def save_extras(self, directory: Path) -> None:
+        write_json(directory / FEATURES_FILE, self._tables.vocabularies)
 
-    @classmethod
-    def load(
-        cls, directory: Path, settings: dict[str, Any], train: TrainingSet
-    ) -> TwoTowerRetriever:
-        path = Path(directory) / MODEL_FILE
-        if not path.is_file():
-            raise ModelError(f"two-tower: {path} is missing")
-        known = cls.default_settings()
-        retriever = cls(**{k: v for k, v in settings.items() if k in known})
-        try:
-            model = keras.saving.load_model(path, compile=False)
-        except Exception as exc:  # a corrupt or foreign file: say which
-            raise ModelError(f"two-tower: cannot load {path}: {exc}") from exc
-        if model.num_movies != train.movies.size or model.num_users != train.users.size:
-            raise ModelError(
-                f"two-tower: {path} was trained on {model.num_movies - 1} movies and "
-                f"{model.num_users - 1} users, the training set has {len(train.movies)} and "
-                f"{len(train.users)}"
-            )
-        vocab_path = Path(directory) / FEATURES_FILE
+    def restore(self, directory: Path, train: TrainingSet) -> None:
+        vocab_path = directory / FEATURES_FILE
         vocabularies = json.loads(vocab_path.read_text()) if vocab_path.is_file() else {}
-        retriever.network, retriever.train = model, train
-        retriever._tables = FeatureTables(movie={}, user={}, vocabularies=vocabularies)
-        return retriever
+        self.train = train
+        self._tables = FeatureTables(movie={}, user={}, vocabularies=vocabularies)
