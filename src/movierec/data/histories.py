@@ -77,8 +77,8 @@ class Histories:
         valid = columns[None, :] < lengths[:, None]
         take = np.where(valid, (ends - lengths)[:, None] + columns[None, :], 0)
         if not len(self.movies):  # nothing to gather from: every row is padding
-            take = np.zeros((len(users), 0), np.int64)
-            valid = np.zeros((len(users), 0), bool)
+            shape = (len(users), width)
+            return np.zeros(shape, np.int32), np.zeros(shape, np.float32)
         movies = np.where(valid, self.movies[take], 0).astype(np.int32)
         stars = np.where(valid, self.ratings[take], 0.0).astype(np.float32)
         return movies, stars
