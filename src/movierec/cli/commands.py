@@ -186,11 +186,11 @@ def _train_options(args: argparse.Namespace, streamed: bool):
     """Checkpoint and resume settings of ``train``, checked (None when there are none)."""
     from movierec.ranking.trainer import TrainOptions
 
-    directory = getattr(args, "resume", None) or getattr(args, "checkpoint_dir", None)
-    steps = getattr(args, "checkpoint_steps", None)
+    directory = args.resume or args.checkpoint_dir
+    steps = args.checkpoint_steps
     if steps is not None and steps < 0:
         raise MovierecError("--checkpoint-steps must be 0 or more")
-    if getattr(args, "resume", None) and getattr(args, "checkpoint_dir", None):
+    if args.resume and args.checkpoint_dir:
         if Path(args.resume) != Path(args.checkpoint_dir):
             raise MovierecError("--resume DIR checkpoints into DIR; drop --checkpoint-dir")
     if directory is None:
@@ -201,7 +201,7 @@ def _train_options(args: argparse.Namespace, streamed: bool):
         steps = 500 if streamed else 0
     return TrainOptions(
         checkpoint_dir=Path(directory),
-        resume=getattr(args, "resume", None) is not None,
+        resume=args.resume is not None,
         checkpoint_steps=steps,
         progress=not args.quiet,
     )
@@ -212,9 +212,9 @@ def _join_processes(args: argparse.Namespace) -> None:
     from movierec.distributed import initialize, process_settings
 
     processes = process_settings(
-        getattr(args, "coordinator", None),
-        getattr(args, "num_processes", None),
-        getattr(args, "process_id", None),
+        args.coordinator,
+        args.num_processes,
+        args.process_id,
     )
     if processes.several:
         if args.kind == "retrieval" or (args.kind == "all" and args.model):
@@ -226,7 +226,7 @@ def _join_processes(args: argparse.Namespace) -> None:
                 "several processes train the ranking model only: run `movierec train ranking` "
                 "in every process, and `movierec train retrieval` once (see the README)"
             )
-        initialize(processes, getattr(args, "process_timeout", 60))
+        initialize(processes, args.process_timeout)
         print(f"process {processes.index} of {processes.count} joined {processes.coordinator}")
 
 
@@ -251,7 +251,7 @@ def _train_all(args: argparse.Namespace) -> int:
     from movierec.workflow import train_model
 
     kinds = ["retrieval", "ranking"] if args.kind == "all" else [args.kind]
-    if getattr(args, "help_settings", None) is not None:
+    if args.help_settings is not None:
         return _help_settings(args)
     if not 0.0 < args.test_fraction < 1.0:
         raise MovierecError("--test-fraction must be between 0 and 1")
@@ -262,7 +262,7 @@ def _train_all(args: argparse.Namespace) -> int:
         overrides["epochs"] = args.epochs
     names = _model_names(args, kinds)
     _join_processes(args)
-    if getattr(args, "stream", False):
+    if args.stream:
         per_model = _settings_per_model(names, overrides, None)
         return _train_streaming(args, names, per_model)
     per_model = _settings_per_model(names, overrides, args.seed)
@@ -276,7 +276,7 @@ def _train_all(args: argparse.Namespace) -> int:
         n=args.leave_out,
     )
     train_ratings, split_info = split.train, split.info
-    if getattr(args, "ratings_db", None):
+    if args.ratings_db:
         train_ratings, split_info = _with_stored_ratings(args.ratings_db, dataset, split)
     verbose = keras_verbosity(args.quiet)
     for kind, name in names.items():
@@ -299,7 +299,7 @@ def _train_all(args: argparse.Namespace) -> int:
             out_dir=Path(args.models) / kind,
             data_source=str(args.data),
             verbose=verbose,
-            devices=getattr(args, "devices", 1),
+            devices=args.devices,
             options=options,
         )
         if result.directory is None:
@@ -343,7 +343,7 @@ def _train_streaming(
 
     if args.split not in ("random", "hash"):
         raise MovierecError("--stream splits each rating by a hash (--split hash), not by time")
-    if getattr(args, "devices", 1) != 1 or getattr(args, "ratings_db", None):
+    if args.devices != 1 or args.ratings_db:
         raise MovierecError("--stream trains on one device from the shards alone")
     if args.eval_ratings < 0:
         raise MovierecError("--eval-ratings must be 0 or more")
@@ -439,7 +439,8 @@ def _index(args: argparse.Namespace) -> int:
     from movierec.retrieval.model_index import build_model_index
 
     names = ("m", "ef_construction", "ef_search", "nlist", "nprobe")
-    settings = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
+    given = vars(args)
+    settings = {n: given[n] for n in names if given[n] is not None}
     if any(v < 1 for v in settings.values()):
         raise MovierecError("index settings must be positive integers")
     index, directory, seconds = build_model_index(
@@ -554,16 +555,15 @@ def _quickstart(args: argparse.Namespace) -> int:
         raise UnknownIdError("user", args.user).with_hint(
             f"MovieLens 100K has users {_id_range(ratings['user_id'])}; pick one with --user"
         )
-    train_args = build_parser().parse_args(["train", "--data", "ml-100k"])
-    train_args.models, train_args.quiet = args.models, args.quiet
-    train_args.verbose = getattr(args, "verbose", False)
-    _train(train_args)
+    # The same commands, parsed from the command lines a person would type.
+    parser = build_parser()
+    models = ["--models", str(args.models)]
+    train = ["train", "--data", "ml-100k", *models]
+    train += ["--quiet"] * args.quiet + ["--verbose"] * args.verbose
+    _train(parser.parse_args(train))
     print()
-    return _recommend(
-        argparse.Namespace(
-            models=args.models, user=args.user, k=args.k, include_seen=False, json=False
-        )
-    )
+    recommend = ["recommend", "--user", str(args.user), "-k", str(args.k), *models]
+    return _recommend(parser.parse_args(recommend))
 
 
 def _id_range(ids) -> str:
@@ -598,10 +598,10 @@ def _serve(args: argparse.Namespace) -> int:
             "(or $MOVIEREC_API_KEY), or --no-auth if something in front checks who calls"
         )
     rate = parse_rate(args.rate_limit)
-    for name in ("header_timeout", "body_timeout"):
-        value = getattr(args, name)
+    timeouts = {"--header-timeout": args.header_timeout, "--body-timeout": args.body_timeout}
+    for option, value in timeouts.items():
         if not 0 < value <= 600:
-            raise MovierecError(f"--{name.replace('_', '-')} must be in (0, 600] seconds")
+            raise MovierecError(f"{option} must be in (0, 600] seconds")
     if args.allowed_hosts is not None:
         hosts = [h.strip() for h in args.allowed_hosts.split(",") if h.strip()]
     else:

@@ -11,12 +11,17 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import movierec  # noqa: F401  (sets the Keras backend before anything imports keras)
 from movierec.cli import commands
 from movierec.errors import MovierecError
 
 MODELS_ENV = "MOVIEREC_MODELS"
+#: Commands without ``--models`` (the default directory is not made for them).
+COMMANDS_WITHOUT_MODELS = frozenset({"data"})
+
+Subparsers = Any  # argparse's private _SubParsersAction
 
 
 def default_models_dir() -> Path:
@@ -30,38 +35,70 @@ def default_models_dir() -> Path:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``movierec`` argument parser: one small function per command below."""
     parser = argparse.ArgumentParser(
         prog="movierec",
         description="A two-stage movie recommender: two-tower retrieval, then ranking.",
     )
     parser.add_argument("--version", action="version", version=f"movierec {movierec.__version__}")
+    # Every command's namespace has these, whether or not the command takes the option.
+    parser.set_defaults(models=None, quiet=False, verbose=False)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (
+        _data_parser,
+        _train_parser,
+        _evaluate_parser,
+        _answer_parsers,
+        _serve_parser,
+        _index_parser,
+        _quickstart_parser,
+    ):
+        add(sub)
+    return parser
 
-    def models_option(p: argparse.ArgumentParser) -> None:
-        p.add_argument(
-            "--models",
-            type=Path,
-            default=None,
-            help=f"model directory (default: ${MODELS_ENV} or <data home>/models)",
-        )
 
-    def data_option(p: argparse.ArgumentParser) -> None:
-        p.add_argument(
-            "--data",
-            default="ml-100k",
-            help="'ml-100k' (default, from the recbole wheel), or a directory with "
-            "GroupLens ml-100k / ml-1m / ml-latest files, or movierec Parquet shards",
-        )
+def _models_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--models",
+        type=Path,
+        default=None,
+        help=f"model directory (default: ${MODELS_ENV} or <data home>/models)",
+    )
 
-    # data
+
+def _data_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--data",
+        default="ml-100k",
+        help="'ml-100k' (default, from the recbole wheel), or a directory with "
+        "GroupLens ml-100k / ml-1m / ml-latest files, or movierec Parquet shards",
+    )
+
+
+def _kind_argument(p: argparse.ArgumentParser, help: str) -> None:
+    p.add_argument(
+        "kind",
+        choices=["retrieval", "ranking", "all"],
+        nargs="?",
+        default="all",
+        help=help,
+    )
+
+
+def _json_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def _data_parser(sub: Subparsers) -> None:
+    """``data fetch | info | synth``."""
     data = sub.add_parser("data", help="fetch and inspect data sets")
     data_sub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
     fetch = data_sub.add_parser("fetch", help="fetch MovieLens 100K into the data home")
     fetch.add_argument("--wheel", type=Path, help="use this recbole-1.2.1 wheel, no download")
     fetch.add_argument("--force", action="store_true", help="fetch again even if cached")
     info = data_sub.add_parser("info", help="counts and ranges of a data set")
-    data_option(info)
-    info.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _data_option(info)
+    _json_option(info)
     synth = data_sub.add_parser(
         "synth", help="generate a synthetic MovieLens-shaped data set as Parquet shards"
     )
@@ -74,23 +111,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--shard-size", type=int, default=1_000_000, help="ratings per Parquet shard"
     )
 
-    # train
+
+def _train_parser(sub: Subparsers) -> None:
+    """``train [retrieval|ranking|all]``: every training option."""
     train = sub.add_parser("train", help="train, evaluate and save models")
-    train.add_argument(
-        "kind",
-        choices=["retrieval", "ranking", "all"],
-        nargs="?",
-        default="all",
-        help="which model to train (default: all, both)",
-    )
+    _kind_argument(train, "which model to train (default: all, both)")
     train.add_argument(
         "--model",
         default=None,
         help="model name: retrieval 'two-tower' (default) or 'example'; "
         "ranking 'dcn' (default) or 'example'",
     )
-    data_option(train)
-    models_option(train)
+    _data_option(train)
+    _models_option(train)
     train.add_argument(
         "--split",
         default="random",
@@ -207,16 +240,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(SQLAlchemy URL, e.g. sqlite:///models/ratings.sqlite3)",
     )
 
-    # evaluate
+
+def _evaluate_parser(sub: Subparsers) -> None:
+    """``evaluate [retrieval|ranking|all]``."""
     evaluate = sub.add_parser("evaluate", help="metrics of saved models on their test split")
-    models_option(evaluate)
-    evaluate.add_argument(
-        "kind",
-        choices=["retrieval", "ranking", "all"],
-        nargs="?",
-        default="all",
-        help="which saved model to evaluate (default: all)",
-    )
+    _models_option(evaluate)
+    _kind_argument(evaluate, "which saved model to evaluate (default: all)")
     evaluate.add_argument("-k", type=int, nargs="+", default=[10, 100], help="cut-offs for top-K")
     evaluate.add_argument(
         "--include-seen", action="store_true", help="keep movies rated in training in the lists"
@@ -224,36 +253,41 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--min-rating", type=float, default=None, help="only test ratings >= this are relevant"
     )
-    evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _json_option(evaluate)
 
-    # recommend / rank / similar / search
+
+def _answer_parsers(sub: Subparsers) -> None:
+    """``recommend``, ``rank``, ``similar`` and ``search``: answers from saved models."""
     recommend = sub.add_parser("recommend", help="top movies for a user")
-    models_option(recommend)
+    _models_option(recommend)
     recommend.add_argument("--user", required=True, help="user id")
     recommend.add_argument("-k", type=int, default=10, help="how many movies (1-1000, default 10)")
     recommend.add_argument("--include-seen", action="store_true", help="allow watched movies")
-    recommend.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _json_option(recommend)
 
     rank = sub.add_parser("rank", help="predicted stars for given movies")
-    models_option(rank)
+    _models_option(rank)
     rank.add_argument("--user", required=True, help="user id")
     rank.add_argument("--movies", nargs="+", required=True, help="movie ids")
-    rank.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _json_option(rank)
 
     similar = sub.add_parser("similar", help="movies like this one")
-    models_option(similar)
+    _models_option(similar)
     similar.add_argument("--movie", required=True, help="movie id (find one with `search`)")
     similar.add_argument("-k", type=int, default=10, help="how many movies (1-1000, default 10)")
-    similar.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _json_option(similar)
 
     search = sub.add_parser("search", help="find movies by title")
-    models_option(search)
+    _models_option(search)
     search.add_argument("query", nargs="+", help="words the title must all contain")
     search.add_argument("--limit", type=int, default=20, help="most results (1-1000, default 20)")
-    search.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _json_option(search)
 
+
+def _serve_parser(sub: Subparsers) -> None:
+    """``serve``: the HTTP API and its guards."""
     serve = sub.add_parser("serve", help="HTTP API and web page (FastAPI on uvicorn)")
-    models_option(serve)
+    _models_option(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port to listen on (8000)")
     serve.add_argument(
@@ -303,12 +337,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="answer 408 to request bodies that take longer (default 10)",
     )
 
+
+def _index_parser(sub: Subparsers) -> None:
+    """``index build``."""
     index = sub.add_parser("index", help="approximate-retrieval index for a trained model")
     index_sub = index.add_subparsers(dest="index_command", required=True, metavar="ACTION")
     build = index_sub.add_parser(
         "build", help="index MODELS/retrieval's candidates; recommend then uses it"
     )
-    models_option(build)
+    _models_option(build)
     build.add_argument(
         "--kind",
         default="faiss-hnsw",
@@ -321,25 +358,27 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--nlist", type=int, default=None, help="IVF lists (4*sqrt(n))")
     build.add_argument("--nprobe", type=int, default=None, help="IVF lists searched (16)")
 
+
+def _quickstart_parser(sub: Subparsers) -> None:
+    """``quickstart``: fetch, train both models, recommend."""
     quickstart = sub.add_parser(
         "quickstart", help="fetch MovieLens 100K, train both models, show recommendations"
     )
-    models_option(quickstart)
+    _models_option(quickstart)
     quickstart.add_argument("--user", default="42", help="user to recommend for (default 42)")
     quickstart.add_argument("-k", type=int, default=10, help="how many movies (default 10)")
     quickstart.add_argument("--quiet", action="store_true", help="print results only")
     quickstart.add_argument("--verbose", action="store_true", help="more detail while training")
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if getattr(args, "models", "unset") is None:
+    if args.models is None and args.command not in COMMANDS_WITHOUT_MODELS:
         args.models = default_models_dir()
     from movierec.progress import configure_cli_logging
 
-    configure_cli_logging(getattr(args, "quiet", False), getattr(args, "verbose", False))
+    configure_cli_logging(args.quiet, args.verbose)
     try:
         return commands.run(args)
     except MovierecError as error:
