@@ -119,7 +119,7 @@ def test_resume_refuses_another_run_and_missing_checkpoints(planted, tmp_path, c
 
 
 def test_checkpoint_files_are_whole_or_absent(tmp_path, monkeypatch):
-    import movierec.ranking.trainer as trainer
+    import movierec.atomic as atomic
 
     path = tmp_path / "state.npz"
     atomic_savez(path, {"a": np.arange(3), "meta": np.array("{}")})
@@ -127,7 +127,7 @@ def test_checkpoint_files_are_whole_or_absent(tmp_path, monkeypatch):
     def disk_full(fd):
         raise OSError("No space left on device")
 
-    monkeypatch.setattr(trainer.os, "fsync", disk_full)
+    monkeypatch.setattr(atomic.os, "fsync", disk_full)
     with pytest.raises(OSError):
         atomic_savez(path, {"a": np.arange(5)})
     with np.load(path) as data:
