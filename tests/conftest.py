@@ -1,11 +1,19 @@
-"""Shared fixtures: a tiny in-memory MovieLens-like data set with a learnable structure."""
+"""Shared fixtures: small planted data sets and models trained once per session.
+
+Training is what makes tests slow, so each trained model pair here is made once per
+test session and shared; a test that changes a model directory copies it first.
+"""
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +21,24 @@ import pandas as pd
 import pytest
 
 from movierec.data.schema import Dataset
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--slow", action="store_true", help="also run tests marked slow (CI always does)"
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``slow`` run in CI (``CI`` set, as in ``.ci/run``) or with ``--slow``;
+    a local default run skips them, so it stays quick."""
+    if config.getoption("--slow") or os.environ.get("CI"):
+        return
+    skip = pytest.mark.skip(reason="slow: run with --slow (CI runs it)")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
 
 TINY_USERS = 30
 TINY_MOVIES = 40
@@ -157,6 +183,56 @@ def train_example_models(dataset: Dataset, root, retrieval_epochs: int, ranking_
     return split, train, retriever, ranker
 
 
+@pytest.fixture(scope="session")
+def example_pair(tmp_path_factory):
+    """The examples' models on the planted set, trained and saved once per session.
+
+    Returns (models directory, split, training set, retriever, ranker); read-only.
+    """
+    root = tmp_path_factory.mktemp("example-pair")
+    split, train, retriever, ranker = train_example_models(make_planted_dataset(), root, 30, 20)
+    return root, split, train, retriever, ranker
+
+
+@functools.cache
+def cli_example_models():
+    """Planted data on disk, example models trained through `movierec train`, loaded.
+
+    Once per session (a function, not a fixture, so module-level helpers can use it);
+    returns (models directory, Recommender). Read-only: copy the directory to change it.
+    """
+    from movierec.cli.main import main
+    from movierec.pipeline import Recommender
+
+    root = Path(tempfile.mkdtemp(prefix="movierec-cli-models-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    data = write_ml_latest(make_planted_dataset(), root / "data")
+    models = root / "models"
+    code = main(
+        ["train", "all", "--model", "example", "--data", str(data), "--models", str(models),
+         "--epochs", "4", "--set", "batch_size=128", "--quiet", "--seed", "7"]
+    )
+    assert code == 0
+    return models, Recommender.load(models)
+
+
+@pytest.fixture(scope="session")
+def planted_shards(tmp_path_factory) -> Path:
+    """The planted set as movierec Parquet shards (read-only), for streamed training."""
+    from movierec.data.parquet_format import write_parquet_shards
+
+    directory = tmp_path_factory.mktemp("planted-shards")
+    write_parquet_shards(make_planted_dataset(), directory)
+    return directory
+
+
+def small_dcn_args(members: int, epochs: int, *extra: str) -> list[str]:
+    """``movierec train`` arguments for a small, quick dcn (CLI and process tests)."""
+    settings = [f"members={members}", "embedding_dim=8", "hidden_units=8", "users_per_batch=16",
+                *extra]
+    return [arg for s in settings for arg in ("--set", s)] + ["--epochs", str(epochs)]
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:
@@ -164,12 +240,20 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def start_cli(args: list[str], **popen) -> subprocess.Popen:
+    """``movierec ARGS`` in a child process that imports this checkout's code (``popen``:
+    :class:`subprocess.Popen` options such as ``stdout``)."""
+    src = str(Path(__file__).parents[1] / "src")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, *sys.path])}
+    return subprocess.Popen([sys.executable, "-m", "movierec.cli.main", *args], env=env, **popen)
+
+
 def start_server(models: Path, port: int, db: Path) -> subprocess.Popen:
     """``movierec serve`` on 127.0.0.1:``port`` in a child process (stdout piped, so a test
     can wait for its "serving on" line)."""
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
-    command = [sys.executable, "-m", "movierec.cli.main", "serve", "--models", str(models),
-               "--port", str(port), "--db", f"sqlite:///{db}"]
-    return subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env
+    return start_cli(
+        ["serve", "--models", str(models), "--port", str(port), "--db", f"sqlite:///{db}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )

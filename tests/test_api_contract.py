@@ -16,9 +16,9 @@ import time
 import pytest
 import schemathesis
 import uvicorn
+from conftest import cli_example_models as example_models
 from hypothesis import HealthCheck, settings
 from schemathesis.config import SchemathesisConfig
-from test_serving import example_models
 
 from movierec.serving.app import create_app
 from movierec.serving.server import uvicorn_config

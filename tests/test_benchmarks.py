@@ -1,4 +1,5 @@
-"""The quality benchmark's smoke mode runs end to end on small local data (no download)."""
+"""The benchmarks' smoke modes run end to end on small local data (no download); slow:
+CI runs them, a local run skips them unless ``--slow``."""
 
 import json
 import subprocess
@@ -11,6 +12,7 @@ from conftest import make_planted_dataset, write_ml_latest
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
+@pytest.mark.slow
 def test_quality_benchmark_smoke(tmp_path):
     data = write_ml_latest(make_planted_dataset(), tmp_path / "data")
     out = tmp_path / "quality.json"
@@ -29,6 +31,7 @@ def test_quality_benchmark_smoke(tmp_path):
     assert any(name.startswith("two-stage/") for name in rows)
 
 
+@pytest.mark.slow
 def test_streaming_benchmark_smoke(tmp_path):
     out = tmp_path / "streaming.json"
     result = subprocess.run(

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import uvicorn
-from test_serving import example_models
+from conftest import cli_example_models as example_models
 
 from movierec.serving.app import create_app
 

@@ -4,40 +4,20 @@ ends with the very weights of a run that was never interrupted."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import small_dcn_args, start_cli
 
 import movierec  # noqa: F401  (selects the JAX backend before keras loads)
 from movierec.cli.main import main
-from movierec.data.parquet_format import write_parquet_shards
 from movierec.ranking.trainer import Checkpoints, atomic_savez
 
-TESTS = Path(__file__).parent
-SETTINGS = [
-    "--set", "members=2",
-    "--set", "embedding_dim=8",
-    "--set", "hidden_units=8",
-    "--set", "users_per_batch=16",
-    "--set", "patience=100",
-    "--epochs", "5",
-]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def planted(tmp_path_factory):
-    sys.path.insert(0, str(TESTS))
-    from conftest import make_planted_dataset
-
-    directory = tmp_path_factory.mktemp("planted")
-    write_parquet_shards(make_planted_dataset(), directory)
-    return directory
+SETTINGS = small_dcn_args(2, 5, "patience=100")
 
 
 def _weights(models: Path) -> list[np.ndarray]:
@@ -55,14 +35,12 @@ def _state(directory: Path) -> dict | None:
         return None
 
 
-def test_killed_mid_epoch_then_resumed_equals_an_uninterrupted_run(planted, tmp_path):
-    base = ["train", "ranking", "--data", str(planted), "--quiet", *SETTINGS]
+def test_killed_mid_epoch_then_resumed_equals_an_uninterrupted_run(planted_shards, tmp_path):
+    base = ["train", "ranking", "--data", str(planted_shards), "--quiet", *SETTINGS]
     checkpoints = tmp_path / "checkpoints"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    killed = subprocess.Popen(
-        [sys.executable, "-m", "movierec.cli.main", *base, "--models", str(tmp_path / "killed"),
-         "--checkpoint-dir", str(checkpoints), "--checkpoint-steps", "3"],
-        env=env,
+    killed = start_cli(
+        [*base, "--models", str(tmp_path / "killed"), "--checkpoint-dir", str(checkpoints),
+         "--checkpoint-steps", "3"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )  # fmt: skip
@@ -103,12 +81,13 @@ def test_killed_mid_epoch_then_resumed_equals_an_uninterrupted_run(planted, tmp_
     assert len(histories[0]["member1_val_rmse"]) == 5
 
 
-def test_resume_refuses_another_run_and_missing_checkpoints(planted, tmp_path, capsys):
-    base = ["train", "ranking", "--data", str(planted), "--quiet", "--models", str(tmp_path / "m")]
+def test_resume_refuses_another_run_and_missing_checkpoints(planted_shards, tmp_path, capsys):
+    data, models = str(planted_shards), str(tmp_path / "m")
+    base = ["train", "ranking", "--data", data, "--quiet", "--models", models]
     assert main([*base, "--resume", str(tmp_path / "absent")]) == 2
     assert "no such checkpoint directory" in capsys.readouterr().err
     checkpoints = tmp_path / "ck"
-    small = [*SETTINGS[:-1], "2", "--set", "members=1"]
+    small = small_dcn_args(1, 2, "patience=100")
     assert main([*base, *small, "--checkpoint-dir", str(checkpoints)]) == 0
     capsys.readouterr()
     # Same directory, other seed: a different run.

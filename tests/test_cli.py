@@ -8,23 +8,16 @@ import sys
 
 import pandas as pd
 import pytest
-from conftest import make_planted_dataset, write_ml_latest
+from conftest import cli_example_models, make_planted_dataset, write_ml_latest
 
 from movierec.cli.main import main
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """Data on disk plus example models trained through `movierec train`."""
-    root = tmp_path_factory.mktemp("cli")
-    data = write_ml_latest(make_planted_dataset(), root / "data")
-    models = root / "models"
-    code = main(
-        ["train", "all", "--model", "example", "--data", str(data), "--models", str(models),
-         "--epochs", "20", "--set", "batch_size=64", "--quiet", "--seed", "7"]
-    )
-    assert code == 0
-    return data, models
+def trained():
+    """Data on disk plus example models trained through `movierec train` (session-shared)."""
+    models, _ = cli_example_models()
+    return models.parent / "data", models
 
 
 def test_train_writes_models_with_manifest(trained):
@@ -33,7 +26,7 @@ def test_train_writes_models_with_manifest(trained):
         manifest = json.loads((models / kind / "manifest.json").read_text())
         assert manifest["kind"] == kind and manifest["model"] == "example"
         assert manifest["split"]["method"] == "random" and manifest["split"]["seed"] == 7
-        assert manifest["settings"]["epochs"] == 20
+        assert manifest["settings"]["epochs"] == 4
         assert manifest["data"]["ratings"] == 4000
         assert manifest["data"]["source"]["ratings_sha256"]
         assert manifest["metrics"]

@@ -83,12 +83,8 @@ def test_search_limit_is_checked(limit, tmp_path, capsys):
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    from conftest import train_example_models
-
-    root = tmp_path_factory.mktemp("ux")
-    train_example_models(make_planted_dataset(), root, 30, 20)
-    return str(root)
+def models(example_pair):
+    return str(example_pair[0])
 
 
 def test_answers_show_their_order_drop_duplicates_and_say_no_match(models, capsys):

@@ -8,16 +8,14 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import make_planted_dataset, train_example_models, write_ml_latest
+from conftest import make_planted_dataset, write_ml_latest
 
 from movierec.pipeline import Recommender
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    root = tmp_path_factory.mktemp("fast")
-    train_example_models(make_planted_dataset(), root, 30, 20)
-    return root
+def models(example_pair):
+    return example_pair[0]
 
 
 def test_tables_are_exported_and_match_the_networks(models):

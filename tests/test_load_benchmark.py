@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_serving import example_models
+from conftest import cli_example_models as example_models
 
 ROOT = Path(__file__).parents[1]
 

@@ -13,9 +13,9 @@ import httpx
 import numpy as np
 import pytest
 import uvicorn
+from conftest import cli_example_models as example_models
 from conftest import free_port, start_server
 from fastapi.testclient import TestClient
-from test_serving import example_models
 
 from movierec.cli.main import main
 from movierec.errors import ModelError

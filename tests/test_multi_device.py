@@ -6,15 +6,11 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from movierec.data.parquet_format import write_parquet_shards
 from movierec.errors import MovierecError
 from movierec.workflow import train_model
-
-TESTS = Path(__file__).parent
 
 # Both runs in one process (startup is most of the cost); --devices 1 first, since the
 # two-device run sets a global distribution (restored afterwards, which is also tested).
@@ -30,20 +26,10 @@ for n in (1, 2):
 """
 
 
-@pytest.fixture(scope="module")
-def planted_dir(tmp_path_factory):
-    sys.path.insert(0, str(TESTS))
-    from conftest import make_planted_dataset
-
-    directory = tmp_path_factory.mktemp("planted")
-    write_parquet_shards(make_planted_dataset(), directory)
-    return directory
-
-
-def test_two_devices_match_one_device(planted_dir, tmp_path):
+def test_two_devices_match_one_device(planted_shards, tmp_path):
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
     done = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(planted_dir), str(tmp_path)],
+        [sys.executable, "-c", SCRIPT, str(planted_shards), str(tmp_path)],
         env=env,
         capture_output=True,
         text=True,
@@ -59,15 +45,15 @@ def test_two_devices_match_one_device(planted_dir, tmp_path):
     # both beat always predicting the global mean of the training ratings
     from movierec.data import load_dataset, make_split
 
-    split = make_split(load_dataset(planted_dir).ratings, method="random", seed=42)
+    split = make_split(load_dataset(planted_shards).ratings, method="random", seed=42)
     baseline = float(((split.test.rating - split.train.rating.mean()) ** 2).mean() ** 0.5)
     assert max(one, two) < baseline - 0.2
 
 
-def test_too_many_devices_and_uneven_batches_are_clear_errors(planted_dir):
+def test_too_many_devices_and_uneven_batches_are_clear_errors(planted_shards):
     from movierec.data import load_dataset
 
-    dataset = load_dataset(planted_dir)
+    dataset = load_dataset(planted_shards)
     with pytest.raises(MovierecError, match="xla_force_host_platform_device_count=64"):
         train_model(
             "ranking", "example", dataset, dataset.ratings, settings={"batch_size": 64}, devices=64

@@ -12,13 +12,11 @@ from movierec.ranking.blend import blend_scores
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    from conftest import make_planted_dataset, train_example_models
+def setup(example_pair):
+    from conftest import make_planted_dataset
 
-    dataset = make_planted_dataset()
-    root = tmp_path_factory.mktemp("models")
-    split, train, retriever, ranker = train_example_models(dataset, root, 30, 20)
-    return dataset, split, train, retriever, ranker, Recommender.load(root)
+    root, split, train, retriever, ranker = example_pair
+    return make_planted_dataset(), split, train, retriever, ranker, Recommender.load(root)
 
 
 def test_only_serving_pins_threads_and_freezes_gc(setup):

@@ -7,60 +7,32 @@ command in every process, with ``--coordinator``, ``--num-processes`` and ``--pr
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import free_port, small_dcn_args, start_cli
 
 import movierec  # noqa: F401  (selects the JAX backend before keras loads)
 from movierec.cli.main import main
 from movierec.data.histories import Histories
-from movierec.data.parquet_format import write_parquet_shards
 from movierec.distributed import process_settings
 from movierec.errors import MovierecError
 from movierec.ranking.batches import Arrays, BatchBuilder, MemoryPlan, step_batches
 
-TESTS = Path(__file__).parent
-SETTINGS = [
-    "--set", "members=1",
-    "--set", "embedding_dim=8",
-    "--set", "hidden_units=8",
-    "--set", "users_per_batch=16",
-    "--epochs", "4",
-]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def planted(tmp_path_factory):
-    sys.path.insert(0, str(TESTS))
-    from conftest import make_planted_dataset
-
-    directory = tmp_path_factory.mktemp("planted")
-    write_parquet_shards(make_planted_dataset(), directory, shard_size=700)
-    return directory
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+SETTINGS = small_dcn_args(1, 4)
 
 
 def _start(args: list[str], processes: int) -> list[subprocess.Popen]:
     """``movierec train ...`` once per process, all joining process 0 on 127.0.0.1."""
-    coordinator = f"127.0.0.1:{_free_port()}"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    coordinator = f"127.0.0.1:{free_port()}"
     return [
-        subprocess.Popen(
-            [sys.executable, "-m", "movierec.cli.main", *args, "--coordinator", coordinator,
-             "--num-processes", str(processes), "--process-id", str(i)],
-            env=env,
+        start_cli(
+            [*args, "--coordinator", coordinator, "--num-processes", str(processes),
+             "--process-id", str(i)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -142,8 +114,8 @@ def test_process_settings_are_checked():
 
 
 @pytest.mark.slow
-def test_two_processes_train_as_well_as_one_and_share_each_epoch(planted, tmp_path):
-    base = ["train", "ranking", "--data", str(planted), "--quiet", *SETTINGS]
+def test_two_processes_train_as_well_as_one_and_share_each_epoch(planted_shards, tmp_path):
+    base = ["train", "ranking", "--data", str(planted_shards), "--quiet", *SETTINGS]
     for mode, extra in (("memory", []), ("stream", ["--stream"])):
         models = tmp_path / f"two-{mode}"
         results = _finish(_start([*base, *extra, "--models", str(models)], 2), timeout=400)
@@ -162,9 +134,10 @@ def test_two_processes_train_as_well_as_one_and_share_each_epoch(planted, tmp_pa
 
 
 @pytest.mark.slow
-def test_a_dead_process_stops_the_others_with_a_clear_message(planted, tmp_path):
+def test_a_dead_process_stops_the_others_with_a_clear_message(planted_shards, tmp_path):
     checkpoints = tmp_path / "ck"
-    args = ["train", "ranking", "--data", str(planted), "--quiet", "--models", str(tmp_path / "m"),
+    args = ["train", "ranking", "--data", str(planted_shards), "--quiet",
+            "--models", str(tmp_path / "m"),
             *SETTINGS[:-1], "200", "--checkpoint-dir", str(checkpoints), "--checkpoint-steps", "2",
             "--process-timeout", "20"]  # fmt: skip
     runs = _start(args, 2)

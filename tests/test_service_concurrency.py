@@ -9,8 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import numpy as np
 import pytest
+from conftest import cli_example_models as example_models
 from conftest import free_port, start_server
-from test_serving import example_models
 
 from movierec.pipeline import Recommender
 from movierec.serving.app import warm_up

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import cli_example_models as example_models
 from fastapi.testclient import TestClient
-from test_serving import example_models
 
 from movierec.serving.app import create_app
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import logging
 
+from conftest import cli_example_models as example_models
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
-from test_serving import example_models
 
 from movierec.serving.app import create_app
 

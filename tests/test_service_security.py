@@ -8,8 +8,8 @@ import time
 
 import pytest
 import uvicorn
+from conftest import cli_example_models as example_models
 from fastapi.testclient import TestClient
-from test_serving import example_models
 
 from movierec.cli.main import main
 from movierec.errors import MovierecError

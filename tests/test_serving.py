@@ -1,42 +1,23 @@
 """The HTTP service through FastAPI's TestClient, on small example models.
 
-Models are trained once per session (see :func:`example_models`, shared with
-the browser test) and loaded once; each test builds its own app and database.
+Models are trained once per session (``conftest.cli_example_models``, shared with
+the other service tests) and loaded once; each test builds its own app and database.
 """
 
 from __future__ import annotations
 
-import atexit
-import functools
 import json
-import shutil
-import tempfile
-from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import make_planted_dataset, write_ml_latest
+from conftest import cli_example_models
 from fastapi.testclient import TestClient
 
 from movierec.cli.main import main
-from movierec.pipeline import Recommender
 from movierec.serving.app import create_app
 from movierec.serving.store import RatingStore, read_ratings
 
-
-@functools.cache
-def example_models() -> tuple[Path, Recommender]:
-    """Planted data on disk, example models trained through `movierec train`, loaded."""
-    root = Path(tempfile.mkdtemp(prefix="movierec-serving-"))
-    atexit.register(shutil.rmtree, root, ignore_errors=True)
-    data = write_ml_latest(make_planted_dataset(), root / "data")
-    models = root / "models"
-    code = main(
-        ["train", "all", "--model", "example", "--data", str(data), "--models", str(models),
-         "--epochs", "4", "--set", "batch_size=128", "--quiet", "--seed", "7"]
-    )
-    assert code == 0
-    return models, Recommender.load(models)
+example_models = cli_example_models
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ import time
 
 import pytest
 import sqlalchemy
+from conftest import cli_example_models as example_models
 from fastapi.testclient import TestClient
-from test_serving import example_models
 
 from movierec.serving import store as store_module
 from movierec.serving.app import create_app
