@@ -7,6 +7,7 @@ CI (``CI`` set), where a missing browser is a failure.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -14,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
@@ -46,6 +48,25 @@ def _require_browser():
     pytest.skip(reason)
 
 
+@contextlib.contextmanager
+def open_page() -> Iterator[tuple[Any, list[str]]]:
+    """Chromium with one page (timeouts set, the page's errors collected), closed after."""
+    sync_playwright = _require_browser()
+    from playwright.sync_api import expect
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1100, "height": 900})
+            page.set_default_timeout(TIMEOUT_MS)
+            expect.set_options(timeout=TIMEOUT_MS)
+            errors: list[str] = []
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            yield page, errors
+        finally:
+            browser.close()
+
+
 @pytest.fixture
 def server_url(tmp_path) -> Iterator[str]:
     """A real uvicorn server in a thread, on a free loopback port."""
@@ -71,56 +92,46 @@ def server_url(tmp_path) -> Iterator[str]:
 
 
 def test_new_profile_rates_three_movies_and_sees_recommendations_change(server_url, tmp_path):
-    sync_playwright = _require_browser()
-    from playwright.sync_api import expect
+    with open_page() as (page, errors):
+        from playwright.sync_api import expect
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1100, "height": 900})
-            page.set_default_timeout(TIMEOUT_MS)
-            expect.set_options(timeout=TIMEOUT_MS)
-            errors: list[str] = []
-            page.on("pageerror", lambda error: errors.append(str(error)))
-            page.goto(server_url + "/")
-            page.click("#new-profile")
-            # Polled from Python: the page's CSP (no eval) refuses wait_for_function strings.
-            recs_updates = expect(page.locator("#recs")).to_have_attribute
-            recs_updates("data-updates", "1")
-            assert "new profile" in page.text_content("#profile-status")
-            assert page.locator("#recs li").count() == 0  # nothing rated yet
+        page.goto(server_url + "/")
+        page.click("#new-profile")
+        # Polled from Python: the page's CSP (no eval) refuses wait_for_function strings.
+        recs_updates = expect(page.locator("#recs")).to_have_attribute
+        recs_updates("data-updates", "1")
+        assert "new profile" in page.text_content("#profile-status")
+        assert page.locator("#recs li").count() == 0  # nothing rated yet
 
-            page.fill("#search", "planted")
-            page.locator("#search-results li").first.wait_for()
-            shown: list[list[str]] = []
-            rated: list[str] = []
-            for round_ in range(1, 4):
-                if round_ == 1:  # a movie found by title search ...
-                    item = page.locator('#search-results li[data-movie-id="1"]')
-                else:  # ... then the top recommendation, which must then drop out
-                    item = page.locator("#recs li").first
-                rated.append(item.get_attribute("data-movie-id"))
-                item.locator('button[data-stars="5"]').click()
-                recs_updates("data-updates", str(round_ + 1))
-                recs = page.locator("#recs li")
-                assert recs.count() == 10
-                shown.append([recs.nth(i).get_attribute("data-movie-id") for i in range(10)])
-                assert not set(rated) & set(shown[-1])
-                assert "★" in page.text_content("#recs li .predicted")
-            assert shown[0] != shown[1] != shown[2]
-            assert page.locator("#my-ratings li").count() == 3
+        page.fill("#search", "planted")
+        page.locator("#search-results li").first.wait_for()
+        shown: list[list[str]] = []
+        rated: list[str] = []
+        for round_ in range(1, 4):
+            if round_ == 1:  # a movie found by title search ...
+                item = page.locator('#search-results li[data-movie-id="1"]')
+            else:  # ... then the top recommendation, which must then drop out
+                item = page.locator("#recs li").first
+            rated.append(item.get_attribute("data-movie-id"))
+            item.locator('button[data-stars="5"]').click()
+            recs_updates("data-updates", str(round_ + 1))
+            recs = page.locator("#recs li")
+            assert recs.count() == 10
+            shown.append([recs.nth(i).get_attribute("data-movie-id") for i in range(10)])
+            assert not set(rated) & set(shown[-1])
+            assert "★" in page.text_content("#recs li .predicted")
+        assert shown[0] != shown[1] != shown[2]
+        assert page.locator("#my-ratings li").count() == 3
 
-            page.locator("#recs li").first.locator("button.similar").click()
-            page.locator("#similar li").first.wait_for()
-            assert page.locator("#similar li").count() == 8
-            assert errors == []
-            page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
-            page.set_viewport_size({"width": 390, "height": 844})  # a phone
-            page.evaluate("window.scrollTo(0, 0)")
-            page.screenshot(path=str(tmp_path / "phone.png"))
-            keep = os.environ.get("MOVIEREC_SCREENSHOTS")
-            if keep:
-                for name in ("page.png", "phone.png"):
-                    shutil.copy(tmp_path / name, Path(keep) / name)
-        finally:
-            browser.close()
+        page.locator("#recs li").first.locator("button.similar").click()
+        page.locator("#similar li").first.wait_for()
+        assert page.locator("#similar li").count() == 8
+        assert errors == []
+        page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
+        page.set_viewport_size({"width": 390, "height": 844})  # a phone
+        page.evaluate("window.scrollTo(0, 0)")
+        page.screenshot(path=str(tmp_path / "phone.png"))
+        keep = os.environ.get("MOVIEREC_SCREENSHOTS")
+        if keep:
+            for name in ("page.png", "phone.png"):
+                shutil.copy(tmp_path / name, Path(keep) / name)

@@ -7,7 +7,7 @@ skipped without it outside CI).
 from __future__ import annotations
 
 import pytest
-from test_browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, _require_browser, server_url  # noqa: F401
+from test_browser import TIMEOUT_MS, open_page, server_url  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.browser
 
@@ -21,74 +21,65 @@ def _updates(page, n: int) -> None:
 
 
 def test_page_start_view_known_user_controls_unknown_id_and_switch(server_url):  # noqa: F811
-    sync_playwright = _require_browser()
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1100, "height": 900})
-            page.set_default_timeout(TIMEOUT_MS)
-            errors: list[str] = []
-            page.on("pageerror", lambda error: errors.append(str(error)))
-            page.goto(server_url + "/")
+    with open_page() as (page, errors):
+        page.goto(server_url + "/")
 
-            # Favicon: declared, and served.
-            icon = page.get_attribute('link[rel="icon"]', "href")
-            assert page.request.get(server_url + icon).status == 200
+        # Favicon: declared, and served.
+        icon = page.get_attribute('link[rel="icon"]', "href")
+        assert page.request.get(server_url + icon).status == 200
 
-            # Start view: popular movies to rate before any search or profile.
-            page.locator("#popular li").first.wait_for()
-            assert page.locator("#popular li").count() == 12
-            first = page.locator("#popular li").first
-            assert first.locator(".rate-label").text_content() == "Rate it"
-            first.locator('button[data-stars="4"]').click()  # starts a profile by itself
-            _updates(page, 2)  # the empty new profile, then after the rating
-            assert "new profile" in page.text_content("#profile-status")
-            assert page.locator("#recs li").count() == 10
-            assert page.locator("#my-ratings li").count() == 1
+        # Start view: popular movies to rate before any search or profile.
+        page.locator("#popular li").first.wait_for()
+        assert page.locator("#popular li").count() == 12
+        first = page.locator("#popular li").first
+        assert first.locator(".rate-label").text_content() == "Rate it"
+        first.locator('button[data-stars="4"]').click()  # starts a profile by itself
+        _updates(page, 2)  # the empty new profile, then after the rating
+        assert "new profile" in page.text_content("#profile-status")
+        assert page.locator("#recs li").count() == 10
+        assert page.locator("#my-ratings li").count() == 1
 
-            # Predicted stars and your rating look and behave differently.
-            predicted = page.locator("#recs li .predicted").first
-            assert predicted.text_content().startswith("Predicted for you:")
-            assert predicted.evaluate("n => n.tagName") == "SPAN"  # read-only, not a control
-            assert predicted.locator("button").count() == 0
-            assert page.locator("#recs li").first.locator(".stars button").count() == 5
-            rated = page.locator("#my-ratings li").first
-            assert rated.locator(".rate-label").text_content() == "Your rating"
-            assert rated.locator(".star.on").count() == 4
+        # Predicted stars and your rating look and behave differently.
+        predicted = page.locator("#recs li .predicted").first
+        assert predicted.text_content().startswith("Predicted for you:")
+        assert predicted.evaluate("n => n.tagName") == "SPAN"  # read-only, not a control
+        assert predicted.locator("button").count() == 0
+        assert page.locator("#recs li").first.locator(".stars button").count() == 5
+        rated = page.locator("#my-ratings li").first
+        assert rated.locator(".rate-label").text_content() == "Your rating"
+        assert rated.locator(".star.on").count() == 4
 
-            # An unknown id is a question, not a silent new profile.
-            page.fill("#user-id", "nobody-here")
-            page.click("#profile-form button[type=submit]")
-            page.locator("#unknown-user").wait_for(state="visible")
-            assert "nobody-here" in page.text_content("#unknown-text")
-            page.click("#unknown-retype")
-            assert page.locator("#unknown-user").is_hidden()
-            assert page.evaluate("document.activeElement.id") == "user-id"
+        # An unknown id is a question, not a silent new profile.
+        page.fill("#user-id", "nobody-here")
+        page.click("#profile-form button[type=submit]")
+        page.locator("#unknown-user").wait_for(state="visible")
+        assert "nobody-here" in page.text_content("#unknown-text")
+        page.click("#unknown-retype")
+        assert page.locator("#unknown-user").is_hidden()
+        assert page.evaluate("document.activeElement.id") == "user-id"
 
-            # A known user: their training ratings are listed with their stars.
-            page.locator("#recs li").first.locator("button.similar").click()
-            page.locator("#similar li").first.wait_for()
-            page.fill("#user-id", "2")
-            page.click("#profile-form button[type=submit]")
-            _updates(page, 3)
-            page.locator("#training-ratings li").first.wait_for()
-            assert "in training" in page.text_content("#training-title")
-            training = page.locator("#training-ratings li")
-            assert training.count() >= 10
-            assert training.first.locator(".star.on").count() >= 1
-            assert "known to the model" in page.text_content("#profile-status")
-            # ... and nothing of the previous profile stays on screen.
-            assert page.locator("#similar-box").is_hidden()
-            assert page.locator("#my-ratings li").count() == 0
+        # A known user: their training ratings are listed with their stars.
+        page.locator("#recs li").first.locator("button.similar").click()
+        page.locator("#similar li").first.wait_for()
+        page.fill("#user-id", "2")
+        page.click("#profile-form button[type=submit]")
+        _updates(page, 3)
+        page.locator("#training-ratings li").first.wait_for()
+        assert "in training" in page.text_content("#training-title")
+        training = page.locator("#training-ratings li")
+        assert training.count() >= 10
+        assert training.first.locator(".star.on").count() >= 1
+        assert "known to the model" in page.text_content("#profile-status")
+        # ... and nothing of the previous profile stays on screen.
+        assert page.locator("#similar-box").is_hidden()
+        assert page.locator("#my-ratings li").count() == 0
 
-            # The unknown id, confirmed this time, becomes a new profile.
-            page.fill("#user-id", "nobody-here")
-            page.click("#profile-form button[type=submit]")
-            page.locator("#unknown-user").wait_for(state="visible")
-            page.click("#unknown-new")
-            _updates(page, 4)
-            assert "User nobody-here: a new profile" in page.text_content("#profile-status")
-            assert page.locator("#training-box").is_hidden()
-            assert errors == []
-        finally:
-            browser.close()
+        # The unknown id, confirmed this time, becomes a new profile.
+        page.fill("#user-id", "nobody-here")
+        page.click("#profile-form button[type=submit]")
+        page.locator("#unknown-user").wait_for(state="visible")
+        page.click("#unknown-new")
+        _updates(page, 4)
+        assert "User nobody-here: a new profile" in page.text_content("#profile-status")
+        assert page.locator("#training-box").is_hidden()
+        assert errors == []

@@ -94,38 +94,15 @@ def test_reading_api_keys(tmp_path):
 def test_serve_refuses_a_public_host_without_keys(tmp_path, capsys, monkeypatch):
     models, _ = example_models()
     monkeypatch.delenv("MOVIEREC_API_KEY", raising=False)
-    code = main(
-        [
-            "serve",
-            "--models",
-            str(models),
-            "--host",
-            "0.0.0.0",
-            "--db",
-            f"sqlite:///{tmp_path / 'r.sqlite3'}",
-        ]
-    )
-    assert code == 2
+    public = ["serve", "--models", str(models), "--host", "0.0.0.0",
+              "--db", f"sqlite:///{tmp_path / 'r.sqlite3'}"]  # fmt: skip
+    assert main(public) == 2
     assert "refusing to serve 0.0.0.0 without API keys" in capsys.readouterr().err
     started = []
     monkeypatch.setattr(uvicorn.Server, "run", lambda self: started.append(self.config))
     for extra in (["--no-auth"], ["--api-key-file", str(tmp_path / "keys")]):
         (tmp_path / "keys").write_text(KEY + "\n")
-        assert (
-            main(
-                [
-                    "serve",
-                    "--models",
-                    str(models),
-                    "--host",
-                    "0.0.0.0",
-                    "--db",
-                    f"sqlite:///{tmp_path / 'r.sqlite3'}",
-                    *extra,
-                ]
-            )
-            == 0
-        )
+        assert main([*public, *extra]) == 0
     assert [config.host for config in started] == ["0.0.0.0", "0.0.0.0"]
     assert main(["serve", "--models", str(models), "--rate-limit", "fast"]) == 2
     assert "--rate-limit expects" in capsys.readouterr().err

@@ -12,7 +12,7 @@ import pytest
 import movierec  # noqa: F401  (selects the JAX backend before keras loads)
 from movierec.cli.main import main
 from movierec.data import load_dataset
-from movierec.data.histories import Histories
+from movierec.data.histories import Histories, pad_lists
 from movierec.data.parquet_format import write_parquet_shards
 from movierec.data.shards import ShardedTrainingSet
 from movierec.data.splits import PARTS, HashSplit, make_split
@@ -20,7 +20,6 @@ from movierec.data.synth import SyntheticGenerator
 from movierec.data.training import TrainingSet
 from movierec.errors import MovierecError
 from movierec.ranking.batches import BatchBuilder, ShardPlan, step_batches
-from movierec.ranking.feeds import pad_histories
 
 
 @pytest.fixture(scope="module")
@@ -49,9 +48,10 @@ def test_histories_keep_rating_order_and_pad_like_lists():
     stars = [rating[user == u] for u in range(7)]
     users = np.array([3, 0, 6, 5, 99])  # 99: not in the table, an empty row
     got_movies, got_stars = whole.padded(users, width=4)
-    want_movies, want_stars = pad_histories(
+    want_movies, want_stars = pad_lists(
         [lists[u] if u < 7 else np.zeros(0) for u in users],
         [stars[u] if u < 7 else np.zeros(0) for u in users],
+        len(users),
         4,
     )
     assert np.array_equal(got_movies, want_movies)

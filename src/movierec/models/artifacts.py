@@ -208,8 +208,8 @@ def export_inference(model: RecommenderModel, train: TrainingSet, directory: Pat
     model computes for them at query time; tables too large are skipped, and such
     models answer through the network.
     """
-    if getattr(train, "streaming", False):
-        return  # a set streamed from shards keeps no histories in memory: use the network
+    if not isinstance(train, TrainingSet):
+        return  # a set streamed from shards has no per-user query rows here: use the network
     users = train.users.size
     if isinstance(model, Retriever):
         queries, candidates = model.similar_vectors()

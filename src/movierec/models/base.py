@@ -26,6 +26,8 @@ from movierec.models.settings import ModelSettings, SettingsError
 if TYPE_CHECKING:  # Keras loads only when a model trains or a network is read
     import keras
 
+    from movierec.data.shards import ShardedTrainingSet
+
 
 @dataclass
 class QueryBatch:
@@ -106,8 +108,16 @@ class RecommenderModel(ABC):
         return cls.settings_class.defaults()
 
     @abstractmethod
-    def fit(self, train: TrainingSet, *, verbose: int = 1) -> dict[str, list[float]]:
-        """Train on ``train``; returns the Keras history (loss per epoch...)."""
+    def fit(
+        self, train: TrainingSet | ShardedTrainingSet, *, verbose: int = 1
+    ) -> dict[str, list[float]]:
+        """Train on ``train``; returns the Keras history (loss per epoch...).
+
+        ``train`` is a :class:`~movierec.data.shards.ShardedTrainingSet` (streamed from
+        Parquet shards) only for models whose :attr:`streams` is true. Both kinds offer
+        the vocabularies, the data set and the rating histories; a model reads each kind
+        through its own code path, never by testing a flag.
+        """
 
     def save(self, directory: Path) -> None:
         """Write the model's own files into ``directory`` (which exists).

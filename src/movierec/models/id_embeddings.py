@@ -34,3 +34,26 @@ class IdEmbeddingNetwork(keras.Model):
             "num_candidates": self.num_candidates,
             "embedding_dim": self.embedding_dim,
         }
+
+
+def fit_example(
+    network: keras.Model,
+    inputs: Any,
+    labels: Any,
+    settings: dict[str, Any],
+    *,
+    verbose: int,
+    callbacks: list | None,
+) -> dict[str, list[float]]:
+    """Train an example network as the Keras RS examples do: shuffled mini-batches of
+    ``settings["batch_size"]`` for ``settings["epochs"]`` epochs; the Keras history."""
+    history = network.fit(
+        inputs,
+        labels,
+        batch_size=settings["batch_size"],
+        epochs=settings["epochs"],
+        shuffle=True,
+        verbose=verbose,
+        callbacks=callbacks or [],
+    )
+    return history.history

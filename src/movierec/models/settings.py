@@ -69,21 +69,17 @@ class SettingInfo:
     def range(self) -> str:
         if typing.get_origin(self.type) is Literal:
             return ""
-        low = (
-            f">= {_num(self.minimum)}"
-            if self.minimum is not None
-            else f"> {_num(self.above)}"
-            if self.above is not None
-            else ""
-        )
-        high = (
-            f"<= {_num(self.maximum)}"
-            if self.maximum is not None
-            else f"< {_num(self.below)}"
-            if self.below is not None
-            else ""
-        )
+        low = _bound((">=", self.minimum), (">", self.above))
+        high = _bound(("<=", self.maximum), ("<", self.below))
         return ", ".join(p for p in (low, high) if p)
+
+
+def _bound(inclusive: tuple[str, float | None], strict: tuple[str, float | None]) -> str:
+    """One side of a range, ">= 1" or "> 0" (the inclusive bound wins), or ""."""
+    for op, value in (inclusive, strict):
+        if value is not None:
+            return f"{op} {_num(value)}"
+    return ""
 
 
 @dataclass(frozen=True)
@@ -252,3 +248,14 @@ def _show(value: Any) -> str:
 
 def _num(value: float | None) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+@dataclass(frozen=True)
+class ExampleSettings(ModelSettings):
+    """What both Keras RS examples take: id embeddings trained by Adagrad on mini-batches."""
+
+    embedding_dim: int = setting(32, "width of the user and movie id embeddings", minimum=1)
+    epochs: int = setting(5, "passes over the training ratings", minimum=1)
+    batch_size: int = setting(1000, "ratings per training batch", minimum=1)
+    learning_rate: float = setting(0.1, "Adagrad step size", above=0.0)
+    seed: int = setting(42, "seed of the weights and the shuffling")

@@ -14,7 +14,7 @@ import numpy as np
 
 from movierec.data.training import TrainingSet
 from movierec.models.base import QueryBatch, Ranker
-from movierec.models.id_embeddings import IdEmbeddingNetwork
+from movierec.models.id_embeddings import IdEmbeddingNetwork, fit_example
 from movierec.models.inference import CompiledInference, bucket, pad_rows
 from movierec.ranking.settings import ExampleRankingSettings
 
@@ -65,16 +65,14 @@ class ExampleRanker(Ranker):
             metrics=[keras.metrics.RootMeanSquaredError()],
             optimizer=keras.optimizers.Adagrad(self.settings["learning_rate"]),
         )
-        history = self.network.fit(
+        return fit_example(
+            self.network,
             {"user_id": train.user_index, "movie_id": train.movie_index},
             self._scale(train.rating),
-            batch_size=self.settings["batch_size"],
-            epochs=self.settings["epochs"],
-            shuffle=True,
+            self.settings,
             verbose=verbose,
-            callbacks=callbacks or [],
+            callbacks=callbacks,
         )
-        return history.history
 
     def predict(self, queries: QueryBatch, movie_index: np.ndarray) -> np.ndarray:
         """One jitted call per chunk of 4,096 pairs (rows padded to powers of two):

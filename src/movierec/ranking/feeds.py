@@ -1,7 +1,8 @@
-"""What the dcn ranker is fed: histories as fixed-width arrays, batches sharing them.
+"""What the dcn ranker is fed: training batches, and prediction queries deduplicated.
 
 Training batches come from memory or stream from encoded Parquet shards
-(:mod:`movierec.ranking.batches`); :func:`rating_feeds` picks.
+(:mod:`movierec.ranking.batches`); :func:`rating_feeds` builds either from the
+training set it is given (one implementation per kind of set, no flag to test).
 
 The network sums each query's history once and scores several movies against it
 (``slot`` maps a pair to its query row). Gathering a history per *pair* instead
@@ -11,7 +12,9 @@ batches group a few ratings of the same user, and predictions deduplicate querie
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import functools
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -23,19 +26,6 @@ from movierec.errors import ModelError
 from movierec.models.base import QueryBatch
 from movierec.ranking.batches import Arrays, BatchBuilder, MemoryPlan, Plan, ShardPlan
 from movierec.ranking.trainer import Feeds
-
-
-def pad_histories(
-    histories: Sequence[np.ndarray], ratings: Sequence[np.ndarray], width: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """(n, width) movie indices (0 = padding) and ratings; keeps the last ``width`` entries."""
-    movies = np.zeros((len(histories), width), np.int32)
-    stars = np.zeros((len(histories), width), np.float32)
-    for row, (h, r) in enumerate(zip(histories, ratings, strict=True)):
-        h, r = np.asarray(h)[-width:], np.asarray(r)[-width:]
-        movies[row, : len(h)] = h
-        stars[row, : len(r)] = r
-    return movies, stars
 
 
 def unique_queries(queries: QueryBatch) -> tuple[np.ndarray, np.ndarray]:
@@ -106,63 +96,94 @@ def rating_feeds(
             f"use a multiple of {devices}"
         )
     k, length = int(s["ratings_per_user"]), int(s["history_length"])
-    size = per_step // devices
-    if train.streaming:
-        histories = train.histories("train")
-        if not train.count("train"):
-            raise ModelError("the sharded training set has no training ratings")
-        plan: Plan = ShardPlan(
-            train.parts["train"],
-            ratings_per_user=k,
-            groups_per_device=size,
-            process_index=process_index,
-            process_count=process_count,
-            local_devices=local_devices,
-            seed=seed,
-        )
-        validation = None
-        if train.count("validation"):
-
-            def validation() -> Iterator[Arrays]:
-                for shard in train.parts["validation"]:
-                    if shard.rows:
-                        a = shard.arrays()
-                        yield Arrays(
-                            np.asarray(a["user"]), np.asarray(a["movie"]), np.asarray(a["rating"])
-                        )
-
-        mean = train.mean_rating("train")
-    else:
-        order = np.random.default_rng(seed).permutation(len(train))
-        n_val = int(round(len(train) * float(s["validation_fraction"])))
-        val, fit_rows = order[:n_val], order[n_val:]
-        histories = Histories.from_ratings(
-            train.user_index[fit_rows],
-            train.movie_index[fit_rows],
-            train.rating[fit_rows],
-            train.users.size,
-        )
-
-        def rows(which: np.ndarray) -> Arrays:
-            return Arrays(train.user_index[which], train.movie_index[which], train.rating[which])
-
-        plan = MemoryPlan(
-            rows(fit_rows),
-            ratings_per_user=k,
-            groups_per_device=size,
-            devices=devices,
-            first_device=first_device,
-            local_devices=local_devices,
-            seed=seed,
-        )
-        validation = (lambda: [rows(val)]) if n_val > 0 else None
-        mean = float(train.rating[fit_rows].mean())
+    layout = _Layout(
+        common={
+            "ratings_per_user": k,
+            "groups_per_device": per_step // devices,
+            "local_devices": local_devices,
+            "seed": seed,
+        },
+        devices=devices,
+        first_device=first_device,
+        process_index=process_index,
+        process_count=process_count,
+    )
+    parts = _training_parts(train, float(s["validation_fraction"]), seed, layout)
     builder = BatchBuilder(
-        histories,
+        parts.histories,
         length,
         k,
         id_dropout=float(s["id_dropout"]),
         sparse_users=bool(s["sparse_updates"]),
     )
-    plain = BatchBuilder(histories, length, k) if validation is not None else None
-    return Feeds(plan, builder, validation, plain, mean)
+    plain = BatchBuilder(parts.histories, length, k) if parts.validation is not None else None
+    return Feeds(parts.plan, builder, parts.validation, plain, parts.mean)
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """How batches are spread: the plan options both kinds of training set take
+    (``common``), and those of one kind only."""
+
+    common: dict[str, Any]
+    devices: int
+    first_device: int
+    process_index: int
+    process_count: int
+
+
+@dataclass(frozen=True)
+class _Parts:
+    """A training set split into what the network fits and what it validates on."""
+
+    plan: Plan
+    histories: Histories
+    validation: Callable[[], Iterable[Arrays]] | None
+    mean: float
+
+
+@functools.singledispatch
+def _training_parts(train: Any, validation_fraction: float, seed: int, layout: _Layout) -> _Parts:
+    """The fit / validation parts of a training set (one implementation per kind)."""
+    raise TypeError(f"cannot train the dcn ranker on a {type(train).__name__}")
+
+
+@_training_parts.register
+def _(train: TrainingSet, validation_fraction: float, seed: int, layout: _Layout) -> _Parts:
+    order = np.random.default_rng(seed).permutation(len(train))
+    n_val = int(round(len(train) * validation_fraction))
+    val, fit_rows = order[:n_val], order[n_val:]
+    fit = _rows(train, fit_rows)
+    histories = Histories.from_ratings(fit.user, fit.movie, fit.rating, train.users.size)
+    plan = MemoryPlan(
+        fit, devices=layout.devices, first_device=layout.first_device, **layout.common
+    )
+    validation = (lambda: [_rows(train, val)]) if n_val > 0 else None
+    return _Parts(plan, histories, validation, float(fit.rating.mean()))
+
+
+@_training_parts.register
+def _(train: ShardedTrainingSet, validation_fraction: float, seed: int, layout: _Layout) -> _Parts:
+    """The sharded set's own hash split decides validation (``validation_fraction`` unused)."""
+    if not train.count("train"):
+        raise ModelError("the sharded training set has no training ratings")
+    plan = ShardPlan(
+        train.parts["train"],
+        process_index=layout.process_index,
+        process_count=layout.process_count,
+        **layout.common,
+    )
+    validation = None
+    if train.count("validation"):
+
+        def validation() -> Iterator[Arrays]:
+            for shard in train.parts["validation"]:
+                if shard.rows:
+                    a = shard.arrays()
+                    yield Arrays(*(np.asarray(a[key]) for key in ("user", "movie", "rating")))
+
+    return _Parts(plan, train.histories("train"), validation, train.mean_rating("train"))
+
+
+def _rows(train: TrainingSet, which: np.ndarray) -> Arrays:
+    return Arrays(train.user_index[which], train.movie_index[which], train.rating[which])

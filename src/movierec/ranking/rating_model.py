@@ -30,13 +30,14 @@ from movierec.data.features import (
     FeatureTables,
     build_feature_tables,
 )
+from movierec.data.histories import pad_lists
 from movierec.data.shards import ShardedTrainingSet
 from movierec.data.training import TrainingSet
 from movierec.errors import ModelError
 from movierec.models.base import QueryBatch, Ranker
 from movierec.models.inference import CompiledInference, bucket, pad_rows
 from movierec.progress import logger
-from movierec.ranking.feeds import pad_histories, rating_feeds, unique_queries
+from movierec.ranking.feeds import rating_feeds, unique_queries
 from movierec.ranking.rating_network import RatingEnsemble, RatingNetwork
 from movierec.ranking.settings import DcnSettings
 from movierec.ranking.trainer import Checkpoints, Feeds, Trainer, TrainOptions
@@ -169,8 +170,9 @@ class RatingModel(Ranker):
         network = self.require_network()
         first, slot = unique_queries(queries)
         distinct = queries.take(first)
-        history, history_rating = pad_histories(
-            distinct.histories, distinct.history_ratings, self.settings["history_length"]
+        width = self.settings["history_length"]
+        history, history_rating = pad_lists(
+            distinct.histories, distinct.history_ratings, len(first), width
         )
         n_queries, n_pairs = bucket(len(first), 1), bucket(len(movie), MIN_PAIRS)
 

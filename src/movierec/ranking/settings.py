@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-from movierec.models.settings import ModelSettings, setting
+from movierec.models.settings import ExampleSettings, ModelSettings, setting
 
 
 @dataclass(frozen=True)
@@ -59,15 +59,10 @@ class DcnSettings(ModelSettings):
 
 
 @dataclass(frozen=True)
-class ExampleRankingSettings(ModelSettings):
-    """The keras-rs basic ranking example (``--model example``)."""
+class ExampleRankingSettings(ExampleSettings):
+    """The keras-rs basic ranking example (``--model example``): 5 epochs."""
 
     model_name: ClassVar[str] = "ranking 'example'"
 
-    embedding_dim: int = setting(32, "width of the user and movie id embeddings", minimum=1)
-    epochs: int = setting(5, "passes over the training ratings", minimum=1)
-    batch_size: int = setting(1000, "ratings per training batch", minimum=1)
-    learning_rate: float = setting(0.1, "Adagrad step size", above=0.0)
-    seed: int = setting(42, "seed of the weights and the shuffling")
     min_rating: float = setting(1.0, "lowest star; set from the data set when training")
     max_rating: float = setting(5.0, "highest star; set from the data set when training")

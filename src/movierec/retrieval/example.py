@@ -18,21 +18,17 @@ import numpy as np
 
 from movierec.data.training import TrainingSet
 from movierec.models.base import QueryBatch, Retriever
-from movierec.models.id_embeddings import IdEmbeddingNetwork
-from movierec.models.settings import ModelSettings, setting
+from movierec.models.id_embeddings import IdEmbeddingNetwork, fit_example
+from movierec.models.settings import ExampleSettings, setting
 
 
 @dataclass(frozen=True)
-class ExampleRetrievalSettings(ModelSettings):
-    """The keras-rs basic retrieval example (``--model example``)."""
+class ExampleRetrievalSettings(ExampleSettings):
+    """The keras-rs basic retrieval example (``--model example``): 50 epochs."""
 
     model_name: ClassVar[str] = "retrieval 'example'"
 
-    embedding_dim: int = setting(32, "width of the user and movie id embeddings", minimum=1)
     epochs: int = setting(50, "passes over the training ratings", minimum=1)
-    batch_size: int = setting(1000, "ratings per training batch", minimum=1)
-    learning_rate: float = setting(0.1, "Adagrad step size", above=0.0)
-    seed: int = setting(42, "seed of the weights and the shuffling")
 
 
 @keras.saving.register_keras_serializable(package="movierec")
@@ -91,16 +87,10 @@ class ExampleRetriever(Retriever):
             "movie_id": train.movie_index,
             "rating": (train.rating - 1.0) / 4.0,  # the example's scaling to [0, 1]
         }
-        history = self.network.fit(
-            train.user_index,
-            labels,
-            batch_size=self.settings["batch_size"],
-            epochs=self.settings["epochs"],
-            shuffle=True,
-            verbose=verbose,
-            callbacks=callbacks or [],
+        return fit_example(
+            self.network, train.user_index, labels, self.settings, verbose=verbose,
+            callbacks=callbacks
         )
-        return history.history
 
     def query_embeddings(self, queries: QueryBatch) -> np.ndarray:
         table = self.require_network().user_embedding.embeddings
