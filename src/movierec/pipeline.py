@@ -333,10 +333,10 @@ def tune_process_for_serving() -> None:
     calls this; library code never does, since it changes the whole process.
 
     What is loaded lives as long as the process: freezing it keeps the garbage
-    collector from rescanning it during requests (p99 latency halves). A request is
-    one query: a second BLAS thread barely speeds its matrix-vector product up, and
-    spins for milliseconds after each one, taking a core from the rest of the request
-    (on 2 busy cores, p50 of the product 1 ms -> 8 ms). faiss searches one query on
+    collector from rescanning it during requests (a large share of the tail latency).
+    A request is one query: a second BLAS thread barely speeds its matrix-vector
+    product up, and spins for milliseconds after each one, taking a core from the rest
+    of the request (measurements: ``benchmarks/NOTES.md``). faiss searches one query on
     one thread anyway; its idle OpenMP threads spin too.
     """
     from threadpoolctl import threadpool_limits

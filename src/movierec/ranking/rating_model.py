@@ -5,18 +5,15 @@ life cycle: a validation slice of the *training* ratings drives early stopping
 (best weights restored), histories come from the ratings the network trains on,
 and predictions are clipped to the data set's rating scale.
 
-Defaults were tuned on MovieLens 100K (random 80/20, 3 seeds): Adagrad beats Adam
-here (test RMSE ~0.90 vs ~0.93; Adam's normalised steps let rarely rated ids
-overfit within a few epochs), gradient clipping keeps its large learning rate
-stable, and 32 dimensions generalise better than 64 or 128.
+Defaults favour stability on rating logs: Adagrad with gradient clipping rather than
+Adam (whose normalised steps let rarely rated ids overfit), narrow embeddings, and two
+averaged members (the measurements behind these choices: ``benchmarks/NOTES.md``).
 
 ``members`` networks (seeds ``seed``, ``seed + 1``, ...; each early-stopped on its
 own validation slice; a sharded training set, streamed from Parquet, brings one
 validation part for all) are trained one after another and averaged by a
 :class:`~movierec.ranking.rating_network.RatingEnsemble`, saved as one ``model.keras``.
-On MovieLens 100K (seeds 42-44) test RMSE is 0.8981 ± 0.0046 for one network,
-0.8943 ± 0.0024 for two (the default) and 0.8923 ± 0.0022 for three; fit time
-grows linearly with members, and three cost more than the gain is worth.
+Fit time grows linearly with members.
 """
 
 from __future__ import annotations

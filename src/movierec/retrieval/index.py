@@ -204,9 +204,9 @@ class BruteForceIndex(CandidateIndex):
     :func:`~movierec.retrieval.topk.top_k` (exclusions masked before ranking).
     ``scorer="keras"`` runs ``keras_rs.layers.BruteForceRetrieval`` (the reference,
     over-fetching ``k + 1 + len(exclude)`` and masking); both give the same results.
-    Measured on 2 busy CPU cores, 100K x 64 candidates, k=10, 50 exclusions: one query
-    14 ms numpy vs 31 ms keras (the service's case, hence the default); 256 queries
-    675 ms numpy vs 457 ms keras (XLA's top_k beats argpartition on big batches).
+    NumPy is the default because it answers one query faster (the service's case);
+    Keras wins on large batches of queries, where XLA's top_k beats argpartition
+    (measurements: ``benchmarks/NOTES.md``).
     """
 
     name = "brute-force"
