@@ -62,10 +62,20 @@ def test_checksum_mismatch(home, tmp_path):
     assert list(home.iterdir()) == []
 
 
-def test_force_replaces_corrupt_cache(home, tmp_path):
+def test_a_corrupt_cache_is_extracted_again(home, tmp_path):
     target = fetch_ml100k(fake_wheel(tmp_path / "recbole.whl"))
     (target / "ml-100k.inter").write_bytes(b"garbage")
     fetch_ml100k(tmp_path / "recbole.whl")  # not verified any more: re-extracted
+    assert (target / "ml-100k.inter").read_bytes() == FILES["ml-100k.inter"]
+
+
+def test_force_extracts_a_verified_cache_again(home, tmp_path):
+    target = fetch_ml100k(fake_wheel(tmp_path / "recbole.whl"))
+    (target / "stale-extra").write_text("left by an older install")
+    assert fetch_ml100k(tmp_path / "recbole.whl") == target  # verified: kept as it is
+    assert (target / "stale-extra").exists()
+    assert fetch_ml100k(tmp_path / "recbole.whl", force=True) == target
+    assert not (target / "stale-extra").exists()  # a fresh extraction replaced it
     assert (target / "ml-100k.inter").read_bytes() == FILES["ml-100k.inter"]
 
 

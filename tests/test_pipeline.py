@@ -92,7 +92,8 @@ def test_blend_orders_by_both_stages():
 def test_two_stage_and_baselines_evaluate(setup):
     _, split, train, retriever, ranker, _ = setup
     two_stage = evaluate_two_stage(retriever, ranker, train, split.test, depth=20)
-    assert 0.0 <= two_stage["ndcg@10"] <= 1.0
+    assert two_stage["users"] > 0
+    assert two_stage["ndcg@10"] > 0  # the ranker's reordering still finds test movies
     ease = evaluate_scores(EASE(train, l2=10.0), train, split.test, ks=(10,))["ndcg@10"]
     popular = evaluate_scores(Popularity(train), train, split.test, ks=(10,))["ndcg@10"]
     assert ease > popular  # the planted taste groups are learnable
