@@ -48,6 +48,11 @@ def setting(
     return dataclasses.field(default=default, metadata={"help": help, **bounds})
 
 
+def share(default: float, help: str) -> Any:
+    """A settings field that is a share of something: in [0, 1)."""
+    return setting(default, help, minimum=0.0, below=1.0)
+
+
 @dataclass(frozen=True)
 class SettingInfo:
     """What ``--help-settings`` shows for one field."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-from movierec.models.settings import ExampleSettings, ModelSettings, setting
+from movierec.models.settings import ExampleSettings, ModelSettings, setting, share
 
 
 @dataclass(frozen=True)
@@ -17,7 +17,7 @@ class DcnSettings(ModelSettings):
     embedding_dim: int = setting(32, "width of the user and movie vectors", minimum=1)
     cross_layers: int = setting(1, "keras-rs FeatureCross (DCN) layers in the residual", minimum=0)
     hidden_units: int = setting(64, "ReLU units after the cross layers", minimum=1)
-    dropout: float = setting(0.2, "dropout on the residual's input", minimum=0.0, below=1.0)
+    dropout: float = share(0.2, "dropout on the residual's input")
     l2: float = setting(0.03, "L2 penalty on the id and feature rows a batch uses", minimum=0.0)
     history_l2: float = setting(
         0.03, "L2 penalty on the history (SVD++) rows a batch uses", minimum=0.0
@@ -26,11 +26,8 @@ class DcnSettings(ModelSettings):
         10.0, "pseudo-count pulling a user's mean rating offset towards 0", minimum=0.0
     )
     history_length: int = setting(256, "most rated movies a user's profile reads", minimum=1)
-    id_dropout: float = setting(
-        0.05,
-        "share of user ids hidden in training, so history-only users work",
-        minimum=0.0,
-        below=1.0,
+    id_dropout: float = share(
+        0.05, "share of user ids hidden in training, so history-only users work"
     )
     optimizer: Literal["adagrad"] = setting(
         "adagrad", "Adagrad, as the trainer's row-sparse updates implement it"
@@ -43,11 +40,8 @@ class DcnSettings(ModelSettings):
         40, "most passes over the ratings (early stopping ends sooner)", minimum=1
     )
     patience: int = setting(3, "epochs without a better validation RMSE before stopping", minimum=1)
-    validation_fraction: float = setting(
-        0.05,
-        "share of training ratings held out for early stopping (0: none)",
-        minimum=0.0,
-        below=1.0,
+    validation_fraction: float = share(
+        0.05, "share of training ratings held out for early stopping (0: none)"
     )
     seed: int = setting(42, "seed of weights, batches and validation slice (member i: seed + i)")
     members: int = setting(2, "networks trained with different seeds and averaged", minimum=1)
