@@ -11,8 +11,8 @@ kept in ``--data-root``). One child process runs ``movierec train retrieval --st
 a second ``movierec index build --kind faiss-hnsw`` on the saved model. ``--steps N``
 trains N steps instead of a whole pass over the users and reports the epoch time that
 pass would take at the measured seconds per step (labelled as extrapolated). Prints a
-table and writes the run under the key ``two_tower`` of benchmarks/results/streaming.json,
-keeping the ranker's runs there.
+table and writes the run under ``two_tower`` / its size in benchmarks/results/streaming.json,
+keeping the ranker's runs and other sizes' there.
 """
 
 from __future__ import annotations
@@ -171,8 +171,11 @@ def main() -> None:
         "seconds": round(time.perf_counter() - started, 1),
     }
     previous = json.loads(args.out.read_text()) if args.out.is_file() else {}
-    write_json(args.out, {**previous, KEY: result})
-    print(f"written to {args.out} (key {KEY!r}) in {result['seconds']:.0f} s", file=sys.stderr)
+    runs = previous.get(KEY, {}) if isinstance(previous.get(KEY), dict) else {}
+    runs = {k: v for k, v in runs.items() if k.isdigit()}  # one entry per data-set size
+    write_json(args.out, {**previous, KEY: {**runs, str(size): result}})
+    where = f"key {KEY!r}, {size}"
+    print(f"written to {args.out} ({where}) in {result['seconds']:.0f} s", file=sys.stderr)
 
 
 if __name__ == "__main__":

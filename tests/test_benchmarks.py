@@ -67,7 +67,7 @@ def test_streaming_retrieval_benchmark_smoke(tmp_path):
     assert "peak GiB" in result.stdout
     report = json.loads(out.read_text())
     assert report["runs"] == ["the ranker's, kept"]
-    run = report["two_tower"]["run"]
+    run = report["two_tower"]["20000"]["run"]
     assert run["steps_run"] == run["steps_per_epoch"] > 0 and not run["epoch_bounded"]
     assert run["epoch_seconds"] > 0 and run["peak_memory_gib"] > 0
     assert run["index"] == "faiss-hnsw" and run["index_build_seconds"] >= 0
