@@ -12,17 +12,22 @@ from conftest import make_planted_dataset, write_ml_latest
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
+def _smoke(script: str, *args: str) -> str:
+    """Run ``benchmarks/SCRIPT --smoke ARGS``; its stdout, once it has exited 0."""
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), "--smoke", *args],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
 @pytest.mark.slow
 def test_quality_benchmark_smoke(tmp_path):
     data = write_ml_latest(make_planted_dataset(), tmp_path / "data")
     out = tmp_path / "quality.json"
-    result = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "quality.py"), "--smoke", "--data", str(data),
-         "--out", str(out)],
-        capture_output=True, text=True, timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "Retrieval (random split" in result.stdout and "Two-stage" in result.stdout
+    stdout = _smoke("quality.py", "--data", str(data), "--out", str(out))
+    assert "Retrieval (random split" in stdout and "Two-stage" in stdout
     report = json.loads(out.read_text())
     rows = report["random"]
     ease, popular = rows["retrieval/EASE"]["ndcg@10"][0], rows["retrieval/popularity"]["ndcg@10"][0]
@@ -34,13 +39,8 @@ def test_quality_benchmark_smoke(tmp_path):
 @pytest.mark.slow
 def test_streaming_benchmark_smoke(tmp_path):
     out = tmp_path / "streaming.json"
-    result = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "streaming.py"), "--smoke",
-         "--data-root", str(tmp_path / "data"), "--out", str(out)],
-        capture_output=True, text=True, timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "peak GiB" in result.stdout
+    stdout = _smoke("streaming.py", "--data-root", str(tmp_path / "data"), "--out", str(out))
+    assert "peak GiB" in stdout
     report = json.loads(out.read_text())
     runs = report["runs"]
     assert [(r["mode"], r["updates"]) for r in runs] == [
@@ -58,13 +58,9 @@ def test_streaming_benchmark_smoke(tmp_path):
 def test_streaming_retrieval_benchmark_smoke(tmp_path):
     out = tmp_path / "streaming.json"
     out.write_text(json.dumps({"runs": ["the ranker's, kept"]}))
-    result = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "streaming_retrieval.py"), "--smoke",
-         "--data-root", str(tmp_path / "data"), "--out", str(out)],
-        capture_output=True, text=True, timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "peak GiB" in result.stdout
+    data = str(tmp_path / "data")
+    stdout = _smoke("streaming_retrieval.py", "--data-root", data, "--out", str(out))
+    assert "peak GiB" in stdout
     report = json.loads(out.read_text())
     assert report["runs"] == ["the ranker's, kept"]
     run = report["two_tower"]["20000"]["run"]
