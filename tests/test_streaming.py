@@ -105,7 +105,9 @@ def test_shard_batches_visit_every_training_rating_once_per_epoch(shards, proces
     the shards dealt to it, and all take the same number of steps."""
     with ShardedTrainingSet(shards, HashSplit(0.2, 0.0, 42), progress=False) as sharded:
         histories = sharded.histories("train")
-        builder = BatchBuilder(histories, 16, 4, sparse_users=True)
+        builder = BatchBuilder(
+            histories, 16, 4, sparse_users=True, num_movies=sharded.movies.size
+        )
         plans = [
             ShardPlan(
                 sharded.parts["train"],
@@ -136,9 +138,10 @@ def test_shard_batches_visit_every_training_rating_once_per_epoch(shards, proces
                         assert key in mine or key == -1
                         read.append(key)
                     batch = step_batches(plan, builder, epoch, step, seed=1)
-                    rows = batch["rows"][0]
+                    # Row-sparse batches index the rows they use: map back to indices.
+                    rows, movie_rows = batch["rows"][0], batch["movie_rows"][0]
                     users = rows[batch["user"][0]][batch["slot"][0]]
-                    movies, weights = batch["movie"][0], batch["weight"][0]
+                    movies, weights = movie_rows[batch["movie"][0]], batch["weight"][0]
                     seen += [
                         (int(u), int(m))
                         for u, m, w in zip(users, movies, weights, strict=True)
@@ -146,7 +149,7 @@ def test_shard_batches_visit_every_training_rating_once_per_epoch(shards, proces
                     ]
                     # Each query's history is that user's training history.
                     first = int(rows[batch["user"][0][0]])
-                    history = batch["history"][0][0]
+                    history = movie_rows[batch["history"][0][0]]
                     assert set(history[history > 0]) <= set(histories.of(first)[0].tolist())
             assert sorted(seen) == expected
             orders.append(np.concatenate(plans[0].assignment(epoch)))

@@ -69,9 +69,12 @@ class Arrays:
 class BatchBuilder:
     """Turns groups into the network's inputs, targets and sample weights.
 
-    With ``sparse_users`` the batch also carries ``rows``: the distinct user indices it
-    uses (row 0 first, padded with 0 to ``groups + 1``), and ``user`` becomes a position
-    in ``rows``; the trainer then gathers and updates only those rows of the user tables.
+    With ``sparse_users`` the batch also carries the rows it touches: ``rows``, the
+    distinct user indices (row 0 first, padded with 0 to ``groups + 1``), and
+    ``movie_rows``, the distinct movie indices of its histories and targets (row 0
+    first, padded with 0 to :func:`movie_rows_size`); ``user``, ``history`` and
+    ``movie`` become positions in them. The trainer then gathers and updates only
+    those rows of the user and movie tables (``num_movies`` is required then).
     """
 
     def __init__(
@@ -82,12 +85,16 @@ class BatchBuilder:
         *,
         id_dropout: float = 0.0,
         sparse_users: bool = False,
+        num_movies: int | None = None,
     ):
+        if sparse_users and not num_movies:
+            raise ValueError("row-sparse batches need the number of movies")
         self.histories = histories
         self.history_length = history_length
         self.k = ratings_per_user
         self.id_dropout = id_dropout
         self.sparse_users = sparse_users
+        self.num_movies = num_movies
 
     def build(
         self, arrays: Arrays, groups: np.ndarray, size: int, rng: np.random.Generator | None
@@ -118,7 +125,33 @@ class BatchBuilder:
             rows, position = np.unique(np.r_[0, query_user], return_inverse=True)
             batch["user"] = position[1:].astype(np.int32)
             batch["rows"] = np.pad(rows, (0, size + 1 - len(rows))).astype(np.int32)
+            assert self.num_movies is not None
+            used = np.zeros(self.num_movies, bool)
+            used[0] = True
+            used[batch["history"]] = True
+            used[batch["movie"]] = True
+            movie_rows = np.flatnonzero(used).astype(np.int32)
+            position = (np.cumsum(used) - 1).astype(np.int32)
+            batch["history"] = position[batch["history"]]
+            batch["movie"] = position[batch["movie"]]
+            size = movie_rows_size(len(movie_rows), self.num_movies)
+            batch["movie_rows"] = np.pad(movie_rows, (0, size - len(movie_rows)))
         return batch
+
+
+def movie_rows_size(distinct: int, num_movies: int) -> int:
+    """Rows a batch's compact movie tables get: a power of two (at least 1024, at most
+    the whole table), so that batches of many sizes share a few compiled steps."""
+    return min(max(1024, 1 << max(distinct - 1, 0).bit_length()), num_movies)
+
+
+def pad_movie_rows(batch: dict[str, np.ndarray], size: int) -> dict[str, np.ndarray]:
+    """``batch`` (stacked by device) with ``movie_rows`` padded with row 0 to ``size``."""
+    rows = batch.get("movie_rows")
+    if rows is None or rows.shape[-1] == size:
+        return batch
+    width = [(0, 0)] * (rows.ndim - 1) + [(0, size - rows.shape[-1])]
+    return {**batch, "movie_rows": np.pad(rows, width)}
 
 
 class MemoryPlan:
@@ -270,6 +303,9 @@ def step_batches(
     for local, (key, groups) in enumerate(plan.step_groups(epoch, step)):
         rng = np.random.default_rng([seed, epoch, step, local, 1])
         parts.append(builder.build(plan.source(key), groups, plan.size, rng))
+    if "movie_rows" in parts[0]:  # one shape for all devices: the largest
+        size = max(len(p["movie_rows"]) for p in parts)
+        parts = [pad_movie_rows(p, size) for p in parts]
     return {name: np.stack([p[name] for p in parts]) for name in parts[0]}
 
 

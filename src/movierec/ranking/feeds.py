@@ -115,6 +115,7 @@ def rating_feeds(
         k,
         id_dropout=float(s["id_dropout"]),
         sparse_users=bool(s["sparse_updates"]),
+        num_movies=train.movies.size,
     )
     plain = BatchBuilder(parts.histories, length, k) if parts.validation is not None else None
     return Feeds(parts.plan, builder, parts.validation, plain, parts.mean)

@@ -3,10 +3,10 @@
 Why not ``keras.Model.fit``: three things it cannot do. (1) Keras on JAX updates
 every row of an embedding table at every step, so with a million users a step costs
 what the table costs, not what the batch touches; here each step gathers the rows of
-the user tables its batch uses into a small twin of the network, differentiates that,
-and applies Adagrad to those rows only (``sparse_updates``; ``False`` keeps the dense
-update, as a yardstick). The maths is the same: Adagrad leaves rows with a zero
-gradient untouched. (2) A run must stop and resume mid-epoch with the very same
+the user and movie tables its batch uses into a small twin of the network,
+differentiates that, and applies Adagrad to those rows only, in place (the state's
+buffers are donated) (``sparse_updates``; ``False`` keeps the dense update, as a
+yardstick). The maths is the same: Adagrad leaves rows with a zero gradient untouched. (2) A run must stop and resume mid-epoch with the very same
 batches, optimizer state and random state (:mod:`movierec.ranking.batches` makes the
 batches a function of the epoch and step). (3) Several processes must each feed
 their own batches and agree on every update.
@@ -33,7 +33,14 @@ from movierec.atomic import atomic_file
 from movierec.distributed import lost_process
 from movierec.errors import ModelError
 from movierec.progress import logger
-from movierec.ranking.batches import Arrays, BatchBuilder, Plan, evaluation_batches, step_batches
+from movierec.ranking.batches import (
+    Arrays,
+    BatchBuilder,
+    Plan,
+    evaluation_batches,
+    pad_movie_rows,
+    step_batches,
+)
 
 CHECKPOINT_FORMAT = 1
 STATE_FILE = "state.npz"
@@ -193,9 +200,28 @@ class Trainer:
         self.mesh = jax.sharding.Mesh(np.array(self.devices), ("device",))
         tr = network.trainable_variables
         nt = network.non_trainable_variables
-        user_tables = {id(network.user_embedding.embeddings), id(network.user_bias.embeddings)}
-        self.user_tr = [i for i, v in enumerate(tr) if id(v) in user_tables]
-        self.user_nt = [i for i, v in enumerate(nt) if v is network.user_features]
+        # Row-indexed tables: (batch key of the rows a batch uses, trainable, non-trainable).
+        user_tr = {id(network.user_embedding.embeddings), id(network.user_bias.embeddings)}
+        movie_layers = (
+            network.movie_embedding,
+            network.movie_bias,
+            network.implicit_embedding,
+            network.rated_embedding,
+        )
+        movie_tr = {id(layer.embeddings) for layer in movie_layers}
+        movie_nt = {id(network.movie_genres), id(network.movie_year), id(network.movie_words)}
+        self.row_tables = [
+            (
+                key,
+                [i for i, v in enumerate(tr) if id(v) in trainable],
+                [i for i, v in enumerate(nt) if id(v) in fixed],
+            )
+            for key, trainable, fixed in (
+                ("rows", user_tr, {id(network.user_features)}),
+                ("movie_rows", movie_tr, movie_nt),
+            )
+        ]
+        self._twins: dict[tuple[int, int], keras.Model] = {}
         self._step = None
         self._forward = None
 
@@ -241,39 +267,44 @@ class Trainer:
 
     # the step
 
-    def _twin(self, groups: int) -> keras.Model:
-        """The network with ``groups + 1`` user rows: what one device batch touches."""
-        config = {**self.network.get_config(), "num_users": groups + 1}
-        config.pop("name", None)
-        twin = type(self.network).from_config(config)
-        twin.build_weights()
-        for big, small in zip(
-            self.network.trainable_variables, twin.trainable_variables, strict=True
-        ):
-            if big.shape[1:] != small.shape[1:]:
-                raise ModelError("the twin network does not mirror the network's weights")
-        return twin
+    def _twin(self, users: int, movies: int) -> keras.Model:
+        """The network with ``users`` user rows and ``movies`` movie rows: what one
+        device batch touches (one twin per compact size, built once)."""
+        if (users, movies) not in self._twins:
+            config = {**self.network.get_config(), "num_users": users, "num_movies": movies}
+            config.pop("name", None)
+            twin = type(self.network).from_config(config)
+            twin.build_weights()
+            for big, small in zip(self.network.weights, twin.weights, strict=True):
+                if big.shape[1:] != small.shape[1:]:
+                    raise ModelError("the twin network does not mirror the network's weights")
+            self._twins[users, movies] = twin
+        return self._twins[users, movies]
 
     def _build_step(self, groups: int, pairs_per_step: int) -> Callable:
         import jax
         import jax.numpy as jnp
         from jax.sharding import PartitionSpec as P
 
-        network = self._twin(groups) if self.sparse else self.network
-        user_tr, user_nt = set(self.user_tr), set(self.user_nt)
-        sparse, lr, clip = self.sparse, self.learning_rate, self.clipnorm
+        row_tables = self.row_tables if self.sparse else []
+        row_tr = {i for _, trainable, _ in row_tables for i in trainable}
+        row_nt = {i for _, _, fixed in row_tables for i in fixed}
+        lr, clip = self.learning_rate, self.clipnorm
         devices = len(self.devices)
 
         def device_step(state, batch):
             batch = {k: v[0] for k, v in batch.items()}
             tr, nt, acc = state["tr"], state["nt"], state["acc"]
             inputs = {k: batch[k] for k in ("user", "history", "history_rating", "slot", "movie")}
-            if sparse:
-                rows = batch["rows"]
-                tr_in = [jnp.take(v, rows, axis=0) if i in user_tr else v for i, v in enumerate(tr)]
-                nt_in = [jnp.take(v, rows, axis=0) if i in user_nt else v for i, v in enumerate(nt)]
-            else:
-                tr_in, nt_in = list(tr), list(nt)
+            tr_in, nt_in = list(tr), list(nt)
+            network = self.network
+            if row_tables:  # traced once per compact movie size
+                network = self._twin(groups + 1, batch["movie_rows"].shape[0])
+                for key, trainable, fixed in row_tables:
+                    for i in trainable:
+                        tr_in[i] = jnp.take(tr[i], batch[key], axis=0)
+                    for i in fixed:
+                        nt_in[i] = jnp.take(nt[i], batch[key], axis=0)
 
             def loss_fn(weights):
                 out, nt_out, losses = network.stateless_call(
@@ -286,26 +317,31 @@ class Trainer:
 
             grads, (nt_out, sq, w) = jax.grad(loss_fn, has_aux=True)(tr_in)
             dense = {
-                i: jax.lax.psum(g, "device")
-                for i, g in enumerate(grads)
-                if not (sparse and i in user_tr)
+                i: jax.lax.psum(g, "device") for i, g in enumerate(grads) if i not in row_tr
             }
+            # Row gradients: (the rows, each row's gradient summed over devices). Rows
+            # repeat only as padding with row 0, whose repeats carry zero gradients.
             rows_grads = {}
-            if sparse:
+            for key, trainable, _ in row_tables:
+                rows = batch[key]
+                if devices == 1:
+                    rows_grads.update({i: (rows, grads[i]) for i in trainable})
+                    continue
                 all_rows = jax.lax.all_gather(rows, "device", tiled=True)
                 unique, inverse = jnp.unique(
                     all_rows, size=all_rows.shape[0], fill_value=0, return_inverse=True
                 )
-                for i in user_tr:
+                for i in trainable:
                     g = jax.lax.all_gather(grads[i], "device", tiled=True)
-                    rows_grads[i] = jax.ops.segment_sum(
+                    summed = jax.ops.segment_sum(
                         g, inverse.reshape(-1), num_segments=all_rows.shape[0]
                     )
+                    rows_grads[i] = (unique, summed)
             scale = 1.0
             if clip is not None:
                 norm = jnp.sqrt(
                     sum(jnp.sum(jnp.square(g)) for g in dense.values())
-                    + sum(jnp.sum(jnp.square(g)) for g in rows_grads.values())
+                    + sum(jnp.sum(jnp.square(g)) for _, g in rows_grads.values())
                 )
                 scale = clip / jnp.maximum(norm, clip)
             new_tr, new_acc = list(tr), list(acc)
@@ -314,12 +350,14 @@ class Trainer:
                 a = acc[i] + jnp.square(g)
                 new_acc[i] = a
                 new_tr[i] = tr[i] - lr * g / jnp.sqrt(a + EPSILON)
-            for i, g in rows_grads.items():
+            for i, (rows, g) in rows_grads.items():
+                # Scatter first, then read back the rows: reading the old accumulator
+                # beside an in-place scatter makes XLA copy the whole table.
                 g = g * scale
-                a = jnp.take(acc[i], unique, axis=0) + jnp.square(g)
-                new_acc[i] = acc[i].at[unique].add(jnp.square(g))
-                new_tr[i] = tr[i].at[unique].add(-lr * g / jnp.sqrt(a + EPSILON))
-            new_nt = [v if i in user_nt else nt_out[i] for i, v in enumerate(nt)]
+                new_acc[i] = acc[i].at[rows].add(jnp.square(g))
+                a = jnp.take(new_acc[i], rows, axis=0)
+                new_tr[i] = tr[i].at[rows].add(-lr * g / jnp.sqrt(a + EPSILON))
+            new_nt = [v if i in row_nt else nt_out[i] for i, v in enumerate(nt)]
             sums = jax.lax.psum(jnp.stack([sq, w]), "device")
             return {"tr": new_tr, "nt": new_nt, "acc": new_acc}, sums
 
@@ -368,6 +406,16 @@ class Trainer:
             sq += float(np.sum(batch["weight"] * (out - batch["target"]) ** 2, dtype=np.float64))
             w += float(np.sum(batch["weight"], dtype=np.float64))
         return sq, w
+
+    def _common_shape(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """``batch`` with as many compact movie rows as the largest process's batch:
+        a step's global arrays need one shape everywhere."""
+        if not self.several or "movie_rows" not in batch:
+            return batch
+        from jax.experimental import multihost_utils
+
+        sizes = multihost_utils.process_allgather(np.int32(batch["movie_rows"].shape[-1]))
+        return pad_movie_rows(batch, int(np.max(sizes)))
 
     def _agree(self, values: np.ndarray) -> np.ndarray:
         """Process 0's values on every process, so all take the same decisions."""
@@ -426,6 +474,7 @@ class Trainer:
             for step in range(first, steps):
                 batch = step_batches(plan, feeds.builder, epoch, step, int(self.settings["seed"]))
                 try:
+                    batch = self._common_shape(batch)
                     state, out = self._step(state, self._global_batch(batch))
                     sq, w = (float(x) for x in np.asarray(out.addressable_data(0)))
                 except Exception as error:
