@@ -39,6 +39,9 @@ class DcnSettings(ModelSettings):
     epochs: int = setting(
         40, "most passes over the ratings (early stopping ends sooner)", minimum=1
     )
+    steps_per_epoch: int = setting(
+        0, "most steps an epoch trains (0: all); bounds a timing run", minimum=0
+    )
     patience: int = setting(3, "epochs without a better validation RMSE before stopping", minimum=1)
     validation_fraction: float = share(
         0.05, "share of training ratings held out for early stopping (0: none)"

@@ -449,6 +449,7 @@ class Trainer:
         if self._step is None:
             self._step = self._build_step(groups, pairs)
         every = int(self.options.checkpoint_steps or 0)
+        limit = int(self.settings.get("steps_per_epoch") or 0)
         show = self.options.progress and self.process == 0
         total_ratings = plan.ratings if hasattr(plan, "ratings") else 0
         started = time.perf_counter()
@@ -466,10 +467,13 @@ class Trainer:
 
         epoch = position.epoch
         while not position.done and epoch < epochs:
-            steps = plan.steps(epoch)
+            steps = all_steps = plan.steps(epoch)
+            if limit:
+                steps = min(steps, limit)
             first = position.step if epoch == position.epoch else 0
             sums = np.array(position.sums if first else [0.0, 0.0], np.float64)
-            bar = Progress(label, epoch, epochs, total_ratings, sums[1]) if show else None
+            expected = total_ratings * steps // max(all_steps, 1)
+            bar = Progress(label, epoch, epochs, expected, sums[1]) if show else None
             epoch_start = time.perf_counter()
             for step in range(first, steps):
                 batch = step_batches(plan, feeds.builder, epoch, step, int(self.settings["seed"]))
