@@ -134,7 +134,8 @@ def runs_table(rows: list[dict[str, Any]]) -> str:
             [
                 f"{r['ratings']:,}",
                 r["mode"],
-                r["updates"] + (f" ({r['steps_per_epoch']} steps)" if r.get("extrapolated") else ""),
+                r["updates"]
+                + (f" ({r['steps_per_epoch']} steps)" if r.get("extrapolated") else ""),
                 r["epochs_run"],
                 f"{r['fit_seconds']:.0f}",
                 f"{r['epoch_seconds']:.1f}" + (" (extrapolated)" if r.get("extrapolated") else ""),

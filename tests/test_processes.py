@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import free_port, small_dcn_args, start_cli
+from conftest import free_port, make_planted_dataset, small_dcn_args, start_cli
 
 import movierec  # noqa: F401  (selects the JAX backend before keras loads)
 from movierec.cli.main import main
@@ -131,6 +131,63 @@ def test_two_processes_train_as_well_as_one_and_share_each_epoch(planted_shards,
         assert all(n == fit_ratings for n in two["history"]["ratings"])
         assert abs(one["metrics"]["rmse"] - two["metrics"]["rmse"]) < 0.03, (one, two)
         assert two["metrics"]["rmse"] < 0.7  # the constant predictor scores ~1.6 here
+
+
+def test_two_tower_batches_split_between_processes_see_each_example_once(monkeypatch):
+    """Under DataParallel across processes each process feeds its slice of the batch one
+    process would draw: together the very batches of one process, each row once."""
+    import jax
+
+    from movierec.data.training import TrainingSet
+    from movierec.retrieval.two_tower import TwoTowerRetriever, _Examples
+
+    dataset = make_planted_dataset(users=60, movies=30)
+    train = TrainingSet.build(dataset, dataset.ratings)
+    for negatives in ("full", "in-batch"):
+        settings = {**TwoTowerRetriever.default_settings(), "negatives": negatives}
+        settings["batch_size"] = 16
+
+        def batches(index: int, count: int, settings: dict) -> list[dict[str, np.ndarray]]:
+            monkeypatch.setattr(jax, "process_index", lambda: index)
+            monkeypatch.setattr(jax, "process_count", lambda: count)
+            examples = _Examples(train, settings, np.random.default_rng(3))
+            out = [examples[i] for i in range(len(examples))]
+            examples.on_epoch_end()
+            return out + [examples[i] for i in range(len(examples))]  # two epochs
+
+        one = batches(0, 1, settings)
+        parts = [batches(p, 2, settings) for p in range(2)]
+        assert len(one) == len(parts[0]) == len(parts[1]) > 2
+        for whole, first, second in zip(one, *parts, strict=True):
+            assert set(whole) == set(first) == set(second)
+            for key, value in whole.items():
+                assert len(first[key]) == len(second[key]) == 8
+                np.testing.assert_array_equal(np.concatenate([first[key], second[key]]), value)
+
+
+@pytest.mark.slow
+def test_two_processes_train_the_retriever_as_well_as_one(planted_shards, tmp_path):
+    """The two-tower retriever trains with Keras DataParallel over both processes' devices."""
+    settings = ["--set", "embedding_dim=32", "--set", "hidden_dim=0", "--set", "batch_size=32",
+                "--epochs", "15"]  # fmt: skip
+    base = ["train", "retrieval", "--data", str(planted_shards), "--quiet", *settings]
+    two_models, one_models = tmp_path / "two", tmp_path / "one"
+    results = _finish(_start([*base, "--models", str(two_models)], 2), timeout=400)
+    for code, _, stderr in results:
+        assert code == 0, stderr[-3000:]
+    assert "saved to" in results[0][1] and "process 0 saves the model" in results[1][1]
+    assert main([*base, "--models", str(one_models)]) == 0
+    read = [
+        json.loads((m / "retrieval" / "manifest.json").read_text())
+        for m in (one_models, two_models)
+    ]
+    one, two = read
+    assert two["processes"] == 2 and two["devices"] == 2 and one["processes"] == 1
+    # The same number of steps per epoch: each process fed half of every batch.
+    assert len(two["history"]["loss"]) == len(one["history"]["loss"]) == 15
+    for metric in ("recall@10", "ndcg@10"):
+        assert abs(one["metrics"][metric] - two["metrics"][metric]) < 0.05, (metric, one, two)
+    assert two["metrics"]["ndcg@10"] > 0.2, two["metrics"]
 
 
 @pytest.mark.slow

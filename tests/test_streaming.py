@@ -105,9 +105,7 @@ def test_shard_batches_visit_every_training_rating_once_per_epoch(shards, proces
     the shards dealt to it, and all take the same number of steps."""
     with ShardedTrainingSet(shards, HashSplit(0.2, 0.0, 42), progress=False) as sharded:
         histories = sharded.histories("train")
-        builder = BatchBuilder(
-            histories, 16, 4, sparse_users=True, num_movies=sharded.movies.size
-        )
+        builder = BatchBuilder(histories, 16, 4, sparse_users=True, num_movies=sharded.movies.size)
         plans = [
             ShardPlan(
                 sharded.parts["train"],

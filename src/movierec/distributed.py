@@ -74,7 +74,13 @@ def data_parallel(devices: int) -> Iterator[None]:
 
     chosen = check_devices(devices)
     previous = keras.distribution.distribution()
-    keras.distribution.set_distribution(keras.distribution.DataParallel(devices=chosen))
+    # Across processes, each feeds its own slice of every batch (the model's data
+    # already is per process): nothing for Keras to shard.
+    import jax
+
+    one = jax.process_count() == 1
+    distribution = keras.distribution.DataParallel(devices=chosen, auto_shard_dataset=one)
+    keras.distribution.set_distribution(distribution)
     try:
         yield
     finally:
@@ -200,3 +206,19 @@ def training_devices(devices: int) -> list[Any]:
         return sorted(jax.devices(), key=lambda d: (d.process_index, d.id))
     check_devices(devices)
     return jax.local_devices()[:devices]
+
+
+def local_network(network: Any) -> Any:
+    """A copy of ``network`` with this process's values of its weights, on this process
+    alone: after training across processes, the weights are arrays that span every
+    process, which one process cannot evaluate or save by itself."""
+    import numpy as np
+
+    values = [np.asarray(v.value.addressable_data(0)) for v in network.weights]
+    copy = type(network).from_config(network.get_config())
+    build = network.get_build_config()
+    if build and not copy.built:
+        copy.build_from_config(build)
+    for variable, value in zip(copy.weights, values, strict=True):
+        variable.assign(value)
+    return copy

@@ -20,6 +20,7 @@ from movierec.distributed import (
     check_batch_size,
     check_devices,
     data_parallel,
+    local_network,
     training_devices,
     trim_to_multiple,
 )
@@ -101,9 +102,10 @@ def train_model(
     if options is not None and options.checkpoint_dir is not None and not own_loop:
         raise ModelError(f"{kind} model '{name}' does not save checkpoints (the dcn ranker does)")
     several = jax_process_count() > 1
-    if several and not own_loop:
+    if several and not (own_loop or getattr(model_cls, "multi_process", False)):
         raise ModelError(
-            f"{kind} model '{name}' trains in one process only (the dcn ranker trains in several)"
+            f"{kind} model '{name}' trains in one process only "
+            "(the dcn ranker and the two-tower retriever train in several)"
         )
     if own_loop:
         options = options or TrainOptions(progress=verbose > 0)
@@ -115,6 +117,8 @@ def train_model(
         seconds = time.perf_counter() - started
         devices = len(options.devices)
     else:
+        if several:  # Keras DataParallel over every device of every process
+            devices = len(training_devices(devices))
         check_batch_size({**model_cls.default_settings(), **(settings or {})}, devices)
         check_devices(devices)
         if devices > 1:
@@ -125,6 +129,8 @@ def train_model(
             started = time.perf_counter()
             history = model.fit(train, **fit_reporting(model.fit, f"{kind} '{name}'", verbose))
             seconds = time.perf_counter() - started
+        if several:
+            model.network = local_network(model.network)
     result = TrainResult(model, train, {}, seconds)
     if jax_process_index() != 0:  # process 0 evaluates and writes for the run
         return result
@@ -160,6 +166,10 @@ def train_streaming(
     validation part is the model's own ``validation_fraction`` (none if it has none).
     """
     model_cls = model_class(kind, name)
+    if jax_process_count() > 1 and not getattr(model_cls, "resumable", False):
+        raise ModelError(
+            f"{kind} model '{name}' streams in one process only (the dcn ranker in several)"
+        )
     if not model_cls.streams:
         raise ModelError(
             f"{kind} model '{name}' trains in memory only; training from shards "

@@ -217,15 +217,6 @@ def _join_processes(args: argparse.Namespace) -> None:
         args.process_id,
     )
     if processes.several:
-        if args.kind == "retrieval" or (args.kind == "all" and args.model):
-            raise MovierecError(
-                "several processes train the ranking model 'dcn'; use `movierec train ranking`"
-            )
-        if args.kind == "all":
-            raise MovierecError(
-                "several processes train the ranking model only: run `movierec train ranking` "
-                "in every process, and `movierec train retrieval` once (see the README)"
-            )
         initialize(processes, args.process_timeout)
         print(f"process {processes.index} of {processes.count} joined {processes.coordinator}")
 

@@ -5,10 +5,11 @@ every row of an embedding table at every step, so with a million users a step co
 what the table costs, not what the batch touches; here each step gathers the rows of
 the user and movie tables its batch uses into a small twin of the network,
 differentiates that, and applies Adagrad to those rows only, in place (the state's
-buffers are donated) (``sparse_updates``; ``False`` keeps the dense update, as a
-yardstick). The maths is the same: Adagrad leaves rows with a zero gradient untouched. (2) A run must stop and resume mid-epoch with the very same
-batches, optimizer state and random state (:mod:`movierec.ranking.batches` makes the
-batches a function of the epoch and step). (3) Several processes must each feed
+buffers are donated); ``sparse_updates=False`` keeps the dense update, as a yardstick.
+The maths is the same: Adagrad leaves rows with a zero gradient untouched. (2) A run
+must stop and resume mid-epoch with the very same batches, optimizer state and random
+state (:mod:`movierec.ranking.batches` makes the batches a function of the epoch and
+step). (3) Several processes must each feed
 their own batches and agree on every update.
 
 The network stays a plain Keras model: the step calls its ``stateless_call`` inside
@@ -316,9 +317,7 @@ class Trainer:
                 return data + extra, (nt_out, jnp.sum(squared), jnp.sum(batch["weight"]))
 
             grads, (nt_out, sq, w) = jax.grad(loss_fn, has_aux=True)(tr_in)
-            dense = {
-                i: jax.lax.psum(g, "device") for i, g in enumerate(grads) if i not in row_tr
-            }
+            dense = {i: jax.lax.psum(g, "device") for i, g in enumerate(grads) if i not in row_tr}
             # Row gradients: (the rows, each row's gradient summed over devices). Rows
             # repeat only as padding with row 0, whose repeats carry zero gradients.
             rows_grads = {}

@@ -354,7 +354,10 @@ class _Examples(keras.utils.PyDataset):
     """
 
     def __init__(self, train: TrainingSet, settings: dict[str, Any], rng: np.random.Generator):
+        import jax
+
         super().__init__()
+        self.process, self.processes = jax.process_index(), jax.process_count()
         self.settings = settings
         self.rng = rng
         self.by_user = train.by_user
@@ -382,6 +385,15 @@ class _Examples(keras.utils.PyDataset):
         self._plan()
 
     def __getitem__(self, i: int) -> dict[str, np.ndarray]:
+        # Several processes (Keras DataParallel): each draws the whole batch, as one process
+        # would, and feeds its own slice of the rows; Keras joins the slices.
+        inputs = self._global_batch(i)
+        if self.processes == 1:
+            return inputs
+        share = self.batch_size // self.processes
+        return {k: v[self.process * share : (self.process + 1) * share] for k, v in inputs.items()}
+
+    def _global_batch(self, i: int) -> dict[str, np.ndarray]:
         # Every batch has the same size (the last one wraps around) so JAX compiles one step.
         rows = np.arange(i * self.batch_size, (i + 1) * self.batch_size) % len(self.order)
         chunk = self.order[rows]
@@ -471,6 +483,8 @@ class TwoTowerRetriever(Retriever):
         self._candidates: np.ndarray | None = None
 
     settings_class = TwoTowerSettings
+    #: Trains in several processes (Keras ``DataParallel`` over all their devices).
+    multi_process = True
 
     def _new_model(
         self, train: TrainingSet, tables: FeatureTables, time_buckets: int = 0
