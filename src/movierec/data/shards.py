@@ -72,8 +72,6 @@ class ShardedTrainingSet:
     call :meth:`close`, to remove the scratch directory.
     """
 
-    streaming = True
-
     def __init__(
         self,
         directory: str | Path,

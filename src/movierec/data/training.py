@@ -57,9 +57,6 @@ class TrainingSet:
             rating=ratings["rating"].to_numpy(dtype=np.float32),
         )
 
-    #: Held in memory (a :class:`~movierec.data.shards.ShardedTrainingSet` streams).
-    streaming = False
-
     def __len__(self) -> int:
         return len(self.rating)
 

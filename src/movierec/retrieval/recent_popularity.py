@@ -21,6 +21,7 @@ import numpy as np
 
 from movierec.data.training import TrainingSet
 
+
 @dataclass
 class RecentPopularity:
     """Per-bucket popularity and each user's bucket.

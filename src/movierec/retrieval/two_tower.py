@@ -39,6 +39,7 @@ Training follows Mult-DAE / YouTube-DNN rather than rating regression:
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from pathlib import Path
@@ -52,6 +53,7 @@ from keras import ops
 from movierec.atomic import write_json
 from movierec.data.features import FeatureTables, build_feature_tables
 from movierec.data.histories import Histories, pad_lists, positions_in_runs
+from movierec.data.shards import ShardedTrainingSet
 from movierec.data.training import TrainingSet
 from movierec.errors import ModelError
 from movierec.models.base import QueryBatch, Retriever, unit_rows
@@ -470,6 +472,24 @@ def _rating_weight(ratings: np.ndarray, mode: str) -> np.ndarray:
     raise ValueError(f"unknown rating_weighting {mode!r}")
 
 
+@functools.singledispatch
+def _fit(train: Any, retriever: TwoTowerRetriever, verbose: int, callbacks: list | None):
+    """Fit ``retriever`` on ``train``: one implementation per kind of training set."""
+    raise TypeError(f"cannot train the two-tower on a {type(train).__name__}")
+
+
+@_fit.register(TrainingSet)
+def _(train: TrainingSet, retriever: TwoTowerRetriever, verbose: int, callbacks: list | None):
+    return retriever._fit_in_memory(train, verbose, callbacks)
+
+
+@_fit.register(ShardedTrainingSet)
+def _(train: ShardedTrainingSet, retriever: TwoTowerRetriever, verbose: int, callbacks):
+    from movierec.retrieval.two_tower_stream import fit_streamed  # imports this module
+
+    return fit_streamed(retriever, train, verbose)
+
+
 class TwoTowerRetriever(Retriever):
     """The default retriever: history-driven two-tower model trained with a full softmax."""
 
@@ -528,10 +548,12 @@ class TwoTowerRetriever(Retriever):
         """
         if options is not None and getattr(options, "checkpoint_dir", None) is not None:
             raise ModelError("two-tower: training does not save checkpoints (the dcn ranker does)")
-        if getattr(train, "streaming", False):
-            from movierec.retrieval.two_tower_stream import fit_streamed
+        return _fit(train, self, verbose, callbacks)
 
-            return fit_streamed(self, train, verbose)
+    def _fit_in_memory(
+        self, train: TrainingSet, verbose: int, callbacks: list | None
+    ) -> dict[str, list[float]]:
+        """:meth:`fit` on a training set held in memory."""
         s = self.settings
         if len(train) == 0:
             raise ModelError("two-tower: the training set has no ratings")
