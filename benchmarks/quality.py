@@ -37,9 +37,10 @@ from movierec.evaluation.evaluate import (
 from movierec.evaluation.item_to_item import evaluate_item_to_item
 from movierec.evaluation.metrics import mae, rmse
 from movierec.models.base import unit_rows
-from movierec.models.registry import DEFAULT_RANKER, DEFAULT_RETRIEVER, model_class
+from movierec.models.registry import DEFAULT_RANKER, DEFAULT_RETRIEVER
 from movierec.ranking.blend import DEFAULT_STAR_WEIGHT
 from movierec.retrieval.item_item import interaction_matrix
+from movierec.workflow import train_model
 
 sys.path.insert(0, str(Path(__file__).parent))
 import peers  # noqa: E402
@@ -64,14 +65,13 @@ def retrieval_metrics(score_fn, train, test) -> dict[str, float]:
     }
 
 
-def fit(kind: str, name: str, train: TrainingSet, seed: int, smoke: bool):
+def fit(kind: str, name: str, dataset, split, seed: int, smoke: bool):
+    """Train one movierec model the way ``movierec train`` does (workflow.train_model)."""
     settings = {"seed": seed}
     if smoke:
         settings["epochs"] = 1
-    model = model_class(kind, name)(**settings)
-    started = time.perf_counter()
-    model.fit(train, verbose=0)
-    return model, time.perf_counter() - started
+    result = train_model(kind, name, dataset, split.train, settings=settings, verbose=0)
+    return result.model, result.seconds
 
 
 def run_split(dataset, split, seed: int, args) -> dict[str, dict[str, float]]:
@@ -117,7 +117,7 @@ def run_split(dataset, split, seed: int, args) -> dict[str, dict[str, float]]:
     models = {}
     for name in ("example", DEFAULT_RETRIEVER):
         def go(name=name):
-            model, seconds = fit("retrieval", name, train, seed, args.smoke)
+            model, seconds = fit("retrieval", name, dataset, split, seed, args.smoke)
             models[("retrieval", name)] = model
             return {**retrieval_metrics(retriever_scores(model, train), train, test),
                     "train_seconds": seconds}
@@ -136,7 +136,7 @@ def run_split(dataset, split, seed: int, args) -> dict[str, dict[str, float]]:
         timed(f"ranking/surprise-{algorithm}", go)
     for name in ("example", DEFAULT_RANKER):
         def go(name=name):
-            model, seconds = fit("ranking", name, train, seed, args.smoke)
+            model, seconds = fit("ranking", name, dataset, split, seed, args.smoke)
             models[("ranking", name)] = model
             metrics = evaluate_ranker(model, train, test)
             return {"rmse": metrics["rmse"], "mae": metrics["mae"], "train_seconds": seconds}
