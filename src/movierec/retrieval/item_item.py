@@ -45,7 +45,7 @@ from movierec.data.training import TrainingSet
 _NEAR_WINDOWS = 20.0  # pairs further apart than this many windows get the far weight only
 _PAIRS_PER_BATCH = 1 << 23  # near pairs summed at a time (~200 MB of indices and weights)
 #: Candidate ``lambda`` values tried on the validation ratings (relative grid, see fit).
-LAMBDA_GRID = tuple(10.0 * 2.0**k for k in range(11))  # 10 ... 10,240
+LAMBDA_GRID = tuple(10.0 * 2.0**k for k in range(15))  # 10 ... 163,840
 _VALIDATION_USERS = 3000  # users scored per lambda while choosing it
 _USERS_PER_PRODUCT = 1 << 16  # users whose rows multiply a block at a time
 #: Near pairs beyond which the streamed fit leaves session weighting out (see fit_item_item_runs).
