@@ -290,28 +290,65 @@ def choose_l2(
     Returns:
         The chosen ``lambda`` and the validation NDCG@10 of every grid value.
     """
-    from movierec.evaluation.evaluate import evaluate_scores  # evaluation imports models
-
     rng = np.random.default_rng(seed)
     held = rng.random(len(train)) < validation_fraction
     part = TrainingSet.build(
         train.dataset, train.ratings[~held], users=train.users, movies=train.movies
     )
-    validation = train.ratings[held]
-    users = np.unique(train.user_index[held])
-    if len(users) > _VALIDATION_USERS:
-        keep = rng.choice(users, _VALIDATION_USERS, replace=False)
-        validation = validation[np.isin(train.user_index[held], keep)]
     spectrum = LowRankEASE(
         *top_eigenpairs(session_gram(part, window_seconds, far_weight), rank, seed)
     )
-    interactions = interaction_matrix(part)
+    return _best_l2(
+        spectrum,
+        interaction_matrix(part),
+        np.asarray(train.user_index)[held],
+        np.asarray(train.movie_index)[held],
+        _VALIDATION_USERS,
+        rng,
+        validation_fraction,
+    )
+
+
+def _best_l2(
+    spectrum: LowRankEASE,
+    seen: sparse.csr_matrix,
+    held_users: np.ndarray,
+    held_movies: np.ndarray,
+    max_users: int,
+    rng: np.random.Generator,
+    validation_fraction: float,
+) -> tuple[float, dict[float, float]]:
+    """Score every ``lambda`` of :data:`LAMBDA_GRID` by NDCG@10 of the held-out ratings
+    (``held_users``/``held_movies``, up to ``max_users`` users drawn by ``rng``), with the
+    path fitted to the rest (``spectrum``; ``seen``: users x movies of the rest, whose
+    movies are excluded from each list); the best is scaled by
+    ``1 / (1 - validation_fraction)`` for the Gram matrix of every rating."""
+    from movierec.evaluation.metrics import top_k_metrics
+    from movierec.retrieval.topk import top_k
+
+    users = np.unique(held_users)
+    if len(users) > max_users:
+        users = np.sort(rng.choice(users, max_users, replace=False))
+    # Each user's held movies (index 0, an unknown movie, is never relevant).
+    relevant: list[set[int]] = [set() for _ in users]
+    kept = np.isin(held_users, users)
+    rows_of = np.searchsorted(users, held_users[kept])
+    for row, movie in zip(rows_of, held_movies[kept], strict=True):
+        if movie:
+            relevant[row].add(int(movie))
+    rows = seen[users]
     scores: dict[float, float] = {}
     for candidate in LAMBDA_GRID:
-        metrics = evaluate_scores(
-            spectrum.scorer(interactions, candidate), part, validation, ks=(10,)
-        )
-        scores[candidate] = float(metrics.get("ndcg@10", 0.0))
+        query, table = spectrum.tables(candidate)
+        ranked = []
+        for start in range(0, len(users), 500):
+            block = rows[start : start + 500]
+            scored = np.asarray(block @ query) @ table.T
+            exclude = [block.indices[block.indptr[i] : block.indptr[i + 1]]
+                       for i in range(block.shape[0])]
+            ranked.append(top_k(scored, 10, exclude)[1])
+        ndcg = top_k_metrics(np.concatenate(ranked) if ranked else [], relevant, 10)["ndcg"]
+        scores[candidate] = 0.0 if np.isnan(ndcg) else float(ndcg)
     best = max(scores, key=lambda k: (scores[k], k))
     return best / (1.0 - validation_fraction), scores
 
@@ -366,9 +403,6 @@ def fit_item_item_runs(
     times over, and multiplying by it would cost more than the rest of the fit.
     ``ItemItemFit.session_weighted`` says which was fitted.
     """
-    from movierec.evaluation.metrics import top_k_metrics
-    from movierec.retrieval.topk import top_k
-
     owner = np.repeat(
         np.arange(histories.num_users, dtype=np.int64), np.diff(histories.offsets)
     )
@@ -386,29 +420,11 @@ def fit_item_item_runs(
             histories.num_users, num_movies, window_seconds, far_weight,
         )
         spectrum = LowRankEASE(*top_eigenpairs(part, rank, seed))
-        users = np.unique(owner[held])
-        if len(users) > validation_users:
-            users = np.sort(rng.choice(users, validation_users, replace=False))
-        relevant = []
-        for u in users:
-            run = slice(histories.offsets[u], histories.offsets[u + 1])
-            relevant.append(set(histories.movies[run][held[run]].tolist()) - {0})
-        seen = part.interactions[users]
-        for candidate in LAMBDA_GRID:
-            query, table = spectrum.tables(candidate)
-            ranked = []
-            for start in range(0, len(users), 500):
-                rows = seen[start : start + 500]
-                scored = np.asarray(rows @ query) @ table.T
-                exclude = [rows.indices[rows.indptr[i] : rows.indptr[i + 1]]
-                           for i in range(rows.shape[0])]
-                ranked.append(top_k(scored, 10, exclude)[1])
-            metrics = top_k_metrics(np.concatenate(ranked) if ranked else [], relevant, 10)
-            ndcg = metrics["ndcg"]
-            scores[candidate] = 0.0 if np.isnan(ndcg) else float(ndcg)
-        best = max(scores, key=lambda k: (scores[k], k))
-        l2 = best / (1.0 - validation_fraction)
-        del part, spectrum, seen
+        l2, scores = _best_l2(
+            spectrum, part.interactions, owner[held], histories.movies[held],
+            validation_users, rng, validation_fraction,
+        )
+        del part, spectrum
     gram = _runs_gram(
         owner, histories.movies, times, histories.num_users, num_movies, window_seconds,
         far_weight,
