@@ -618,9 +618,7 @@ class TwoTowerRetriever(Retriever):
         if not (model.item_item_rank or model.time_buckets):
             return
         if model.item_item_rank:
-            model.item_scale.assign(1.0)
-        if model.time_buckets:
-            model.popularity_scale.assign(0.0)
+            model.item_scale.assign(1.0)  # the spread is measured at scale 1
         self._candidates = None
         by_user = self.train.by_user if by_user is None else by_user
         rng = np.random.default_rng(int(self.settings["seed"]))
