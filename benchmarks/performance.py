@@ -165,26 +165,25 @@ def epoch_timer(times: list[float]):
 
 
 def run_training(smoke: bool) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Fit both model pairs the way ``movierec train`` does (``workflow.train_model``)."""
     from movierec.data import load_dataset, make_split
-    from movierec.data.training import TrainingSet
-    from movierec.models.registry import DEFAULT_RANKER, DEFAULT_RETRIEVER, model_class
+    from movierec.models.registry import DEFAULT_RANKER, DEFAULT_RETRIEVER
+    from movierec.workflow import train_model
 
     dataset = load_dataset("ml-100k")
     split = make_split(dataset.ratings, method="random", seed=42)
-    train = TrainingSet.build(dataset, split.train)
-    rows, models = [], {}
+    rows, models, train = [], {}, None
     for kind, default in (("retrieval", DEFAULT_RETRIEVER), ("ranking", DEFAULT_RANKER)):
         for name in dict.fromkeys(("example", default)):
             print(f"(a) training {kind} '{name}'...", file=sys.stderr, flush=True)
             settings: dict[str, Any] = {"seed": 42}
             if smoke:
                 settings["epochs"] = 1
-            model = model_class(kind, name)(**settings)
             epochs: list[float] = []
             with epoch_timer(epochs):
-                started = time.perf_counter()
-                model.fit(train, verbose=0)
-                seconds = time.perf_counter() - started
+                result = train_model(kind, name, dataset, split.train, settings=settings,
+                                     verbose=0)
+            model, train, seconds = result.model, result.train, result.seconds
             n_epochs = int(model.settings.get("epochs", len(epochs) or 1))
             steady = epochs[1:] or epochs or [seconds / n_epochs]
             label = name + (" (default)" if name == default else "")

@@ -35,7 +35,7 @@ from movierec.evaluation.evaluate import (
     retriever_scores,
 )
 from movierec.evaluation.item_to_item import evaluate_item_to_item
-from movierec.evaluation.metrics import mae, rmse
+from movierec.metrics import mae, rmse
 from movierec.models.base import unit_rows
 from movierec.models.registry import DEFAULT_RANKER, DEFAULT_RETRIEVER
 from movierec.ranking.blend import DEFAULT_STAR_WEIGHT

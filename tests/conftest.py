@@ -20,7 +20,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from movierec.data.schema import Dataset
+# One XLA compilation cache for the whole test session, this process and the CLI
+# processes it starts: the many small fits compile the same programs again and again.
+# A fresh directory per session, so a run never leans on an earlier one.
+_XLA_CACHE = tempfile.mkdtemp(prefix="movierec-test-xla-")
+atexit.register(shutil.rmtree, _XLA_CACHE, ignore_errors=True)
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", _XLA_CACHE)
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+
+from movierec.data.schema import Dataset  # noqa: E402  (after the cache settings)
 
 
 def pytest_addoption(parser):
@@ -40,108 +49,110 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
-TINY_USERS = 30
-TINY_MOVIES = 40
-TINY_UNRATED = ("39", "40")  # in the catalogue, never rated: cold-start candidates
+TASTE_GENRES = (["Action", "Sci-Fi"], ["Comedy", "Romance"], ["Drama"], ["Horror"],
+                ["Documentary"], ["Animation"])
+OCCUPATIONS = ("engineer", "artist", "student")
 
 
-def make_tiny_dataset(seed: int = 0) -> Dataset:
-    """30 users, 40 movies, two taste groups, deterministic for a seed.
-
-    Users 1-15 like movies 1-20 (Action/Sci-Fi) and dislike 21-38 (Comedy/Romance);
-    users 16-30 the opposite. Each user rates 16 movies (12 of their side, 4 of the
-    other), with increasing timestamps, so models can beat chance and every split
-    method has something to do. Movies 39 and 40 have no ratings.
-    """
-    rng = np.random.default_rng(seed)
-    side_a = np.arange(1, 21)
-    side_b = np.arange(21, 39)
-    rows = []
-    t0 = 1_000_000_000
-    for u in range(1, TINY_USERS + 1):
-        liked, other = (side_a, side_b) if u <= TINY_USERS // 2 else (side_b, side_a)
-        picks = [(m, True) for m in rng.choice(liked, 12, replace=False)]
-        picks += [(m, False) for m in rng.choice(other, 4, replace=False)]
-        rng.shuffle(picks)
-        for k, (m, good) in enumerate(picks):
-            rating = rng.choice([4.0, 5.0]) if good else rng.choice([1.0, 2.0])
-            rows.append((str(u), str(int(m)), rating, t0 + 3600 * (k * TINY_USERS + u)))
-    ratings = pd.DataFrame(rows, columns=["user_id", "movie_id", "rating", "timestamp"])
-    ratings = ratings.astype({"user_id": str, "movie_id": str, "rating": "float32",
-                              "timestamp": "int64"})
-    ids = [str(m) for m in range(1, TINY_MOVIES + 1)]
-    genres = [["Action", "Sci-Fi"] if m <= 20 else ["Comedy", "Romance"]
-              for m in range(1, TINY_MOVIES + 1)]
-    years = [1980 + m % 20 for m in range(1, TINY_MOVIES + 1)]
-    movies = pd.DataFrame(
-        {
-            "movie_id": pd.Series(ids, dtype=str),
-            "title": pd.Series([f"Movie {m} ({y})" for m, y in zip(ids, years, strict=True)],
-                               dtype=str),
-            "year": pd.Series(years, dtype="Int64"),
-            "genres": genres,
-        }
-    )
-    occupations = ["engineer", "artist", "student"]
-    users = pd.DataFrame(
-        {
-            "user_id": pd.Series([str(u) for u in range(1, TINY_USERS + 1)], dtype=str),
-            "age": pd.Series([18 + (u * 7) % 50 for u in range(1, TINY_USERS + 1)],
-                             dtype="Int64"),
-            "gender": pd.Series(["F" if u % 2 else "M" for u in range(1, TINY_USERS + 1)],
-                                dtype=str),
-            "occupation": pd.Series([occupations[u % 3] for u in range(1, TINY_USERS + 1)],
-                                    dtype=str),
-            "zip": pd.Series([f"{10000 + u}" for u in range(1, TINY_USERS + 1)], dtype=str),
-        }
-    )
-    return Dataset(
-        name="tiny",
-        ratings=ratings,
-        movies=movies,
-        users=users,
-        rating_scale=(1.0, 5.0),
-        source={"kind": "memory", "path": None, "ratings_sha256": None},
-    )
+def user_taste(user_id: str, tastes: int = 2) -> int:
+    """The taste group a planted user belongs to (users take turns: user 2 has taste 0,
+    like movies 1-30 of the default catalogue; user 1 taste 1)."""
+    return int(user_id) % tastes
 
 
-@pytest.fixture
-def tiny_dataset() -> Dataset:
-    """A fresh copy per test, so a test that mutates it cannot affect another."""
-    return make_tiny_dataset()
+def movie_taste(movie_id: str, movies: int = 60, tastes: int = 2, unrated: int = 0) -> int:
+    """The taste group of a planted movie: the rated catalogue is cut into ``tastes``
+    consecutive blocks (movies 1-30 and 31-60 by default)."""
+    block = (movies - unrated) // tastes
+    return min((int(movie_id) - 1) // block, tastes - 1)
 
 
 def make_planted_dataset(
-    users: int = 200, movies: int = 60, per_user: int = 20, seed: int = 0
+    users: int = 200,
+    movies: int = 60,
+    per_user: int = 20,
+    *,
+    tastes: int = 2,
+    off_taste: float = 0.25,
+    unrated: int = 0,
+    noise: float = 0.0,
+    with_users: bool = False,
+    gap: int | None = None,
+    seed: int = 0,
+    name: str = "planted",
 ) -> Dataset:
-    """A larger version of the tiny set's planted taste (two groups, two halves of the
-    catalogue), big enough for id-only models to learn: for tests that check learning."""
+    """The one planted data set every test draws from: users in taste groups.
+
+    User ``u`` belongs to taste ``user_taste(u)`` and movie ``m`` to ``movie_taste(m)``
+    (consecutive blocks of the catalogue; the last ``unrated`` movies are in the
+    catalogue but never rated: cold-start candidates). Each user rates ``per_user``
+    movies, a share ``off_taste`` of them from other tastes: 4 or 5 stars in their own
+    taste, 1 or 2 elsewhere, plus Gaussian ``noise`` (clipped to 1-5). The order is
+    shuffled and timestamps interleave users (user ``u``'s k-th rating at
+    ``k * gap + u`` seconds; ``gap`` defaults to 60 per user, so no two of a user's
+    ratings share a session), so every split method has work to do.
+    Ids are "1", "2", ...; titles "Planted 3 (1993)"; genres follow the taste;
+    ``with_users`` adds a demographics table. Deterministic for a ``seed``.
+    """
+    if not 1 <= tastes <= len(TASTE_GENRES):
+        raise ValueError(f"tastes must be 1-{len(TASTE_GENRES)}")
     rng = np.random.default_rng(seed)
-    half = movies // 2
+    rated = movies - unrated
+    taste_of = np.array([movie_taste(str(m), movies, tastes, unrated) for m in range(1, rated + 1)])
+    n_off = round(per_user * off_taste) if tastes > 1 else 0
+    gap = 60 * users if gap is None else gap
     rows = []
     for u in range(1, users + 1):
-        group = u % 2
-        liked = np.arange(1, half + 1) if group == 0 else np.arange(half + 1, movies + 1)
-        other = np.arange(half + 1, movies + 1) if group == 0 else np.arange(1, half + 1)
-        picks = [(m, True) for m in rng.choice(liked, per_user * 3 // 4, replace=False)]
-        picks += [(m, False) for m in rng.choice(other, per_user // 4, replace=False)]
-        for k, (m, good) in enumerate(picks):
-            rating = rng.choice([4.0, 5.0]) if good else rng.choice([1.0, 2.0])
-            rows.append((str(u), str(int(m)), rating, 1_000_000_000 + 60 * (k * users + u)))
+        own = taste_of == user_taste(str(u), tastes)
+        picks = [(m, True) for m in rng.choice(np.flatnonzero(own) + 1, per_user - n_off,
+                                               replace=False)]
+        picks += [(m, False) for m in rng.choice(np.flatnonzero(~own) + 1, n_off, replace=False)]
+        rng.shuffle(picks)
+        for k, (m, liked) in enumerate(picks):
+            stars = rng.choice([4.0, 5.0]) if liked else rng.choice([1.0, 2.0])
+            if noise:
+                stars = float(np.clip(stars + rng.normal(0.0, noise), 1.0, 5.0))
+            rows.append((str(u), str(int(m)), stars, 1_000_000_000 + k * gap + u))
     ratings = pd.DataFrame(rows, columns=["user_id", "movie_id", "rating", "timestamp"])
     ratings = ratings.astype(
         {"user_id": str, "movie_id": str, "rating": "float32", "timestamp": "int64"}
     )
     ids = [str(m) for m in range(1, movies + 1)]
+    years = [1990 + m % 10 for m in range(1, movies + 1)]
     movie_table = pd.DataFrame(
         {
             "movie_id": pd.Series(ids, dtype=str),
-            "title": pd.Series([f"Planted {m} (1990)" for m in ids], dtype=str),
-            "year": pd.Series([1990] * movies, dtype="Int64"),
-            "genres": [["Action"] if int(m) <= half else ["Comedy"] for m in ids],
+            "title": pd.Series([f"Planted {m} ({y})" for m, y in zip(ids, years, strict=True)],
+                               dtype=str),
+            "year": pd.Series(years, dtype="Int64"),
+            "genres": [list(TASTE_GENRES[movie_taste(m, movies, tastes, unrated)]) for m in ids],
         }
     )
-    return Dataset(name="planted", ratings=ratings, movies=movie_table, users=None)
+    user_table = None
+    if with_users:
+        numbers = range(1, users + 1)
+        user_table = pd.DataFrame(
+            {
+                "user_id": pd.Series([str(u) for u in numbers], dtype=str),
+                "age": pd.Series([18 + (u * 7) % 50 for u in numbers], dtype="Int64"),
+                "gender": pd.Series(["F" if u % 3 else "M" for u in numbers], dtype=str),
+                "occupation": pd.Series([OCCUPATIONS[u % 3] for u in numbers], dtype=str),
+                "zip": pd.Series([f"{10000 + u}" for u in numbers], dtype=str),
+            }
+        )
+    return Dataset(name=name, ratings=ratings, movies=movie_table, users=user_table,
+                   source={"kind": "memory", "path": None, "ratings_sha256": None})
+
+
+TINY = {"users": 30, "movies": 40, "per_user": 16, "unrated": 2, "with_users": True,
+        "name": "tiny"}
+
+
+@pytest.fixture
+def tiny_dataset() -> Dataset:
+    """30 users, 40 movies (39 and 40 never rated), with demographics; a fresh copy per
+    test, so a test that mutates it cannot affect another."""
+    return make_planted_dataset(**TINY)
 
 
 @pytest.fixture

@@ -67,4 +67,4 @@ def test_streaming_retrieval_benchmark_smoke(tmp_path):
     assert run["steps_run"] == run["steps_per_epoch"] > 0 and not run["epoch_bounded"]
     assert run["epoch_seconds"] > 0 and run["peak_memory_gib"] > 0
     assert run["index"] == "faiss-hnsw" and run["index_build_seconds"] >= 0
-    assert run["metrics"]["users"] > 0 and 0 <= run["metrics"]["ndcg@10"] <= 1
+    assert run["metrics"]["users"] > 0 and run["metrics"]["ndcg@10"] > 0

@@ -35,6 +35,7 @@ def _state(directory: Path) -> dict | None:
         return None
 
 
+@pytest.mark.slow
 def test_killed_mid_epoch_then_resumed_equals_an_uninterrupted_run(planted_shards, tmp_path):
     base = ["train", "ranking", "--data", str(planted_shards), "--quiet", *SETTINGS]
     checkpoints = tmp_path / "checkpoints"

@@ -94,7 +94,7 @@ def test_answers_show_their_order_drop_duplicates_and_say_no_match(models, capsy
     lines = capsys.readouterr().out.splitlines()
     assert "ordered by score = retrieval score + 1 x predicted stars" in lines[0]
     assert lines[1].split()[:5] == ["id", "title", "score", "stars", "retrieval"]
-    scores = [float(line.split()[4]) for line in lines[3:]]  # "N Planted N (1990) score"
+    scores = [float(line.split()[4]) for line in lines[3:]]  # "N Planted N (199x) score"
     assert len(scores) == 5 and scores == sorted(scores, reverse=True)
     assert main(["rank", "--user", "2", "--movies", "1", "1", "2", "--json", "--models",
                  models]) == 0

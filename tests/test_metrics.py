@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from movierec.evaluation.metrics import catalogue_coverage, mae, rmse, top_k_metrics
+from movierec.metrics import catalogue_coverage, mae, rmse, top_k_metrics
 from movierec.retrieval.topk import top_k
 
 

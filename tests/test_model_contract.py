@@ -14,7 +14,7 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import make_planted_dataset
+from conftest import make_planted_dataset, movie_taste, user_taste
 
 from movierec.data.splits import random_split
 from movierec.data.training import TrainingSet
@@ -87,8 +87,7 @@ def saved(planted, fitted, tmp_path_factory):
 
 
 def _group(movie_ids) -> np.ndarray:
-    """The planted half a movie belongs to: 0 for movies 1-30, 1 for 31-60."""
-    return (np.asarray([int(m) for m in movie_ids]) > 30).astype(int)
+    return np.array([movie_taste(m) for m in movie_ids])
 
 
 def _answers(model, train) -> np.ndarray:
@@ -110,7 +109,7 @@ def test_retriever_learns_the_planted_taste(key, planted, saved):
     shares = []
     for user in split.test["user_id"].unique()[:40]:
         top = [r.movie_id for r in recommender.recommend(user, k=10).items]
-        shares.append(np.mean(_group(top) == int(user) % 2))
+        shares.append(np.mean(_group(top) == user_taste(user)))
     # Chance is 0.5: half the catalogue is each group's.
     assert np.mean(shares) > 0.75
 

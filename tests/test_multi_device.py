@@ -26,6 +26,7 @@ for n in (1, 2):
 """
 
 
+@pytest.mark.slow
 def test_two_devices_match_one_device(planted_shards, tmp_path):
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
     done = subprocess.run(

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from movierec.data.histories import Histories, pad_lists, positions_in_runs
 from movierec.data.splits import make_split
 from movierec.data.vocab import OOV_INDEX, Vocabulary
-from movierec.evaluation.metrics import top_k_metrics
+from movierec.metrics import top_k_metrics
 from movierec.retrieval.topk import top_k
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

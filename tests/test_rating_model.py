@@ -1,7 +1,7 @@
 """RatingModel on a small synthetic catalogue with a planted taste structure.
 
-Users belong to one of two groups; each group loves one half of the movies (5
-stars) and dislikes the other (1 star), with some noise. A model that learns
+Users belong to one of two groups; each group loves one half of the movies (4-5
+stars) and dislikes the other (1-2 stars), with some noise. A model that learns
 anything beats the global mean; a history-aware one can place a user it has no
 id for from the ratings the query carries.
 """
@@ -11,9 +11,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import make_planted_dataset, movie_taste
 
 import movierec  # noqa: F401  (selects the JAX backend before keras loads)
-from movierec.data.schema import Dataset
 from movierec.data.training import TrainingSet
 from movierec.errors import ModelError
 from movierec.models.base import QueryBatch
@@ -34,41 +34,12 @@ FAST = {
 }
 
 
-def _group(index: int) -> int:
-    return index % 2
-
-
 def _synthetic(with_users: bool) -> tuple[TrainingSet, pd.DataFrame]:
-    rng = np.random.default_rng(0)
-    rows = []
-    for u in range(N_USERS):
-        for m in rng.choice(N_MOVIES, PER_USER, replace=False):
-            stars = 5.0 if _group(u) == _group(m) else 1.0
-            stars = float(np.clip(stars + rng.normal(0, 0.5), 1, 5))
-            rows.append((f"u{u}", f"m{m}", stars, 1_000_000 + len(rows)))
-    ratings = pd.DataFrame(rows, columns=["user_id", "movie_id", "rating", "timestamp"])
-    ratings["rating"] = ratings["rating"].astype(np.float32)
-    movies = pd.DataFrame(
-        {
-            "movie_id": [f"m{m}" for m in range(N_MOVIES)],
-            "title": [f"Movie {m} (1990)" for m in range(N_MOVIES)],
-            "year": pd.array([1990 + m % 5 for m in range(N_MOVIES)], dtype="Int64"),
-            "genres": [["Drama"] if m % 3 else ["Comedy", "Drama"] for m in range(N_MOVIES)],
-        }
-    )
-    users = None
-    if with_users:
-        users = pd.DataFrame(
-            {
-                "user_id": [f"u{u}" for u in range(N_USERS)],
-                "age": pd.array([20 + u % 40 for u in range(N_USERS)], dtype="Int64"),
-                "gender": ["F" if u % 3 else "M" for u in range(N_USERS)],
-                "occupation": ["student" if u % 4 else "other" for u in range(N_USERS)],
-                "zip": [f"{u % 10}0000" for u in range(N_USERS)],
-            }
-        )
-    dataset = Dataset("synthetic", ratings, movies, users)
-    test_rows = rng.random(len(ratings)) < 0.2
+    """Half of each user's ratings in their own taste, half not; a random fifth held out."""
+    dataset = make_planted_dataset(N_USERS, N_MOVIES, PER_USER, off_taste=0.5, noise=0.5,
+                                   with_users=with_users)
+    ratings = dataset.ratings
+    test_rows = np.random.default_rng(0).random(len(ratings)) < 0.2
     train = TrainingSet.build(dataset, ratings[~test_rows].reset_index(drop=True))
     return train, ratings[test_rows].reset_index(drop=True)
 
@@ -106,17 +77,20 @@ def test_works_without_user_features():
 
 def test_unknown_user_follows_history(trained):
     model, train, _ = trained
-    movies = np.array([train.movies.index(f"m{m}") for m in range(N_MOVIES)])
-    seen, unseen = movies[:20], movies[20:]
+    ids = [str(m) for m in range(1, N_MOVIES + 1)]
+    taste = np.array([movie_taste(m, N_MOVIES) for m in ids])
+    first = np.array([(int(m) - 1) % (N_MOVIES // 2) < 10 for m in ids])  # 10 of each taste
+    movies = train.movies.lookup(ids)
+    seen, unseen = movies[first], movies[~first]
     for group in (0, 1):
-        liked = np.array([5.0 if _group(m) == group else 1.0 for m in range(20)], np.float32)
+        liked = np.where(taste[first] == group, 5.0, 1.0).astype(np.float32)
         queries = QueryBatch(
             np.zeros(len(unseen), np.int32),  # not a trained user
             [seen] * len(unseen),
             [liked] * len(unseen),
         )
         pred = model.predict(queries, unseen)
-        same = np.array([_group(m) == group for m in range(20, N_MOVIES)])
+        same = taste[~first] == group
         assert pred[same].mean() > pred[~same].mean() + 1.0
 
 
@@ -150,7 +124,7 @@ def test_members_differ_and_are_averaged(trained):
 def test_padding_does_not_change_scores(trained):
     model, train, _ = trained
     movies = np.arange(1, train.movies.size, dtype=np.int32)
-    user = train.users.index("u1")
+    user = train.users.index("1")
     queries = QueryBatch.from_training(train, np.full(len(movies), user))
     full = model.predict(queries, movies)
     for n in (1, 7, 33):

@@ -155,6 +155,7 @@ def test_shard_batches_visit_every_training_rating_once_per_epoch(shards, proces
         assert not np.array_equal(orders[0], orders[1])
 
 
+@pytest.mark.slow
 def test_streamed_dcn_learns_and_evaluate_reproduces_its_metrics(
     shards, tmp_path, capsys, monkeypatch
 ):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import make_planted_dataset, movie_taste, user_taste
 
 import movierec  # noqa: F401  (sets the Keras backend)
 from movierec.data.schema import Dataset
@@ -32,41 +33,12 @@ FAST = {
 
 
 def _dataset(with_users: bool = True) -> Dataset:
-    rng = np.random.default_rng(0)
-    half = N_MOVIES // 2
-    rows = []
-    for u in range(N_USERS):
-        group = u % 2
-        for m in rng.choice(half, PER_USER, replace=False) + group * half:
-            rows.append((f"u{u}", f"m{m}", float(rng.integers(3, 6)), 1_000_000 + len(rows)))
-    ratings = pd.DataFrame(rows, columns=["user_id", "movie_id", "rating", "timestamp"])
-    movies = pd.DataFrame(
-        {
-            "movie_id": [f"m{m}" for m in range(N_MOVIES)],
-            "title": [
-                f"Movie {'Alpha' if m < half else 'Beta'} {m} (199{m % 10})"
-                for m in range(N_MOVIES)
-            ],
-            "year": pd.array([1990 + m % 10 for m in range(N_MOVIES)], dtype="Int64"),
-            "genres": [["Drama"] if m < half else ["Comedy", "Action"] for m in range(N_MOVIES)],
-        }
-    )
-    users = None
-    if with_users:
-        users = pd.DataFrame(
-            {
-                "user_id": [f"u{u}" for u in range(N_USERS)],
-                "age": pd.array([20 + u for u in range(N_USERS)], dtype="Int64"),
-                "gender": ["M" if u % 3 else "F" for u in range(N_USERS)],
-                "occupation": ["student" if u % 4 else "other" for u in range(N_USERS)],
-                "zip": [f"{u % 9}{u}000" for u in range(N_USERS)],
-            }
-        )
-    return Dataset("planted", ratings, movies, users)
+    return make_planted_dataset(N_USERS, N_MOVIES, PER_USER, off_taste=0.0,
+                                with_users=with_users)
 
 
 def _group_of_movie(train: TrainingSet, index: np.ndarray) -> np.ndarray:
-    return np.array([int(train.movies.id_of(int(i))[1:]) >= N_MOVIES // 2 for i in index])
+    return np.array([movie_taste(train.movies.id_of(int(i)), N_MOVIES) for i in index])
 
 
 def _share_in_own_half(
@@ -83,7 +55,7 @@ def _share_in_own_half(
 
 def _known_users(train: TrainingSet) -> tuple[QueryBatch, np.ndarray]:
     users = np.arange(1, train.users.size, dtype=np.int32)
-    groups = np.array([int(train.users.id_of(int(u))[1:]) % 2 for u in users])
+    groups = np.array([user_taste(train.users.id_of(int(u))) for u in users])
     return QueryBatch.from_training(train, users), groups
 
 
@@ -114,8 +86,8 @@ def test_shapes_and_unknown_user_with_history(trained):
     assert candidates.shape[0] == train.movies.size and candidates.dtype == np.float32
     half = N_MOVIES // 2
     histories = [
-        train.movies.lookup([f"m{m}" for m in range(3)]),
-        train.movies.lookup([f"m{m}" for m in range(half, half + 3)]),
+        train.movies.lookup([str(m) for m in range(1, 4)]),
+        train.movies.lookup([str(m) for m in range(half + 1, half + 4)]),
     ]
     visitors = QueryBatch(np.zeros(2, np.int32), histories, [np.full(3, 5.0, np.float32)] * 2)
     queries = model.query_embeddings(visitors)
@@ -191,7 +163,7 @@ def test_item_item_path_adds_the_low_rank_ease_score(trained):
 def test_similar_movies_come_from_the_same_half(trained):
     model, train = trained
     half = N_MOVIES // 2
-    movies = train.movies.lookup([f"m{m}" for m in (0, half)])
+    movies = train.movies.lookup(["1", str(half + 1)])
     scores = model.similar_scores(movies)
     assert scores.shape == (2, train.movies.size)
     for row, movie in enumerate(movies):

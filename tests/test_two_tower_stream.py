@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pandas as pd
 import pytest
+from conftest import make_planted_dataset
 
 import movierec  # noqa: F401  (selects the JAX backend before keras loads)
 from movierec.cli.main import main
@@ -39,28 +39,11 @@ SMALL = [
 
 
 def planted(seed: int = 3) -> Dataset:
-    """600 users in 6 tastes, each taste 20 of 120 movies; every movie equally popular,
-    so popularity knows nothing and a model must learn the tastes to beat it."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for user in range(600):
-        taste = user % 6
-        liked = rng.choice(np.arange(taste * 20, taste * 20 + 20), 12, replace=False)
-        noise = rng.choice(120, 2, replace=False)
-        start = 1_000_000_000 + int(rng.integers(0, 10**7))
-        for i, movie in enumerate([*liked, *noise]):
-            rows.append((f"u{user}", f"m{movie}", float(rng.integers(3, 6)), start + 600 * i))
-    ratings = pd.DataFrame(rows, columns=["user_id", "movie_id", "rating", "timestamp"])
-    ratings["rating"] = ratings["rating"].astype("float32")
-    movies = pd.DataFrame(
-        {
-            "movie_id": [f"m{i}" for i in range(120)],
-            "title": [f"Movie {i} (1990)" for i in range(120)],
-            "year": [1990] * 120,
-            "genres": [["Drama"]] * 120,
-        }
-    )
-    return Dataset(name="planted-tastes", ratings=ratings, movies=movies, users=None)
+    """600 users in 6 tastes of 20 movies each, 12 ratings in their taste and 2 outside,
+    ten minutes apart; every movie about equally popular, so popularity knows nothing
+    and a model must learn the tastes to beat it."""
+    return make_planted_dataset(600, 120, 14, tastes=6, off_taste=1 / 7, gap=600, seed=seed,
+                                name="planted-tastes")
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +79,7 @@ def test_streamed_two_tower_learns_evaluates_like_evaluate_and_indexes(shards, t
     assert main(["index", "build", "--models", str(models), "--kind", "faiss-hnsw"]) == 0
     assert (models / "retrieval" / "index" / "build.json").is_file()
     capsys.readouterr()
-    assert main(["recommend", "--models", str(models), "--user", "u1", "-k", "5", "--json"]) == 0
+    assert main(["recommend", "--models", str(models), "--user", "1", "-k", "5", "--json"]) == 0
     capsys.readouterr()
 
 

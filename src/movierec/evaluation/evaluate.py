@@ -14,7 +14,7 @@ import pandas as pd
 
 from movierec.data.shards import ShardedTrainingSet
 from movierec.data.training import TrainingSet
-from movierec.evaluation.metrics import catalogue_coverage, mae, rmse, top_k_metrics
+from movierec.metrics import catalogue_coverage, mae, rmse, top_k_metrics
 from movierec.models.base import QueryBatch, Ranker, Retriever
 from movierec.ranking.blend import DEFAULT_STAR_WEIGHT, blend_scores
 from movierec.retrieval.topk import top_k

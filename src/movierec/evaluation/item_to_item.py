@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from movierec.data.training import TrainingSet
-from movierec.evaluation.metrics import top_k_metrics
+from movierec.metrics import top_k_metrics
 from movierec.retrieval.topk import top_k
 
 #: ``similar_fn(movie_index) -> (n, movies.size)`` similarity of each query movie to all.

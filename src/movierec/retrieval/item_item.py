@@ -41,6 +41,8 @@ from scipy import sparse
 
 from movierec.data.histories import Histories, positions_in_runs
 from movierec.data.training import TrainingSet
+from movierec.metrics import top_k_metrics
+from movierec.retrieval.topk import top_k
 
 _NEAR_WINDOWS = 20.0  # pairs further apart than this many windows get the far weight only
 _PAIRS_PER_BATCH = 1 << 23  # near pairs summed at a time (~200 MB of indices and weights)
@@ -323,8 +325,6 @@ def _best_l2(
     path fitted to the rest (``spectrum``; ``seen``: users x movies of the rest, whose
     movies are excluded from each list); the best is scaled by
     ``1 / (1 - validation_fraction)`` for the Gram matrix of every rating."""
-    from movierec.evaluation.metrics import top_k_metrics
-    from movierec.retrieval.topk import top_k
 
     users = np.unique(held_users)
     if len(users) > max_users:

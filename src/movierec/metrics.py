@@ -1,5 +1,9 @@
 """Metric functions on plain arrays, computed exactly (no shuffling of ties).
 
+A leaf module (numpy only) below the models: evaluation reports with it, and
+models that choose a setting on held-out data (the item-item path's lambda) score
+with the same definitions.
+
 Top-K metrics take, per user, the ranked list of recommended movie indices and
 the set of relevant ones (the user's test movies). Definitions follow the
 common recommender-systems usage:
