@@ -172,45 +172,14 @@ def write_ml_latest(dataset, directory):
     return directory
 
 
-def train_example_models(dataset: Dataset, root, retrieval_epochs: int, ranking_epochs: int):
-    """Fit the examples' models on a seeded 80/20 split and save both under ``root``.
-
-    Fast stand-ins for the default models in pipeline, index and serving tests.
-    """
-    from movierec.data.splits import random_split
-    from movierec.data.training import TrainingSet
-    from movierec.models.artifacts import save_model
-    from movierec.ranking.example import ExampleRanker
-    from movierec.retrieval.example import ExampleRetriever
-
-    split = random_split(dataset.ratings, test_fraction=0.2, seed=0)
-    train = TrainingSet.build(dataset, split.train)
-    retriever = ExampleRetriever(epochs=retrieval_epochs, batch_size=64, seed=1)
-    retriever.fit(train, verbose=0)
-    ranker = ExampleRanker(epochs=ranking_epochs, batch_size=64, seed=1)
-    ranker.fit(train, verbose=0)
-    save_model(retriever, train, root / "retrieval", split=split.info)
-    save_model(ranker, train, root / "ranking", split=split.info)
-    return split, train, retriever, ranker
-
-
-@pytest.fixture(scope="session")
-def example_pair(tmp_path_factory):
-    """The examples' models on the planted set, trained and saved once per session.
-
-    Returns (models directory, split, training set, retriever, ranker); read-only.
-    """
-    root = tmp_path_factory.mktemp("example-pair")
-    split, train, retriever, ranker = train_example_models(make_planted_dataset(), root, 30, 20)
-    return root, split, train, retriever, ranker
-
-
 @functools.cache
 def cli_example_models():
-    """Planted data on disk, example models trained through `movierec train`, loaded.
+    """The session's example model pair: planted data written as GroupLens files and both
+    example models trained on it through `movierec train all` (seed 7), then loaded.
 
-    Once per session (a function, not a fixture, so module-level helpers can use it);
-    returns (models directory, Recommender). Read-only: copy the directory to change it.
+    Trained once per session (a function, not a fixture, so module-level helpers can use
+    it); returns (models directory, Recommender). Read-only: copy the directory to
+    change it.
     """
     from movierec.cli.main import main
     from movierec.pipeline import Recommender
@@ -225,6 +194,23 @@ def cli_example_models():
     )
     assert code == 0
     return models, Recommender.load(models)
+
+
+@pytest.fixture(scope="session")
+def example_pair():
+    """The session's example pair (:func:`cli_example_models`) as objects: (models
+    directory, split, training set, retriever, ranker); read-only."""
+    from movierec.data import load_dataset, make_split
+    from movierec.models.artifacts import load_model
+
+    models, _ = cli_example_models()
+    retrieval, ranking = load_model(models / "retrieval"), load_model(models / "ranking")
+    info = retrieval.manifest["split"]
+    ratings = load_dataset(retrieval.manifest["data_source"]).ratings
+    split = make_split(ratings, info["method"], seed=info["seed"],
+                       test_fraction=info["test_fraction"])
+    assert len(split.train) == len(retrieval.train.rating)
+    return models, split, retrieval.train, retrieval.retriever, ranking.ranker
 
 
 @pytest.fixture(scope="session")

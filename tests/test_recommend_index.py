@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import make_planted_dataset, write_ml_latest
 
 from movierec.cli.main import main
 from movierec.errors import ModelError
@@ -18,11 +19,12 @@ USERS = [str(u) for u in range(1, 41)]
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    from conftest import make_planted_dataset, train_example_models
-
-    dataset = make_planted_dataset(users=200, movies=300, per_user=20)
-    root = tmp_path_factory.mktemp("models")
-    train_example_models(dataset, root, 10, 5)
+    """Example models on a 300-movie planted catalogue, then a faiss index over it."""
+    out = tmp_path_factory.mktemp("index")
+    data = write_ml_latest(make_planted_dataset(users=200, movies=300, per_user=20), out / "data")
+    root = out / "models"
+    assert main(["train", "all", "--model", "example", "--data", str(data), "--models",
+                 str(root), "--epochs", "5", "--set", "batch_size=64", "--quiet"]) == 0
     brute = Recommender.load(root)
     argv = ["index", "build", "--models", str(root), "--kind", "faiss-hnsw", "--m", "8"]
     assert main([*argv, "--ef-search", "16"]) == 0
