@@ -100,7 +100,7 @@ def test_cli_benchmark_smoke(models, tmp_path):
 
     data = write_ml_latest(make_planted_dataset(users=5), tmp_path / "data")
     out = tmp_path / "cli.json"
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "cli.py"
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "cli.py"
     done = subprocess.run(
         [sys.executable, str(script), "--models", str(models), "--data", str(data),
          "--user", "2", "--movie", "3", "--repeats", "1", "--out", str(out)],

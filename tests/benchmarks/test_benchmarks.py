@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import make_planted_dataset, write_ml_latest
 
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
 def _smoke(script: str, *args: str) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import cli_example_models as example_models
 
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow

@@ -2,7 +2,7 @@
 content type, headers, body) is the one /openapi.json documents.
 
 Examples are bounded (``MAX_EXAMPLES`` per operation, fixed seed) to keep the run
-short; ``/admin/reload`` is driven by tests/test_model_trust.py instead (each call
+short; ``/admin/reload`` is driven by tests/models/test_model_trust.py instead (each call
 loads and warms the models again).
 """
 
