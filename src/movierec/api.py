@@ -109,7 +109,27 @@ def split(
     test_fraction: float = 0.2,
     leave_out: int = 1,
 ) -> DataSplit:
-    """Split ``data``'s ratings into train and test (80/20 at random by default)."""
+    """Split ``data``'s ratings into train and test (80/20 at random by default).
+
+    Args:
+        data: The data set whose ratings are split.
+        method: ``"random"`` (distinct user-movie pairs), ``"temporal"`` (one time
+            cutoff), ``"leave-last-n"`` (each user's last ratings) or ``"hash"``
+            (per-rating hash, as streamed training splits); see
+            :mod:`movierec.data.splits`.
+        seed: Seed of the ``random`` and ``hash`` methods (the others ignore it).
+        test_fraction: Share of ratings (or pairs) that go to test; ignored by
+            ``leave-last-n``.
+        leave_out: How many of each user's last ratings ``leave-last-n`` holds out.
+
+    Returns:
+        A :class:`DataSplit` whose ``info`` records the method, its parameters and
+        the resulting counts.
+
+    Raises:
+        MovierecError: An unknown method, a fraction outside (0, 1) or a
+            ``leave_out`` that is not a positive integer.
+    """
     from movierec.data.splits import make_split
 
     parts = make_split(
@@ -139,6 +159,20 @@ def train_model(
 
     Given a :class:`DataSplit` it trains on the train part and reports test metrics;
     given a :class:`Dataset` it trains on every rating. ``verbose=1`` shows progress.
+
+    Args:
+        kind: ``"retrieval"`` or ``"ranking"``.
+        data: A :class:`DataSplit` (train, then test) or a whole :class:`Dataset`.
+        name: Registry name of the model; ``None`` picks the kind's default.
+        settings: Model settings overriding the defaults (see :func:`default_settings`).
+        seed: The model's seed, unless ``settings`` gives one.
+        verbose: Keras-style verbosity; 0 trains silently.
+
+    Returns:
+        A :class:`TrainedModel`, its ``metrics`` empty when ``data`` had no test part.
+
+    Raises:
+        MovierecError: An unknown kind, name or setting.
     """
     from movierec.models.registry import DEFAULT_RANKER, DEFAULT_RETRIEVER
     from movierec.workflow import train_model as fit
@@ -180,7 +214,24 @@ def train(
     seed: int = 42,
     verbose: int = 0,
 ) -> Recommender:
-    """Train a retriever and (unless ``ranker=None``) a ranker; a ready :class:`Recommender`."""
+    """Train a retriever and (unless ``ranker=None``) a ranker; a ready :class:`Recommender`.
+
+    Both models train on the same ``data`` with the same ``seed``, as the two stages
+    of one recommender must.
+
+    Args:
+        data: A :class:`DataSplit` (test metrics are then recorded) or a whole
+            :class:`Dataset`.
+        retriever: Registry name of the retrieval model.
+        ranker: Registry name of the ranking model; ``None`` for retrieval alone.
+        retrieval_settings: Settings overriding the retriever's defaults.
+        ranking_settings: Settings overriding the ranker's defaults.
+        seed: Seed of both models, unless their settings give one.
+        verbose: Keras-style verbosity; 0 trains silently.
+
+    Returns:
+        A :class:`Recommender` over the freshly trained models.
+    """
     retrieval = train_model(
         "retrieval", data, retriever, settings=retrieval_settings, seed=seed, verbose=verbose
     )
@@ -203,6 +254,19 @@ def evaluate(
     """Test metrics by kind: RMSE/MAE for ranking; recall, NDCG, ... at each ``k`` for retrieval.
 
     ``data`` must be the split the model was trained on (the test ratings are held out).
+
+    Args:
+        model: A :class:`Recommender` (each of its models is evaluated) or one
+            :class:`TrainedModel`.
+        data: The split the model was trained on; its ``test`` part is scored.
+        k: List lengths at which retrieval metrics are reported.
+        exclude_seen: Leave out movies each user rated in training before cutting
+            the retrieval lists (ranking ignores this, ``k`` and ``min_rating``).
+        min_rating: Count only test ratings of at least this many stars as relevant
+            for retrieval; ``None`` counts every test rating.
+
+    Returns:
+        Metrics by kind (``"retrieval"``, ``"ranking"``), each a dict of name to value.
     """
     from movierec.evaluation.evaluate import evaluate_ranker, evaluate_retriever
     from movierec.models.base import Ranker
@@ -307,7 +371,23 @@ class Recommender:
         exclude_seen: bool = True,
     ) -> pd.DataFrame:
         """The ``k`` best movies for someone described by ratings ``{movie_id: stars}``
-        (added to a known ``user``'s history when given)."""
+        (added to a known ``user``'s history when given).
+
+        Args:
+            ratings: Movie id to stars, as a mapping or ``(movie_id, stars)`` pairs; a
+                movie the user rated in training takes the new stars.
+            k: How many movies to return.
+            user: A known user id whose training history the ratings extend.
+            exclude_seen: Leave out the movies in the (extended) history.
+
+        Returns:
+            One row per movie, best first (columns as in :data:`ANSWER_COLUMNS`).
+
+        Raises:
+            ValueError: Neither ratings nor a user were given.
+            UnknownIdError: A movie id the model does not know, or an unknown
+                ``user`` given without ratings.
+        """
         pairs = _pairs(ratings)
         if not pairs and user is None:
             raise ValueError("recommend_for_ratings needs at least one rating (or a user)")

@@ -40,6 +40,21 @@ from movierec.ranking.trainer import TrainOptions
 
 @dataclass
 class TrainResult:
+    """What one training run produced.
+
+    Attributes:
+        model: The fitted model (on other processes than 0 of a multi-process run,
+            their copy; only process 0's is evaluated and saved).
+        train: The training data it was fitted on: a :class:`TrainingSet`, or the
+            :class:`ShardedTrainingSet` of a streamed run (closed by then).
+        metrics: Test metrics; empty when there was no test split or this is not
+            process 0.
+        seconds: Wall-clock seconds spent in ``fit`` alone.
+        directory: Where the model was saved, or ``None`` if it was not.
+        peak_memory_mib: This process's peak resident memory in MiB, set once
+            training (and evaluation) is over; 0.0 before that.
+    """
+
     model: RecommenderModel
     train: TrainingSet | ShardedTrainingSet
     metrics: dict[str, Any]
@@ -55,12 +70,14 @@ def peak_memory_mib() -> float:
 
 
 def jax_process_count() -> int:
+    """How many JAX processes take part in this run (1 unless multi-process)."""
     import jax
 
     return jax.process_count()
 
 
 def jax_process_index() -> int:
+    """This process's index among the run's JAX processes (0 writes results)."""
     import jax
 
     return jax.process_index()
@@ -96,6 +113,32 @@ def train_model(
     ranker: ``resumable``) also take ``options`` (checkpoints, resume) and train on
     every process's devices when several processes run; only process 0 then
     evaluates and saves.
+
+    Args:
+        kind: ``"retrieval"`` or ``"ranking"``.
+        name: The model's registry name (``--model``), e.g. ``"two-tower"`` or ``"dcn"``.
+        dataset: The whole data set; its movie catalogue fixes the movie vocabulary.
+        train_ratings: Ratings frame to fit on (normalised columns, see
+            :mod:`movierec.data.schema`).
+        test_ratings: Ratings frame to evaluate on; ``None`` or empty skips evaluation.
+        settings: Model settings overriding the class defaults (``--set``).
+        split_info: How the split was made, recorded in the saved manifest.
+        out_dir: Directory to save the model into; ``None`` does not save.
+        data_source: Where the data came from, recorded in the manifest.
+        verbose: Keras-style verbosity; 0 silences training progress.
+        devices: Number of local devices to train on data-parallel.
+        options: Checkpoint, resume and device options; only models with their own
+            training loop accept checkpoints.
+
+    Returns:
+        The :class:`TrainResult`; ``metrics`` and ``directory`` stay empty on
+        processes other than 0.
+
+    Raises:
+        MovierecError: Unknown kind or name, a batch size that does not split over
+            ``devices``, or fewer devices than asked for.
+        ModelError: Checkpoints asked of a model that cannot save them, or several
+            processes for a model that trains in one.
     """
     model_cls = model_class(kind, name)
     own_loop = getattr(model_cls, "resumable", False)
@@ -164,6 +207,26 @@ def train_streaming(
     Only models whose ``fit`` takes a :class:`ShardedTrainingSet` can (``streams``).
     The split is a :class:`HashSplit`, decided row by row as the shards are read; its
     validation part is the model's own ``validation_fraction`` (none if it has none).
+
+    Args:
+        kind: ``"retrieval"`` or ``"ranking"``.
+        name: The model's registry name (``--model``).
+        directory: Directory of Parquet shards (see :mod:`movierec.data.shards`).
+        test_fraction: Share of ratings the hash split holds out for testing.
+        seed: Seeds both the split and the model (unless ``settings`` sets ``seed``).
+        settings: Model settings overriding the class defaults.
+        out_dir: Directory to save the model into; ``None`` does not save.
+        verbose: Keras-style verbosity; 0 silences progress.
+        max_eval_ratings: Most test ratings a ranker is evaluated on.
+        options: Checkpoint and resume options; its ``devices`` is overwritten with
+            this process's first device (every process's, multi-process).
+
+    Returns:
+        The :class:`TrainResult`; its ``train`` is the (closed) sharded set.
+
+    Raises:
+        MovierecError: Unknown kind or name.
+        ModelError: The model cannot train from shards, or cannot in several processes.
     """
     model_cls = model_class(kind, name)
     if jax_process_count() > 1 and not getattr(model_cls, "resumable", False):

@@ -65,7 +65,20 @@ def evaluate_retriever_on_shards(
 ) -> dict[str, float]:
     """Top-K metrics over a sharded split's test ratings for up to ``max_users`` test
     users picked by ``seed`` (each queried with their training history, movies seen in
-    training excluded), beside popularity (training rating counts) on the same users."""
+    training excluded), beside popularity (training rating counts) on the same users.
+
+    Args:
+        retriever: A retriever fitted on ``train``.
+        train: The open sharded set; its ``test`` part is read once.
+        max_users: Most test users evaluated (a random sample when there are more).
+        seed: Seeds the choice of users.
+        ks: List lengths at which metrics are reported.
+
+    Returns:
+        ``users`` (how many were evaluated) and ``ndcg@K``, ``recall@K``,
+        ``popularity_ndcg@K`` and ``popularity_recall@K`` for each K; only ``users``
+        (0) when no test rating has a known user and movie.
+    """
     histories = train.histories()
     users_parts, movies_parts = [], []
     for user, movie, _ in train.chunks("test"):
@@ -139,6 +152,22 @@ def evaluate_scores(
 
     One function for movierec's models and the benchmark's peers alike, so
     every system is measured by the same code.
+
+    Args:
+        score_fn: Maps a batch of user indices to their scores over every movie
+            index of ``train`` (column 0, the unknown movie, is never returned).
+        train: The training set the scorer was fitted on: its vocabularies index
+            the test ratings, its histories are the excluded movies.
+        test: Test ratings frame; users or movies unknown to ``train`` are dropped.
+        ks: List lengths at which metrics are reported.
+        exclude_seen: Leave out each user's training movies before cutting the list.
+        min_rating: Count only test ratings of at least this many stars as relevant;
+            ``None`` counts them all.
+        batch_size: Users scored per call of ``score_fn``.
+
+    Returns:
+        ``users`` (how many were evaluated) and, for each K, ``recall@K``,
+        ``precision@K``, ``ndcg@K``, ``map@K``, ``hit_rate@K`` and ``coverage@K``.
     """
     users, relevant = test_relevance(train, test, min_rating)
     histories = train.histories()
@@ -173,11 +202,27 @@ def evaluate_two_stage(
     """Top-K metrics of retrieve ``depth`` -> rank -> keep K, as the Recommender does it.
 
     ``train`` must be the training set both models were fitted on (same vocabularies).
+
+    Args:
+        retriever: The first stage, fitted on ``train``.
+        ranker: The second stage, fitted on ``train``.
+        train: The shared training set.
+        test: Test ratings frame.
+        depth: Candidates retrieved per user before ranking.
+        star_weight: Weight of the predicted stars in the blended score (see
+            :func:`movierec.ranking.blend.blend_scores`).
+        ks: List lengths at which metrics are reported (each at most ``depth``).
+        min_rating: Count only test ratings of at least this many stars as relevant.
+        batch_size: Users scored at once.
+
+    Returns:
+        The metrics of :func:`evaluate_scores`; movies seen in training are excluded.
     """
     retrieve = retriever_scores(retriever, train)
     histories = train.histories()
 
     def score(user_index: np.ndarray) -> np.ndarray:
+        """Blended scores of each user's retrieved candidates; -inf for every other movie."""
         scores, candidates = top_k(retrieve(user_index), depth, [histories[u] for u in user_index])
         rows = np.repeat(np.arange(len(user_index)), depth)
         queries = QueryBatch.from_training(train, user_index).take(rows)
@@ -200,6 +245,7 @@ def retriever_scores(retriever: Retriever, train: TrainingSet):
     candidates = retriever.candidate_embeddings()
 
     def score(user_index: np.ndarray) -> np.ndarray:
+        """Query-candidate dot products of the users, over every movie."""
         queries = QueryBatch.from_training(train, user_index)
         return retriever.query_embeddings(queries) @ candidates.T
 
@@ -214,7 +260,20 @@ def evaluate_retriever(
     exclude_seen: bool = True,
     min_rating: float | None = None,
 ) -> dict[str, float]:
-    """Recall, precision, NDCG, MAP, hit rate and coverage at each K."""
+    """Recall, precision, NDCG, MAP, hit rate and coverage at each K.
+
+    Args:
+        retriever: A retriever fitted on ``train``.
+        train: The training set it was fitted on.
+        test: Test ratings frame.
+        ks: List lengths at which metrics are reported.
+        exclude_seen: Leave out each user's training movies before cutting the list.
+        min_rating: Count only test ratings of at least this many stars as relevant;
+            ``None`` counts them all.
+
+    Returns:
+        The metrics of :func:`evaluate_scores`.
+    """
     return evaluate_scores(
         retriever_scores(retriever, train), train, test, ks, exclude_seen, min_rating
     )

@@ -60,7 +60,20 @@ def evaluate_item_to_item(
     k: int = 10,
     batch_size: int = 512,
 ) -> dict[str, float]:
-    """NDCG@k and Recall@k of ``similar_fn``'s lists (the query movie itself excluded)."""
+    """NDCG@k and Recall@k of ``similar_fn``'s lists (the query movie itself excluded).
+
+    Args:
+        similar_fn: Maps query movie indices to their similarity to every movie of
+            ``train`` (see :data:`SimilarFn`).
+        train: The training set the similarities were learnt from; each user's query
+            movie comes from it.
+        test: Test ratings frame; ratings of 4+ stars are the relevant movies.
+        k: Length of each similar-movies list.
+        batch_size: Query movies scored per call of ``similar_fn``.
+
+    Returns:
+        ``queries`` (how many users qualified), ``ndcg@k`` and ``recall@k``.
+    """
     queries, relevant = item_to_item_queries(train, test)
     ranked_rows = []
     for start in range(0, len(queries), batch_size):

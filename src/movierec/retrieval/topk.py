@@ -19,6 +19,20 @@ def top_k(
     ``exclude_all`` lists columns never returned at all (column 0: the unknown-movie slot).
     Excluded columns score -inf; when fewer than ``k`` columns remain, the tail
     of a row has index -1 and score -inf.
+
+    Args:
+        scores: ``(queries, candidates)`` score matrix; it is copied, not changed.
+        k: How many columns to return per row (at least 1).
+        exclude: One array of column indices per row, or ``None`` for none.
+        exclude_all: Columns excluded from every row.
+
+    Returns:
+        ``(scores, indices)``, both ``(queries, k)``: float32 scores and int32 column
+        indices, best first.
+
+    Raises:
+        ValueError: ``scores`` is not 2-D, ``k < 1``, or ``exclude`` has not one
+            entry per row.
     """
     scores = np.array(scores, dtype=np.float32, copy=True)
     if scores.ndim != 2:
