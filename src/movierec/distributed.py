@@ -103,6 +103,7 @@ class Processes:
 
     @property
     def several(self) -> bool:
+        """Whether more than one process takes part."""
         return self.count > 1
 
     @property
@@ -117,11 +118,29 @@ def process_settings(
     index: int | None,
     environ: Mapping[str, str] | None = None,
 ) -> Processes:
-    """The multi-process settings from the command line, else JAX's variables; checked."""
+    """The multi-process settings from the command line, else JAX's variables; checked.
+
+    Args:
+        coordinator: ``HOST:PORT`` of process 0 (``--coordinator``), or ``None``.
+        count: Number of processes (``--num-processes``), or ``None``.
+        index: This process's index (``--process-id``), or ``None``.
+        environ: Where to read :data:`PROCESS_ENV` for the settings not given;
+            ``os.environ`` when ``None``.
+
+    Returns:
+        The checked :class:`Processes`; the single-process default when the count is
+        missing or 1.
+
+    Raises:
+        MovierecError: A variable that is not an integer, a count below 1, a
+            coordinator without a count, a count above 1 without coordinator or
+            index, a malformed ``HOST:PORT``, or an index outside ``0..count-1``.
+    """
     environ = os.environ if environ is None else environ
     coordinator = coordinator or environ.get(PROCESS_ENV[0]) or None
 
     def number(value: int | None, name: str, flag: str) -> int | None:
+        """``value`` if given, else the integer in variable ``name`` (``None`` if unset)."""
         if value is not None:
             return value
         raw = environ.get(name)
@@ -186,6 +205,8 @@ class ProcessLost(MovierecError):
 
 
 def lost_process(error: BaseException) -> ProcessLost:
+    """The error to stop with when a step across processes failed with ``error``
+    (most likely because another process died): it says how to resume."""
     return ProcessLost(
         "another training process stopped or cannot be reached, so this one stops too "
         f"({_first_line(error)}); resume from the last checkpoint with --resume"

@@ -44,11 +44,15 @@ class MovieResult:
     blended: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """Every field by name, as the JSON answers carry it."""
         return asdict(self)
 
 
 @dataclass
 class Recommendations:
+    """A recommendation list, best first, and how long each stage took (milliseconds:
+    ``retrieval``, ``ranking``, ``total``)."""
+
     items: list[MovieResult]
     timings_ms: dict[str, float] = field(default_factory=dict)
 
@@ -83,7 +87,8 @@ class Recommender:
         self._histories = train.histories()
         catalogue = train.dataset.movies.set_index("movie_id", drop=False)
         self.catalogue: pd.DataFrame = catalogue
-        # Title, year and genres by movie id: a pandas row lookup costs ~0.1 ms per movie.
+        # Title, year and genres by movie id: a pandas row lookup per movie is too slow
+        # for a served answer.
         rows = catalogue[["title", "year", "genres"]].itertuples(name=None)  # id first
         self._movies: dict[str, tuple[str, int | None, tuple[str, ...]]] = {
             str(movie): (str(title), None if pd.isna(year) else int(year), tuple(genres))
@@ -132,9 +137,11 @@ class Recommender:
     # -- lookups -----------------------------------------------------------------
 
     def knows_user(self, user_id: str) -> bool:
+        """Whether the retrieval model saw this user in training."""
         return str(user_id) in self.retrieval.train.users
 
     def movie(self, movie_id: str) -> MovieResult:
+        """Title, year and genres of a catalogue movie; raises :class:`UnknownIdError`."""
         movie_id = str(movie_id)
         if movie_id not in self._movies:
             raise UnknownIdError("movie", movie_id)
@@ -193,7 +200,29 @@ class Recommender:
         exclude_seen: bool = True,
         extra_ratings: Sequence[tuple[str, float]] = (),
     ) -> Recommendations:
-        """Top ``k`` movies for a user (known id, rating history, or both)."""
+        """Top ``k`` movies for a user (known id, rating history, or both).
+
+        With a ranking model, ``num_candidates`` movies are retrieved and re-ordered
+        by the blend of retrieval score and predicted stars; without one, the
+        retrieval order is kept.
+
+        Args:
+            user_id: A known user's raw id, or ``None`` for someone described by
+                ``extra_ratings`` alone.
+            k: How many movies to return (fewer when the catalogue runs out).
+            exclude_seen: Leave out the movies in the user's history (training
+                ratings plus ``extra_ratings``).
+            extra_ratings: ``(movie_id, stars)`` pairs added to the history; a movie
+                rated in training takes the new stars.
+
+        Returns:
+            :class:`Recommendations` with ``score`` set on every movie, and
+            ``predicted_rating`` and ``blended`` when a ranking model is loaded.
+
+        Raises:
+            UnknownIdError: An unknown ``user_id`` without ``extra_ratings``, or an
+                unknown movie among them.
+        """
         started = time.perf_counter()
         query = self._query(self.retrieval, user_id, extra_ratings)
         query_vector = self._query_vector(query, extra_ratings)
