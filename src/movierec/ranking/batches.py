@@ -99,7 +99,21 @@ class BatchBuilder:
     def build(
         self, arrays: Arrays, groups: np.ndarray, size: int, rng: np.random.Generator | None
     ) -> dict[str, np.ndarray]:
-        """One device batch of ``size`` groups (missing groups are padding, weight 0)."""
+        """One device batch of ``size`` groups (missing groups are padding, weight 0).
+
+        Args:
+            arrays: The ratings that ``groups`` point into.
+            groups: ``(groups, ratings_per_user)`` positions in ``arrays`` (-1 pads),
+                at most ``size`` rows.
+            size: Groups per batch; fewer ``groups`` are padded up to it so every
+                batch has one shape.
+            rng: Draws the id-dropout; ``None`` drops no ids (evaluation).
+
+        Returns:
+            The network's inputs by name (``user``, ``history``, ``history_rating``,
+            ``slot``, ``movie``), ``target`` stars and ``weight`` (0 for padding),
+            plus ``rows`` and ``movie_rows`` when ``sparse_users`` is on.
+        """
         k = self.k
         if len(groups) < size:  # keep one batch shape: a single compiled step
             groups = np.vstack([groups, np.full((size - len(groups), k), -1, np.int64)])
@@ -184,9 +198,11 @@ class MemoryPlan:
         return len(self.arrays.user)
 
     def steps(self, epoch: int) -> int:
+        """Steps in an epoch (the same every epoch in memory)."""
         return -(-self.total_groups // (self.size * self.devices))
 
     def groups(self, epoch: int) -> np.ndarray:
+        """All of the epoch's groups, in the epoch's order (made once per epoch)."""
         if self._epoch is None or self._epoch[0] != epoch:
             rng = np.random.default_rng([self.seed, epoch])
             self._epoch = (epoch, make_groups(self.arrays.user, self.k, rng))
@@ -201,6 +217,7 @@ class MemoryPlan:
         return out
 
     def source(self, key: int) -> Arrays:
+        """The ratings a group of source ``key`` points into: always the in-memory ones."""
         return self.arrays
 
 
@@ -235,6 +252,7 @@ class ShardPlan:
 
     @property
     def ratings(self) -> int:
+        """Ratings one epoch trains on, over all processes (every shard's rows)."""
         return sum(s.rows for s in self.shards)
 
     def assignment(self, epoch: int) -> list[np.ndarray]:
@@ -248,10 +266,13 @@ class ShardPlan:
         return self._layout[1]
 
     def steps(self, epoch: int) -> int:
+        """Steps in the epoch: what the process with the most device batches needs."""
         most = max(int(self.batch_counts[shards].sum()) for shards in self.assignment(epoch))
         return -(-most // self.local_devices)
 
     def step_groups(self, epoch: int, step: int) -> list[tuple[int, np.ndarray]]:
+        """(shard, groups) for each of this process's devices at ``step``; a device
+        past this process's last batch gets no groups (source :data:`MEMORY`)."""
         mine = self.assignment(epoch)[self.process_index]
         ends = np.cumsum(self.batch_counts[mine])
         out = []
@@ -283,6 +304,8 @@ class ShardPlan:
         return self._loaded[shard][2]
 
     def source(self, key: int) -> Arrays:
+        """The ratings of shard ``key`` (loaded by :meth:`step_groups`); a one-row
+        placeholder for :data:`MEMORY`, the source of empty padding batches."""
         if key == MEMORY:
             return Arrays(np.zeros(1, np.int32), np.zeros(1, np.int32), np.zeros(1, np.float32))
         return self._loaded[key][1]
@@ -298,6 +321,17 @@ def step_batches(
 
     id-dropout draws from a generator keyed by (seed, epoch, step, device), so a resumed
     run hides the same ids as an uninterrupted one.
+
+    Args:
+        plan: Which groups each device takes at each step.
+        builder: Turns groups into network inputs.
+        epoch: Epoch number (the plan's order depends on it).
+        step: Step within the epoch.
+        seed: Seed of the id-dropout draws.
+
+    Returns:
+        Each batch entry of :meth:`BatchBuilder.build`, with a leading axis of this
+        process's local devices.
     """
     parts = []
     for local, (key, groups) in enumerate(plan.step_groups(epoch, step)):
@@ -312,7 +346,17 @@ def step_batches(
 def evaluation_batches(
     sources: Iterable[Arrays], builder: BatchBuilder, size: int, seed: int
 ) -> Iterator[dict[str, np.ndarray]]:
-    """Batches of ``size`` groups over every rating of ``sources`` (no dropout, full ids)."""
+    """Batches of ``size`` groups over every rating of ``sources`` (no dropout, full ids).
+
+    Args:
+        sources: Rating arrays to evaluate on, each grouped on its own.
+        builder: Turns groups into network inputs (normally one without id-dropout).
+        size: Groups per batch.
+        seed: Seeds the grouping, so repeated evaluations see the same batches.
+
+    Yields:
+        One batch at a time, as :meth:`BatchBuilder.build` makes it.
+    """
     for number, arrays in enumerate(sources):
         groups = make_groups(arrays.user, builder.k, np.random.default_rng([seed, number, 2]))
         for begin in range(0, len(groups), size):

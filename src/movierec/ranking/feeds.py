@@ -87,6 +87,27 @@ def rating_feeds(
     set brings its own validation part (chosen by its hash split). Histories hold only
     the ratings trained on, so validation looks like serving. ``users_per_batch`` is
     the batch over all ``devices``; each device takes an equal share.
+
+    Args:
+        train: An in-memory :class:`TrainingSet` or an open :class:`ShardedTrainingSet`.
+        settings: The ranker's settings (``users_per_batch``, ``ratings_per_user``,
+            ``history_length``, ``validation_fraction``, ``id_dropout``,
+            ``sparse_updates``).
+        seed: Seeds the validation hold-out, the grouping and the epoch order.
+        devices: Devices training in memory, over all processes.
+        first_device: Global position of this process's first device (in memory).
+        local_devices: This process's devices.
+        process_index: This process's index (streamed: which shards it reads).
+        process_count: Number of processes (streamed).
+
+    Returns:
+        The :class:`Feeds`: batch plan, builders, validation batches (if any) and the
+        mean training rating.
+
+    Raises:
+        ModelError: ``users_per_batch`` does not split over ``devices``, or a
+            sharded set has no training ratings.
+        TypeError: ``train`` is neither kind of training set.
     """
     s = settings
     per_step = int(s["users_per_batch"])

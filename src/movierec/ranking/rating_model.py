@@ -151,6 +151,8 @@ class RatingModel(Ranker):
         )
 
     def predict(self, queries: QueryBatch, movie_index: np.ndarray) -> np.ndarray:
+        """Predicted stars of ``movie_index[i]`` for ``queries[i]``, clipped to the
+        rating scale; scored in chunks, each distinct query once."""
         self.require_network()
         movie_index = np.asarray(movie_index, dtype=np.int32).reshape(-1)
         if len(movie_index) != len(queries):
@@ -174,6 +176,7 @@ class RatingModel(Ranker):
         n_queries, n_pairs = bucket(len(first), 1), bucket(len(movie), MIN_PAIRS)
 
         def known(index: np.ndarray, size: int, rows: int) -> np.ndarray:
+            """``index`` with out-of-range entries mapped to 0 (unknown), padded to ``rows``."""
             index = np.where((index < 0) | (index >= size), 0, index).astype(np.int32)
             return pad_rows(index, rows)
 

@@ -143,12 +143,15 @@ class Checkpoints:
                 partial.unlink(missing_ok=True)
 
     def save_member(self, member: int, weights: list[np.ndarray], history: dict) -> None:
+        """Record ensemble member ``member`` as trained: its final weights and history."""
         if self.writes:
             arrays = {f"w{i}": w for i, w in enumerate(weights)}
             path = self.directory / f"member-{member}.npz"
             atomic_savez(path, {**arrays, "meta": self._meta({"history": history})})
 
     def load_member(self, member: int) -> tuple[list[np.ndarray], dict] | None:
+        """A trained member's (weights, history), or ``None`` if it was not finished;
+        raises :class:`ModelError` for a file of another run or format."""
         path = self.directory / f"member-{member}.npz"
         if not path.is_file():
             return None
@@ -156,11 +159,15 @@ class Checkpoints:
         return [arrays[f"w{i}"] for i in range(len(arrays))], meta["history"]
 
     def save_state(self, member: int, resume: Resume, arrays: dict[str, np.ndarray]) -> None:
+        """Record the member in training: its position and its state arrays (weights,
+        accumulators and, with validation, the best weights so far)."""
         if self.writes:
             meta = {"member": member, **resume.__dict__}
             atomic_savez(self.directory / STATE_FILE, {**arrays, "meta": self._meta(meta)})
 
     def load_state(self, member: int) -> tuple[Resume, dict[str, np.ndarray]] | None:
+        """Where training of ``member`` stopped and its state arrays, or ``None`` when
+        the saved state is another member's or there is none."""
         path = self.directory / STATE_FILE
         if not path.is_file():
             return None
@@ -228,6 +235,7 @@ class Trainer:
 
     @property
     def several(self) -> bool:
+        """Whether several processes train together (failures then mean a lost peer)."""
         import jax
 
         return jax.process_count() > 1
@@ -245,6 +253,8 @@ class Trainer:
         return out
 
     def initial_state(self, arrays: dict[str, np.ndarray] | None) -> dict[str, list[Any]]:
+        """The training state on every device: the network's weights and fresh Adagrad
+        accumulators, or the checkpointed ``arrays`` (as :meth:`state_arrays` names them)."""
         tr = [np.asarray(v.value) for v in self.network.trainable_variables]
         nt = [np.asarray(v.value) for v in self.network.non_trainable_variables]
         acc = [np.full(v.shape, INITIAL_ACCUMULATOR, np.float32) for v in tr]
@@ -261,6 +271,7 @@ class Trainer:
         return [np.array(v.addressable_data(0), copy=True) for v in values]
 
     def state_arrays(self, state: dict[str, list[Any]]) -> dict[str, np.ndarray]:
+        """The state as named host arrays for a checkpoint (``tr<i>``, ``nt<i>``, ``acc<i>``)."""
         out = {}
         for key in ("tr", "nt", "acc"):
             out.update({f"{key}{i}": a for i, a in enumerate(self.host(state[key]))})
@@ -437,6 +448,27 @@ class Trainer:
         resume: tuple[Resume, dict[str, np.ndarray]] | None,
         label: str = "",
     ) -> dict[str, list[float]]:
+        """Train the network on ``feeds``, checkpointing as ``options`` say.
+
+        On return the network holds the weights with the best validation RMSE (the
+        last ones without validation).
+
+        Args:
+            feeds: The batch plan, builders and validation batches.
+            epochs: Most epochs to train (``steps_per_epoch`` may shorten each).
+            patience: Epochs without a better validation RMSE before stopping.
+            checkpoints: Where to save state; ``None`` saves nothing.
+            member: Which ensemble member this is (names its checkpoint).
+            resume: A checkpoint's position and state to continue from, or ``None``.
+            label: Prefix of progress lines (which member of several).
+
+        Returns:
+            Per-epoch history: ``loss``, ``rmse``, ``ratings``, ``seconds`` and, with
+            validation, ``val_rmse``.
+
+        Raises:
+            ProcessLost: Several processes train and a step or validation failed.
+        """
         plan = feeds.plan
         position, arrays = resume if resume is not None else (Resume(), None)
         state = self.initial_state(arrays)
@@ -455,6 +487,7 @@ class Trainer:
         done_ratings, timed = 0.0, False
 
         def save(stop_epoch: int, stop_step: int, sums: np.ndarray) -> None:
+            """Checkpoint the run as stopped at ``stop_step`` of ``stop_epoch``."""
             if checkpoints is None:
                 return
             position.epoch, position.step = stop_epoch, stop_step
@@ -580,6 +613,7 @@ class Progress:
             )  # fmt: skip
 
     def close(self) -> None:
+        """Remove the live bar (the epoch's summary line follows)."""
         if self.bar is not None:
             self.bar.close()
 
