@@ -93,6 +93,7 @@ class SessionGram:
 
     @property
     def size(self) -> int:
+        """``n``: the number of movies (rows and columns of ``G``)."""
         return self.interactions.shape[1]
 
     def __matmul__(self, block: np.ndarray) -> np.ndarray:
@@ -142,7 +143,18 @@ def near_matrix(
 ) -> sparse.csr_matrix:
     """Sparse n x n sum of ``exp(-gap / window)`` over each user's pairs of ratings
     within ``_NEAR_WINDOWS`` windows; ``movies`` and ``times`` hold every user's run,
-    each sorted by time, user ``u``'s at ``bounds[u]:bounds[u + 1]``."""
+    each sorted by time, user ``u``'s at ``bounds[u]:bounds[u + 1]``.
+
+    Args:
+        movies: Movie index of every rating, user run after user run.
+        times: Timestamp (seconds) of every rating, in the same order.
+        bounds: ``num_users + 1`` offsets of the runs into ``movies`` and ``times``.
+        n: Number of movies (the matrix's side).
+        window_seconds: The kernel's time scale; must be positive.
+
+    Returns:
+        The symmetric CSR matrix; each rating paired with itself adds 1 to the diagonal.
+    """
     movies = np.asarray(movies).astype(np.int64)
     times = np.asarray(times, np.float64)
     count = len(movies)
@@ -190,6 +202,18 @@ def top_eigenpairs(
     Exact (a dense symmetric eigensolver) when ``rank`` covers the catalogue; otherwise
     Halko et al.'s randomized range finder with power iterations, which needs only
     products of ``gram`` with thin (n, rank + oversample) blocks.
+
+    Args:
+        gram: The Gram matrix, kept as its sparse factors.
+        rank: How many eigenpairs to return.
+        seed: Seeds the random starting block.
+        power_iterations: Power iterations of the range finder (more: more accurate
+            on a slowly decaying spectrum, one more product with ``gram`` each).
+        oversample: Extra columns of the random block beyond ``rank``.
+
+    Returns:
+        ``(values, vectors)``: ``(rank,)`` eigenvalues, negative ones set to 0, and
+        ``(n, rank)`` orthonormal eigenvectors.
     """
     n = gram.size
     if rank + oversample >= n:
@@ -256,6 +280,7 @@ class LowRankEASE:
         query, candidate = self.tables(l2)
 
         def score(user_index: np.ndarray) -> np.ndarray:
+            """EASE scores of the users' training histories over every movie."""
             return np.asarray(interactions[user_index] @ query) @ candidate.T
 
         return score
@@ -288,6 +313,14 @@ def choose_l2(
     ``lambda`` in :data:`LAMBDA_GRID` is scored by NDCG@10 on the held-out ratings of up
     to 3,000 users, and the best is scaled by ``1 / (1 - validation_fraction)`` (the Gram
     matrix of all ratings is that much larger).
+
+    Args:
+        train: The training set; ``lambda`` is chosen for a fit on all of it.
+        rank: Eigenpairs kept (see :func:`top_eigenpairs`).
+        window_seconds: Time scale of the session kernel (0: plain EASE).
+        far_weight: Weight of a co-rating far apart in time (1: plain EASE).
+        seed: Seeds the hold-out, the eigensolver and the users scored.
+        validation_fraction: Share of the ratings held out.
 
     Returns:
         The chosen ``lambda`` and the validation NDCG@10 of every grid value.
@@ -363,7 +396,19 @@ def fit_item_item(
     l2: float | None = None,
 ) -> ItemItemFit:
     """Fit the low-rank session-weighted EASE path, choosing ``lambda`` by
-    :func:`choose_l2` when ``l2`` is None."""
+    :func:`choose_l2` when ``l2`` is None.
+
+    Args:
+        train: The training set (its ratings' timestamps weight the pairs).
+        rank: Eigenpairs kept (see :func:`top_eigenpairs`).
+        window_seconds: Time scale of the session kernel (0: plain EASE).
+        far_weight: Weight of a co-rating far apart in time (1: plain EASE).
+        seed: Seeds the eigensolver and, when choosing ``lambda``, the hold-out.
+        l2: EASE's ``lambda``; ``None`` chooses it on held-out ratings.
+
+    Returns:
+        The :class:`ItemItemFit`; its ``validation_ndcg`` is empty when ``l2`` was given.
+    """
     scores: dict[float, float] = {}
     if l2 is None:
         l2, scores = choose_l2(
@@ -402,6 +447,22 @@ def fit_item_item_runs(
     near-pair matrix would then hold more entries than the ratings themselves many
     times over, and multiplying by it would cost more than the rest of the fit.
     ``ItemItemFit.session_weighted`` says which was fitted.
+
+    Args:
+        histories: Every user's training movies, in runs by user index.
+        times: Each of those ratings' timestamps, or ``None`` for plain EASE.
+        num_movies: Size of the movie vocabulary.
+        rank: Eigenpairs kept (see :func:`top_eigenpairs`).
+        window_seconds: Time scale of the session kernel (0: plain EASE).
+        far_weight: Weight of a co-rating far apart in time (1: plain EASE).
+        seed: Seeds the hold-out, the eigensolver and the users scored.
+        l2: EASE's ``lambda``; ``None`` chooses it on held-out ratings.
+        validation_fraction: Share of the ratings held out to choose ``lambda``.
+        validation_users: Most users scored per ``lambda``.
+        max_near_pairs: Near pairs above which session weighting is left out.
+
+    Returns:
+        The :class:`ItemItemFit`; its ``validation_ndcg`` is empty when ``l2`` was given.
     """
     owner = np.repeat(
         np.arange(histories.num_users, dtype=np.int64), np.diff(histories.offsets)

@@ -39,6 +39,7 @@ class RecentPopularity:
 
     @property
     def buckets(self) -> int:
+        """How many time buckets the table has (at most the number asked for)."""
         return self.table.shape[1]
 
 
@@ -63,6 +64,7 @@ def recent_popularity(train: TrainingSet, buckets: int) -> RecentPopularity:
     edges = edges[edges > stamps.min()]  # an edge at the first time would leave one empty
 
     def bucket_of(times: np.ndarray) -> np.ndarray:
+        """Each time's bucket: 0 for the latest span, counting back."""
         return len(edges) - np.searchsorted(edges, times, side="right")
 
     counts = np.zeros((train.movies.size, len(edges) + 1), np.float64)
