@@ -271,7 +271,20 @@ def combined_similarity(
 ) -> np.ndarray:
     """(n, movies) similarity: ``queries[i] . candidates[j]``, plus ``rating_weight`` times
     the ratings' cosine, each standardised per row (so the weight means the same on any
-    data set)."""
+    data set).
+
+    Args:
+        vectors: ``(queries, candidates)``, each (movies, m), as
+            :meth:`Retriever.similar_vectors` gives them.
+        ratings: :func:`rating_rows` of the training set, or ``None`` to leave the
+            ratings' cosine out.
+        movie_index: The query movies' indices.
+        rating_weight: Weight of the ratings' cosine; at 0 (or without ``ratings``)
+            the plain, unstandardised dot products are returned.
+
+    Returns:
+        (len(movie_index), movies) float32 similarities.
+    """
     queries, candidates = vectors
     scores = np.asarray(queries[movie_index] @ np.asarray(candidates).T, np.float32)
     if rating_weight <= 0 or ratings is None:

@@ -93,8 +93,10 @@ class ExampleRetriever(Retriever):
         )
 
     def query_embeddings(self, queries: QueryBatch) -> np.ndarray:
+        """Each query's user-id embedding row (its history is not used)."""
         table = self.require_network().user_embedding.embeddings
         return np.asarray(keras.ops.take(table, queries.user_index, axis=0), dtype=np.float32)
 
     def candidate_embeddings(self) -> np.ndarray:
+        """The candidate tower's movie-id embedding table."""
         return np.asarray(self.require_network().candidate_embedding.embeddings, dtype=np.float32)

@@ -172,7 +172,21 @@ class CandidateIndex(ABC):
 def compact(
     scores: np.ndarray, rows: np.ndarray, k: int, exclude: list[np.ndarray] | None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """First ``k`` over-fetched results per row that are real, not row 0 and not excluded."""
+    """First ``k`` over-fetched results per row that are real, not row 0 and not excluded.
+
+    Indexes that cannot mask before ranking (the keras-rs layer, faiss) fetch more than
+    ``k`` (see :func:`_fetch_size`) and are cut down here, keeping their order.
+
+    Args:
+        scores: (queries, fetched) scores, best first per row.
+        rows: (queries, fetched) candidate rows; negative ones are missing results.
+        k: Results to keep per row.
+        exclude: Rows never to return, one array per query, or ``None``.
+
+    Returns:
+        ``(scores, rows)``, both (queries, k): float32 and int32, the tail of a row that
+        runs out padded with -inf and -1.
+    """
     valid = (rows > OOV_ROW) & np.isfinite(scores)
     if exclude is not None:
         for i, excluded in enumerate(exclude):
@@ -221,6 +235,7 @@ class BruteForceIndex(CandidateIndex):
         self._layer: Any = None
 
     def settings(self) -> dict[str, Any]:
+        """The scorer, for the manifest."""
         return {"scorer": self.scorer}
 
     def _build(self, embeddings: np.ndarray) -> None:
@@ -298,9 +313,12 @@ class FaissIndex(CandidateIndex):
 
     @property
     def name(self) -> str:  # type: ignore[override]
+        """``faiss-hnsw`` or ``faiss-ivf``, as ``movierec index build --kind`` names it."""
         return f"faiss-{self.method}"
 
     def settings(self) -> dict[str, Any]:
+        """Constructor arguments for the manifest (``method`` is in the name; ``progress``
+        is not kept)."""
         return {
             "m": self.m,
             "ef_construction": self.ef_construction,

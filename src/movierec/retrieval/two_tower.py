@@ -201,6 +201,7 @@ class TwoTowerModel(keras.Model):
         self.built = True
 
     def set_feature_tables(self, tables: FeatureTables) -> None:
+        """Copy the encoded movie and user side features into the frozen lookup tables."""
         self.genre_table.assign(tables.movie["genres"])
         self.year_table.assign(tables.movie["year"])
         self.word_table.assign(tables.movie["title_words"])
@@ -318,6 +319,8 @@ class TwoTowerModel(keras.Model):
 
     @property
     def query_dim(self) -> int:
+        """Width of a query (and candidate) embedding: deep, item-item and popularity
+        columns plus the bias column."""
         return self.embedding_dim + self.item_item_rank + self.time_buckets + 1
 
     def column_slices(self) -> dict[str, slice]:
@@ -545,6 +548,20 @@ class TwoTowerRetriever(Retriever):
         A :class:`~movierec.data.shards.ShardedTrainingSet` trains streamed from its
         shards (:mod:`movierec.retrieval.two_tower_stream`); ``options`` (the streamed
         trainer's) may not ask for checkpoints, which this model does not write.
+
+        Args:
+            train: A :class:`TrainingSet`, or an open sharded training set to stream.
+            verbose: Keras-style verbosity; 0 trains silently.
+            callbacks: Keras callbacks for every epoch.
+            options: The streamed trainer's :class:`~movierec.ranking.trainer.TrainOptions`
+                (``checkpoint_dir`` must be unset); ignored in memory.
+
+        Returns:
+            Keras's per-epoch history, plus ``seconds`` and, with the item-item path,
+            ``item_item_lambda`` and ``item_item_scale`` (one value each).
+
+        Raises:
+            ModelError: Checkpoints were asked for, or there are no training ratings.
         """
         if options is not None and getattr(options, "checkpoint_dir", None) is not None:
             raise ModelError("two-tower: training does not save checkpoints (the dcn ranker does)")
@@ -629,6 +646,7 @@ class TwoTowerRetriever(Retriever):
         cols = model.column_slices()
 
         def spread(path: str) -> float:
+            """Mean per-user standard deviation of one path's scores over the catalogue."""
             scores = queries[:, cols[path]] @ candidates[:, cols[path]].T
             return float(np.mean(scores[:, 1:].std(axis=1)))
 
@@ -641,6 +659,7 @@ class TwoTowerRetriever(Retriever):
         self._candidates = None
 
     def query_embeddings(self, queries: QueryBatch) -> np.ndarray:
+        """(n, query_dim) float32 query embeddings, computed in chunks of bounded history."""
         model = self.require_network()
         if getattr(self, "_query_fn", None) is None or self._query_fn[0] is not model:
             self._query_fn = (model, CompiledInference(model, model.query))
@@ -695,15 +714,18 @@ class TwoTowerRetriever(Retriever):
         return side.astype(np.float32), np.concatenate([linear, deep], axis=1)
 
     def candidate_embeddings(self) -> np.ndarray:
+        """(movies, query_dim) float32 candidate embeddings, computed once and cached."""
         model = self.require_network()
         if self._candidates is None:
             self._candidates = np.asarray(model.candidates(), dtype=np.float32)
         return self._candidates
 
     def save_extras(self, directory: Path) -> None:
+        """Write the side-feature vocabularies (``features.json``) beside the network."""
         write_json(directory / FEATURES_FILE, self._tables.vocabularies)
 
     def restore(self, directory: Path, train: TrainingSet) -> None:
+        """Read back the side-feature vocabularies (none if the file is missing)."""
         vocab_path = directory / FEATURES_FILE
         vocabularies = json.loads(vocab_path.read_text()) if vocab_path.is_file() else {}
         self.train = train

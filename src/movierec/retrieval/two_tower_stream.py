@@ -194,6 +194,7 @@ def session_times(train: ShardedTrainingSet) -> np.ndarray:
     )
 
     def chunks():
+        """(user, movie, time) of each training and validation shard, in shard order."""
         for part in ("train", "validation"):
             for shard in train.parts[part]:
                 a = shard.arrays()
@@ -311,6 +312,7 @@ def _copy_weights(source: keras.Model, target: keras.Model) -> None:
     """Assign every weight ``source`` shares with ``target`` (same layer and name)."""
 
     def key(model: keras.Model, path: str) -> str:
+        """A weight's path without the model's own name, so both models' paths match."""
         return path.removeprefix(model.name + "/")
 
     found = {key(source, w.path): w for w in source.weights}
