@@ -109,22 +109,27 @@ class SavedModel:
 
     @property
     def model_loaded(self) -> bool:
+        """Whether the network has been read from disk yet."""
         return self._model is not None
 
     @property
     def retriever(self) -> Retriever:
+        """The model as a retriever; :class:`ModelError` if it is a ranker."""
         if not isinstance(self.model, Retriever):
             raise ModelError(f"{self.directory} holds a {self.model.kind} model, not retrieval")
         return self.model
 
     @property
     def ranker(self) -> Ranker:
+        """The model as a ranker; :class:`ModelError` if it is a retriever."""
         if not isinstance(self.model, Ranker):
             raise ModelError(f"{self.directory} holds a {self.model.kind} model, not ranking")
         return self.model
 
 
 def versions() -> dict[str, str]:
+    """Versions of movierec, Keras, keras-rs, JAX and Python and the Keras backend,
+    recorded in every manifest."""
     import jax
     import keras
     import keras_rs
@@ -148,7 +153,21 @@ def save_model(
     metrics: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> Path:
-    """Write ``model`` to ``directory`` atomically: all files land, or none do."""
+    """Write ``model`` to ``directory`` atomically: all files land, or none do.
+
+    An existing model in ``directory`` is replaced only once the new one is complete.
+
+    Args:
+        model: The fitted model.
+        train: The training set it was fitted on (vocabularies, catalogue, ratings).
+        directory: Where the model goes (see the module doc for its layout).
+        split: How the train/test split was made, for the manifest.
+        metrics: Test metrics for the manifest.
+        extra: More manifest entries (data source, devices, training time, ...).
+
+    Returns:
+        ``directory`` as a :class:`~pathlib.Path`.
+    """
     directory = Path(directory)
     with atomic_directory(directory) as staging:
         model.save(staging)
@@ -182,6 +201,8 @@ def save_model(
 
 
 def read_manifest(directory: str | Path) -> dict[str, Any]:
+    """The manifest of the model in ``directory``; :class:`ModelError` if it is missing,
+    unreadable or of another format version."""
     path = Path(directory) / MANIFEST
     if not path.is_file():
         raise ModelError(
@@ -245,6 +266,7 @@ def export_inference(model: RecommenderModel, train: TrainingSet, directory: Pat
 
 
 def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes, read a MiB at a time."""
     digest = hashlib.sha256()
     with open(path, "rb") as file:
         for block in iter(lambda: file.read(1 << 20), b""):

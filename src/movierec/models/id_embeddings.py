@@ -46,7 +46,19 @@ def fit_example(
     callbacks: list | None,
 ) -> dict[str, list[float]]:
     """Train an example network as the Keras RS examples do: shuffled mini-batches of
-    ``settings["batch_size"]`` for ``settings["epochs"]`` epochs; the Keras history."""
+    ``settings["batch_size"]`` for ``settings["epochs"]`` epochs; the Keras history.
+
+    Args:
+        network: The compiled example network.
+        inputs: What the network is called on (user indices).
+        labels: Its targets, as Keras's ``fit`` takes them.
+        settings: The model's settings; ``batch_size`` and ``epochs`` are read.
+        verbose: Keras-style verbosity.
+        callbacks: Keras callbacks, or ``None``.
+
+    Returns:
+        Keras's per-epoch history (``History.history``).
+    """
     history = network.fit(
         inputs,
         labels,
