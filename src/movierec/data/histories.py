@@ -34,13 +34,24 @@ class Histories:
 
     @property
     def num_users(self) -> int:
+        """Rows of the table: the user vocabulary's size."""
         return len(self.offsets) - 1
 
     @classmethod
     def from_ratings(
         cls, user_index: np.ndarray, movie_index: np.ndarray, rating: np.ndarray, num_users: int
     ) -> Histories:
-        """Group in-memory ratings by user (stable: rating order is kept)."""
+        """Group in-memory ratings by user (stable: rating order is kept).
+
+        Args:
+            user_index: Each rating's user index, in ``0..num_users-1``.
+            movie_index: Each rating's movie index.
+            rating: Each rating's stars.
+            num_users: Size of the user vocabulary (users without ratings get empty rows).
+
+        Returns:
+            The grouped :class:`Histories`.
+        """
         return cls.from_chunks(lambda: [(user_index, movie_index, rating)], num_users)
 
     @classmethod
@@ -96,6 +107,15 @@ def pad_lists(
 
     Rows past ``len(lists)`` stay padding; a list longer than ``width`` keeps its last
     ``width`` entries (the latest, for histories in rating order).
+
+    Args:
+        lists: One array of ids per row (at most ``rows`` of them).
+        values: The matching values, one array per row, each as long as its list.
+        rows: Rows of the result.
+        width: Columns of the result.
+
+    Returns:
+        ``(ids, values)``: (rows, width) int32 ids and float32 values, left-aligned.
     """
     ids = np.zeros((rows, width), np.int32)
     out = np.zeros((rows, width), np.float32)

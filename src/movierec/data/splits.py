@@ -28,6 +28,8 @@ PARTS = ("train", "validation", "test")
 
 @dataclass
 class Split:
+    """Train and test ratings, and ``info``: the method, its parameters and counts."""
+
     train: pd.DataFrame
     test: pd.DataFrame
     info: dict[str, Any] = field(default_factory=dict)
@@ -114,6 +116,7 @@ class HashSplit:
         return part
 
     def info(self) -> dict[str, Any]:
+        """The split's method and parameters, for the model manifest."""
         return {
             "method": "hash",
             "seed": self.seed,
@@ -138,7 +141,23 @@ def make_split(
     test_fraction: float = 0.2,
     n: int = 1,
 ) -> Split:
-    """Dispatch by method name (as given on the command line)."""
+    """Dispatch by method name (as given on the command line).
+
+    Args:
+        ratings: Ratings frame to split.
+        method: ``random``, ``temporal``, ``leave-last-n`` (or ``leave-last``) or
+            ``hash``; case and ``_`` for ``-`` do not matter.
+        seed: Seed of ``random`` and ``hash``.
+        test_fraction: Share held out by ``random``, ``temporal`` and ``hash``.
+        n: Ratings per user ``leave-last-n`` holds out.
+
+    Returns:
+        The :class:`Split`, with fresh indices.
+
+    Raises:
+        MovierecError: An unknown method, a fraction outside (0, 1), or an ``n`` that
+            is not a positive integer.
+    """
     key = method.strip().lower().replace("_", "-")
     if key == "random":
         return random_split(ratings, test_fraction=test_fraction, seed=seed)

@@ -21,6 +21,17 @@ def add_stored_ratings(
     Stored ratings of movies outside the catalogue are dropped (nothing to show),
     so are those of a (user, movie) pair in ``test`` (it would leak the answer);
     a stored rating replaces a training rating of the same pair (it is newer).
+
+    Args:
+        train: The training ratings of the split.
+        test: The test ratings of the split; their pairs are never trained on.
+        stored: Ratings read back from the service's store (at least the
+            :data:`~movierec.data.schema.RATING_COLUMNS`).
+        movies: The catalogue (its ``movie_id`` column).
+
+    Returns:
+        The merged training ratings (``train``'s dtypes, a fresh index) and the number
+        of stored ratings in them.
     """
     keep = stored["movie_id"].isin(movies["movie_id"])
     test_pairs = pd.MultiIndex.from_frame(test[["user_id", "movie_id"]])

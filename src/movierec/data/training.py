@@ -23,6 +23,12 @@ from movierec.data.vocab import Vocabulary
 
 @dataclass
 class TrainingSet:
+    """Training ratings as vocabulary indices, with the data set they came from.
+
+    ``user_index``, ``movie_index`` and ``rating`` are parallel arrays, one entry per
+    row of ``ratings``; index 0 of each vocabulary is the unknown id.
+    """
+
     dataset: Dataset
     ratings: pd.DataFrame
     users: Vocabulary
@@ -42,6 +48,16 @@ class TrainingSet:
         """Index ``ratings`` (normally the train split of ``dataset``).
 
         Pass vocabularies to reuse those of a saved model (fine-tuning, evaluation).
+
+        Args:
+            dataset: The data set; its catalogue joins the movie vocabulary.
+            ratings: Ratings frame to index (normalised columns).
+            users: User vocabulary to reuse; by default built from ``ratings``.
+            movies: Movie vocabulary to reuse; by default built from the catalogue and
+                ``ratings``.
+
+        Returns:
+            The indexed :class:`TrainingSet`; ids unknown to a reused vocabulary map to 0.
         """
         users = users or Vocabulary.from_ids(ratings["user_id"])
         movies = movies or Vocabulary.from_ids(
@@ -65,6 +81,7 @@ class TrainingSet:
         self.ratings.to_parquet(path, index=False)
 
     def describe(self) -> dict[str, Any]:
+        """The data set's counts and ranges (see :meth:`Dataset.describe`)."""
         return self.dataset.describe()
 
     @cached_property

@@ -50,7 +50,8 @@ def fit_example(
 
     Args:
         network: The compiled example network.
-        inputs: What the network is called on (user indices).
+        inputs: What the network is called on (user indices; the ranker adds movie
+            indices).
         labels: Its targets, as Keras's ``fit`` takes them.
         settings: The model's settings; ``batch_size`` and ``epochs`` are read.
         verbose: Keras-style verbosity.
