@@ -112,6 +112,7 @@ class SyntheticGenerator:
 
     @property
     def name(self) -> str:
+        """The data set's name, spelling out its sizes and seed."""
         return f"synthetic-{self.n_users}u-{self.n_movies}m-{self.n_ratings}r-s{self.seed}"
 
     def settings(self) -> dict[str, Any]:
@@ -224,6 +225,7 @@ class SyntheticGenerator:
     # -- output -------------------------------------------------------------------------
 
     def movies_table(self) -> pa.Table:
+        """The catalogue: ids, "Synthetic Movie <id> (<year>)" titles, years, genres."""
         ids = np.arange(1, self.n_movies + 1)
         draws = np.stack(self._genre_draws, axis=1)
         genres = []
@@ -242,6 +244,7 @@ class SyntheticGenerator:
         )
 
     def users_table(self) -> pa.Table:
+        """Every user's id, age, gender, occupation and zip code."""
         zips = pc.utf8_lpad(pa.array(self.zip).cast(pa.string()), 5, "0")
         return pa.Table.from_arrays(
             [
@@ -352,6 +355,20 @@ def generate_synthetic(
 
     For big sizes prefer ``write_parquet_shards(SyntheticGenerator(...), dir)`` from
     :mod:`movierec.data.parquet_format`, which streams.
+
+    Args:
+        users: Number of users (ids ``"1"`` to ``str(users)``).
+        movies: Number of movies, at least 2.
+        ratings: Number of ratings, between ``users`` and ``users * (movies // 4)``.
+        seed: Seeds every random stream; the same arguments give the same data.
+        **settings: :class:`SyntheticGenerator`'s keyword settings (``clusters``,
+            ``dim``, ``movie_zipf``, ``user_pareto``, ``chunk_ratings``).
+
+    Returns:
+        The :class:`Dataset`, with users' features and ``source`` recording every setting.
+
+    Raises:
+        MovierecError: Sizes out of range, or a non-positive ``dim`` or ``chunk_ratings``.
     """
     gen = SyntheticGenerator(users, movies, ratings, seed, **settings)
     table = pa.concat_tables(list(gen.rating_tables()))

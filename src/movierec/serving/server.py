@@ -76,7 +76,21 @@ def uvicorn_config(
     keep_alive: int = DEFAULT_KEEP_ALIVE_S,
     **options: Any,
 ):
-    """A ``uvicorn.Config`` for the service (no uvicorn access log: the app writes its own)."""
+    """A ``uvicorn.Config`` for the service (no uvicorn access log: the app writes its own).
+
+    Args:
+        app: The ASGI application.
+        host: Address to listen on.
+        port: Port to listen on.
+        header_timeout: Seconds a client has to send its request headers before the
+            connection is closed (see :func:`header_timeout_protocol`).
+        keep_alive: Seconds an idle keep-alive connection stays open.
+        **options: Further ``uvicorn.Config`` arguments.
+
+    Returns:
+        The ``uvicorn.Config``; the Server header is off and uvicorn leaves logging as
+        it is.
+    """
     import uvicorn
 
     return uvicorn.Config(

@@ -151,6 +151,18 @@ class RatingStore:
 
         Update-then-insert works on every database; the unique constraint turns a
         race between two first ratings into an update instead of a duplicate.
+
+        Args:
+            user_id: The rater's raw id.
+            movie_id: The rated movie's raw id.
+            rating: The stars.
+            timestamp: Seconds since the epoch; now when ``None`` (or 0).
+
+        Returns:
+            True for a new (user, movie) pair, False when an older rating was replaced.
+
+        Raises:
+            StoreBusyError: The database stayed busy or unreachable through every retry.
         """
         values = {"rating": float(rating), "timestamp": int(timestamp or time.time())}
         key = (ratings_table.c.user_id == user_id) & (ratings_table.c.movie_id == movie_id)
@@ -209,6 +221,7 @@ class RatingStore:
         )
 
     def close(self) -> None:
+        """Close the database connections."""
         self.engine.dispose()
 
 
