@@ -50,6 +50,8 @@ def epoch_logger(label: str) -> object:
     import keras
 
     class EpochLogger(keras.callbacks.Callback):
+        """Times each epoch and logs its numeric metrics under ``label``."""
+
         def on_train_begin(self, logs=None):
             self.epochs = self.params.get("epochs") if self.params else None
 
