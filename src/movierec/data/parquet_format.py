@@ -60,15 +60,25 @@ class TableSource(Protocol):
     """What :func:`write_parquet_shards` streams from: a synthetic generator's tables."""
 
     @property
-    def name(self) -> str: ...
+    def name(self) -> str:
+        """The data set's name."""
+        ...
 
-    def movies_table(self) -> pa.Table: ...
+    def movies_table(self) -> pa.Table:
+        """The catalogue, in :data:`MOVIES_SCHEMA`."""
+        ...
 
-    def users_table(self) -> pa.Table: ...
+    def users_table(self) -> pa.Table:
+        """User features, in :data:`USERS_SCHEMA`."""
+        ...
 
-    def rating_tables(self) -> Iterator[pa.Table]: ...
+    def rating_tables(self) -> Iterator[pa.Table]:
+        """The ratings a chunk at a time, in :data:`RATINGS_SCHEMA`."""
+        ...
 
-    def settings(self) -> dict[str, Any]: ...
+    def settings(self) -> dict[str, Any]:
+        """What determines the data, recorded in ``meta.json``."""
+        ...
 
 
 def write_parquet_shards(
@@ -239,6 +249,7 @@ def _read_table(path: Path, schema: pa.Schema) -> pa.Table:
 
 
 def ratings_frame(table: pa.Table) -> pd.DataFrame:
+    """A ratings table as the normalised ratings frame (string ids, float32 stars)."""
     frame = table.to_pandas()
     frame["user_id"] = frame["user_id"].astype(str)
     frame["movie_id"] = frame["movie_id"].astype(str)
@@ -246,6 +257,7 @@ def ratings_frame(table: pa.Table) -> pd.DataFrame:
 
 
 def movies_frame(table: pa.Table) -> pd.DataFrame:
+    """A movies table as the normalised movies frame (genres as lists, never null)."""
     genres = table.column("genres").to_pylist()
     frame = table.drop_columns(["genres"]).to_pandas()
     frame["movie_id"] = frame["movie_id"].astype(str)
@@ -255,6 +267,7 @@ def movies_frame(table: pa.Table) -> pd.DataFrame:
 
 
 def users_frame(table: pa.Table) -> pd.DataFrame:
+    """A users table as the normalised users frame (nullable integer ages)."""
     frame = table.to_pandas()
     for col in ("user_id", "gender", "occupation", "zip"):
         frame[col] = frame[col].astype(str)

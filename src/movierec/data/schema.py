@@ -27,7 +27,17 @@ USER_COLUMNS = ["user_id", "age", "gender", "occupation", "zip"]
 
 
 def ratings_frame(user_id, movie_id, rating, timestamp) -> pd.DataFrame:
-    """Ratings columns in the normalised order and dtypes, whatever the source called them."""
+    """Ratings columns in the normalised order and dtypes, whatever the source called them.
+
+    Args:
+        user_id: User ids (made strings).
+        movie_id: Movie ids (made strings).
+        rating: Stars (made float32).
+        timestamp: Seconds since the epoch (made int64).
+
+    Returns:
+        The ratings frame with :data:`RATING_COLUMNS`.
+    """
     return pd.DataFrame(
         {
             "user_id": pd.Series(user_id).astype(str),
@@ -66,4 +76,5 @@ class Dataset:
         }
 
     def movie_titles(self) -> dict[str, str]:
+        """Title by movie id."""
         return dict(zip(self.movies["movie_id"], self.movies["title"], strict=True))

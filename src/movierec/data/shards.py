@@ -59,6 +59,7 @@ class EncodedShard:
         return {name: np.load(f"{self.prefix}-{name}.npy", mmap_mode="r") for name in ARRAYS}
 
     def chunk(self) -> Chunk:
+        """The shard's (user, movie, rating) arrays, memory-mapped."""
         a = self.arrays()
         return a["user"], a["movie"], a["rating"]
 
@@ -157,6 +158,7 @@ class ShardedTrainingSet:
         return sum(s.rows for part in TRAINING_PARTS for s in self.parts[part])
 
     def count(self, part: str) -> int:
+        """Ratings in one part: "train", "validation" or "test"."""
         return sum(s.rows for s in self.parts[part])
 
     def chunks(self, *parts: str) -> Iterator[Chunk]:
@@ -171,6 +173,7 @@ class ShardedTrainingSet:
         return Histories.from_chunks(lambda: self.chunks(*parts), self.users.size)
 
     def mean_rating(self, *parts: str) -> float:
+        """Mean stars of the given parts (default: every training rating); 0 if empty."""
         total = count = 0.0
         for _, _, rating in self.chunks(*(parts or TRAINING_PARTS)):
             total += float(np.sum(rating, dtype=np.float64))
@@ -211,6 +214,7 @@ class ShardedTrainingSet:
         }
 
     def close(self) -> None:
+        """Delete the encoded shards' scratch directory."""
         shutil.rmtree(self.scratch, ignore_errors=True)
 
     def __enter__(self) -> ShardedTrainingSet:

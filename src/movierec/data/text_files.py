@@ -39,9 +39,11 @@ class TableFile:
     quoted: bool = False
 
     def error(self, message: str, line: int | None = None) -> DataError:
+        """A :class:`DataError` naming this file and, when known, the line."""
         return DataError(message, path=self.path, line=line)
 
     def require(self) -> None:
+        """Raise a :class:`DataError` when the file does not exist."""
         if not self.path.is_file():
             raise self.error("file not found")
 
@@ -98,6 +100,7 @@ class TableFile:
         return None
 
     def split_records_after_header(self) -> Iterator[tuple[int, list[str]]]:
+        """:meth:`split_records` without the header line (unvalidated)."""
         rows = self.split_records()
         if self.header:
             next(rows, None)
@@ -197,7 +200,18 @@ def require_columns(table: TableFile, found: Iterable[str], required: Iterable[s
 
 
 def check_range(table: TableFile, frame: pd.DataFrame, column: str, lo: float, hi: float) -> None:
-    """Ratings outside the source's scale are a data error, not something to clip."""
+    """Ratings outside the source's scale are a data error, not something to clip.
+
+    Args:
+        table: The file ``frame`` was read from (for the error's line).
+        frame: Its records, in file order.
+        column: The column to check.
+        lo: Smallest allowed value.
+        hi: Largest allowed value.
+
+    Raises:
+        DataError: Names the first value out of range and its line.
+    """
     values = frame[column].to_numpy()
     bad = (values < lo) | (values > hi)
     if bad.any():
@@ -208,7 +222,17 @@ def check_range(table: TableFile, frame: pd.DataFrame, column: str, lo: float, h
 
 
 def check_unique(table: TableFile, frame: pd.DataFrame, columns: list[str], what: str) -> None:
-    """Duplicate keys (movie ids, (user, movie) pairs) would silently double-count."""
+    """Duplicate keys (movie ids, (user, movie) pairs) would silently double-count.
+
+    Args:
+        table: The file ``frame`` was read from (for the error's line).
+        frame: Its records, in file order.
+        columns: The columns that together form the key.
+        what: What a key is, for the message ("movie id", "rating of (user, movie)").
+
+    Raises:
+        DataError: Names the first repeated key, its line and the line it first appeared.
+    """
     keys = _key_codes(frame, columns)
     ordered = np.sort(keys)
     if not (ordered[1:] == ordered[:-1]).any():  # sorting is the fast check; locate only on error
@@ -225,7 +249,18 @@ def check_unique(table: TableFile, frame: pd.DataFrame, columns: list[str], what
 def check_known(
     table: TableFile, frame: pd.DataFrame, column: str, known: pd.Series, what: str
 ) -> None:
-    """Ratings must refer to movies (users) the catalogue file lists."""
+    """Ratings must refer to movies (users) the catalogue file lists.
+
+    Args:
+        table: The file ``frame`` was read from (for the error's line).
+        frame: Its records, in file order.
+        column: The id column to check.
+        known: The ids the other file lists.
+        what: What the id is ("movie", "user"), for the message.
+
+    Raises:
+        DataError: Names the first unknown id and its line.
+    """
     values = pa.array(frame[column].astype(str))
     bad = ~pc.is_in(values, value_set=pa.array(known.astype(str))).to_numpy(zero_copy_only=False)
     if bad.any():

@@ -83,10 +83,12 @@ class Vocabulary:
         return None
 
     def to_json(self) -> list[str]:
+        """The raw ids in index order (index = position + 1), for ``users.json`` etc."""
         return list(self._ids)
 
     @classmethod
     def from_json(cls, ids: list[str]) -> Vocabulary:
+        """The vocabulary :meth:`to_json` wrote."""
         return cls(ids)
 
 

@@ -27,14 +27,18 @@ def _resolve(table: dict[str, str], kind: str, name: str) -> type:
 
 
 def retriever_class(name: str = DEFAULT_RETRIEVER) -> type[Retriever]:
+    """The retriever class registered as ``name``; :class:`MovierecError` if none is."""
     return _resolve(RETRIEVERS, "retrieval", name)
 
 
 def ranker_class(name: str = DEFAULT_RANKER) -> type[Ranker]:
+    """The ranker class registered as ``name``; :class:`MovierecError` if none is."""
     return _resolve(RANKERS, "ranking", name)
 
 
 def model_class(kind: str, name: str) -> type[Retriever] | type[Ranker]:
+    """The class of ``kind`` ("retrieval" or "ranking") registered as ``name``;
+    :class:`MovierecError` for an unknown kind or name."""
     if kind == "retrieval":
         return retriever_class(name)
     if kind == "ranking":

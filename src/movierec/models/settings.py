@@ -43,6 +43,17 @@ def setting(
     """A settings field: its default, a one-line description and optional bounds.
 
     ``minimum``/``maximum`` are inclusive, ``above``/``below`` exclusive.
+
+    Args:
+        default: The value when none is given.
+        help: One line for ``--help-settings``.
+        minimum: Smallest allowed value, or ``None``.
+        maximum: Largest allowed value, or ``None``.
+        above: Values must be greater than this, or ``None``.
+        below: Values must be less than this, or ``None``.
+
+    Returns:
+        A ``dataclasses.field`` carrying the description and bounds as metadata.
     """
     bounds = {"minimum": minimum, "maximum": maximum, "above": above, "below": below}
     return dataclasses.field(default=default, metadata={"help": help, **bounds})
@@ -68,10 +79,12 @@ class SettingInfo:
 
     @property
     def type_name(self) -> str:
+        """The field's type as ``--help-settings`` prints it."""
         return _type_name(self.type)
 
     @property
     def range(self) -> str:
+        """The allowed range, e.g. ">= 0, < 1"; empty for choices or unbounded fields."""
         if typing.get_origin(self.type) is Literal:
             return ""
         low = _bound((">=", self.minimum), (">", self.above))
@@ -96,6 +109,7 @@ class ModelSettings:
 
     @classmethod
     def fields(cls) -> list[SettingInfo]:
+        """Every setting's name, type, default, description and bounds, in order."""
         hints = typing.get_type_hints(cls)
         return [
             SettingInfo(
@@ -113,10 +127,12 @@ class ModelSettings:
 
     @classmethod
     def names(cls) -> list[str]:
+        """Every setting's name, in order."""
         return [f.name for f in dataclasses.fields(cls)]
 
     @classmethod
     def defaults(cls) -> dict[str, Any]:
+        """Every setting at its default."""
         return cls().to_dict()
 
     @classmethod
@@ -134,6 +150,7 @@ class ModelSettings:
         return cls(**checked).to_dict()
 
     def to_dict(self) -> dict[str, Any]:
+        """Every setting by name."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
     @classmethod
