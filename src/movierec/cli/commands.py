@@ -18,6 +18,7 @@ MAX_COUNT = 1000
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the parsed command; its exit code."""
     handler = {
         "data": _data,
         "train": _train,

@@ -372,6 +372,7 @@ def _quickstart_parser(sub: Subparsers) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The ``movierec`` command: 0 on success, 2 for a user error, 130 when interrupted."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.models is None and args.command not in COMMANDS_WITHOUT_MODELS:

@@ -9,6 +9,7 @@ from typing import Any
 
 
 def print_json(payload: Any) -> None:
+    """``payload`` as indented JSON on stdout (anything JSON lacks printed as ``str``)."""
     json.dump(payload, sys.stdout, indent=2, default=str)
     sys.stdout.write("\n")
 
@@ -27,6 +28,7 @@ def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str
 
 
 def print_metrics(title: str, metrics: dict[str, Any]) -> None:
+    """``title``, then one indented ``name value`` line per metric."""
     print(title)
     for key, value in metrics.items():
         print(f"  {key:<16} {_cell(value)}")

@@ -571,6 +571,7 @@ async def reject_unknown_query(request: Request) -> None:
 
 
 def get_service(request: Request) -> Service:
+    """Dependency of the model routes: the loaded service, or 503 while it loads."""
     service = request.app.state.service
     if service is None:
         raise HTTPException(503, "models are not loaded yet")

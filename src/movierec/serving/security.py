@@ -46,6 +46,7 @@ class AuthError(MovierecError):
 
 
 def is_public(path: str) -> bool:
+    """Whether anyone may reach ``path`` without an API key."""
     return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
 
 
@@ -101,9 +102,11 @@ class KeyChecker:
 
     @property
     def enabled(self) -> bool:
+        """Whether any key is configured (without one, every request is let in)."""
         return bool(self._keys)
 
     def matches(self, presented: str) -> bool:
+        """Whether ``presented`` is one of the keys, compared with every one in turn."""
         given = presented.encode("utf-8", "surrogateescape")
         found = False
         for key in self._keys:  # no early exit: the time does not say which key was close
@@ -112,6 +115,8 @@ class KeyChecker:
 
 
 def bearer_token(headers: Sequence[tuple[bytes, bytes]]) -> str | None:
+    """The token of the first ``Authorization: Bearer`` header among raw ASGI headers,
+    or ``None`` when the first Authorization header is missing or of another scheme."""
     for name, value in headers:
         if name == b"authorization":
             scheme, _, token = value.decode("latin-1").partition(" ")
