@@ -11,8 +11,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 OOV_INDEX = 0
-#: From this many ids on, :meth:`Vocabulary.lookup` hashes in Arrow (about 4x faster than
-#: a dict per id on millions of rows); below it, building Arrow's hash table costs more.
+#: From this many ids on, :meth:`Vocabulary.lookup` hashes in Arrow (faster than a dict
+#: per id on millions of rows); below it, building Arrow's hash table costs more.
 ARROW_LOOKUP_FROM = 10_000
 
 

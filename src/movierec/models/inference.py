@@ -1,8 +1,8 @@
 """Fast inference for serving: a Keras method compiled once, whatever the backend.
 
-Eager Keras calls dispatch every op separately (~10 ms for a small tower) and
-``predict()`` sets up a data pipeline per call; a compiled stateless call costs
-a few hundred microseconds. Inputs are padded to a few row counts (powers of
+Eager Keras calls dispatch every op separately and ``predict()`` sets up a data
+pipeline per call; a compiled stateless call does neither, which is what a served
+request needs (figures: ``benchmarks/NOTES.md``). Inputs are padded to a few row counts (powers of
 two) so that varied request sizes compile only a handful of programs.
 
 On the JAX backend (movierec's default) the call is ``jax.jit``-compiled by
@@ -27,7 +27,7 @@ def bucket(n: int, minimum: int = 1) -> int:
 def pad_rows(array: np.ndarray, rows: int) -> np.ndarray:
     """``array`` with zero rows appended up to ``rows`` (itself when it has them all).
 
-    Not ``np.pad``: that costs ~20 µs a call, several times per served request.
+    Not ``np.pad``: its overhead is paid several times per served request.
     """
     if len(array) == rows:
         return array

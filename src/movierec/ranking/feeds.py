@@ -6,8 +6,9 @@ training set it is given (one implementation per kind of set, no flag to test).
 
 The network sums each query's history once and scores several movies against it
 (``slot`` maps a pair to its query row). Gathering a history per *pair* instead
-costs ~20x more on CPU (XLA's scatter-add in the backward pass), so training
-batches group a few ratings of the same user, and predictions deduplicate queries.
+costs many times more on CPU (XLA's scatter-add in the backward pass; see
+``benchmarks/NOTES.md``), so training batches group a few ratings of the same user,
+and predictions deduplicate queries.
 """
 
 from __future__ import annotations

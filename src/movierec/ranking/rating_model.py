@@ -190,7 +190,7 @@ class RatingModel(Ranker):
         return np.asarray(self._forward(network, inputs)).reshape(-1)[: len(movie)]
 
     def _forward(self, network: keras.Model, inputs: dict[str, np.ndarray]) -> np.ndarray:
-        """One jitted inference call: ~10x less overhead than ``predict_on_batch``."""
+        """One jitted inference call: far less overhead than ``predict_on_batch``."""
         if getattr(self, "_compiled", None) is None or self._compiled[0] is not network:
             self._compiled = (network, CompiledInference(network, network.call))
         return self._compiled[1](inputs)

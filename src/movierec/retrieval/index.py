@@ -1,7 +1,7 @@
 """Candidate indexes: top-k movies by inner product with a query embedding.
 
-Why an interface: exact scoring is simplest and fine up to ~100K movies, while an
-approximate (HNSW) index keeps single-query latency flat on bigger catalogues; the
+Why an interface: exact scoring is simplest and fast enough on moderate catalogues,
+while an approximate (HNSW) index keeps single-query latency flat on bigger ones; the
 retriever, evaluation and the service only see :class:`CandidateIndex`.
 
 Conventions shared by every implementation:
