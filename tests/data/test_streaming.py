@@ -203,11 +203,18 @@ def test_stream_refuses_what_it_cannot_do(shards, tmp_path, capsys):
     assert "trains in memory only" in capsys.readouterr().err
     assert main([*base[:1], "ranking", *base[1:], "--split", "temporal"]) == 2
     assert "--split hash" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize("kind", ["ranking", "retrieval"])
+def test_stream_needs_a_shard_directory(kind, tmp_path, capsys):
+    """Both default models stream only from movierec's Parquet shards (meta.json)."""
     plain = tmp_path / "plain"
     plain.mkdir()
     (plain / "u.data").write_text("1\t1\t5\t0\n")
-    assert main(["train", "ranking", "--data", str(plain), "--stream"]) == 2
+    models = ["--models", str(tmp_path / "m")]
+    assert main(["train", kind, "--data", str(plain), "--stream", *models]) == 2
     assert "meta.json" in capsys.readouterr().err
-    assert main(["train", "ranking", "--data", str(tmp_path / "absent"), "--stream"]) == 2
+    assert main(["train", kind, "--data", str(tmp_path / "absent"), "--stream", *models]) == 2
     assert "movierec data synth" in capsys.readouterr().err
     assert not (tmp_path / "m").exists()

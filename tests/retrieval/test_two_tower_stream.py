@@ -133,17 +133,12 @@ def test_user_batches_pad_to_histories_and_target_users_own_movies():
     assert set(seen) == {1, 2, 3, 4, 5}
 
 
-def test_stream_refuses_settings_and_input_it_cannot_train(shards, tmp_path, capsys):
+def test_stream_refuses_settings_it_cannot_train(shards, tmp_path, capsys):
     argv = ["train", "retrieval", "--data", str(shards), "--stream", "--models", str(tmp_path)]
     assert main([*argv, "--set", "use_user_id=true", "--quiet"]) == 2
     assert "use_user_id" in capsys.readouterr().err
     assert main([*argv, "--checkpoint-dir", str(tmp_path / "c"), "--quiet"]) == 2
     assert "checkpoints" in capsys.readouterr().err
-    plain = tmp_path / "plain"
-    plain.mkdir()
-    (plain / "u.data").write_text("1\t1\t5\t0\n")
-    assert main(["train", "retrieval", "--data", str(plain), "--stream"]) == 2
-    assert "meta.json" in capsys.readouterr().err
     assert not (tmp_path / "retrieval").exists()
 
 
