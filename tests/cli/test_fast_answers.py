@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -74,6 +75,21 @@ def test_query_commands_never_start_keras(models, tmp_path):
     data = write_ml_latest(make_planted_dataset(users=5), tmp_path / "data")
     rc, heavy = _modules_after(["data", "info", "--data", str(data)])
     assert rc == 0 and not heavy & {"jax", "keras"}
+
+
+def test_index_build_reads_only_the_saved_candidates(models, tmp_path):
+    """`index build` starts neither JAX nor Keras (no network, no training ratings) and
+    the recommender accepts the index it wrote."""
+    from movierec.errors import ModelError
+    from movierec.models.artifacts import read_candidates
+
+    copy = tmp_path / "models"
+    shutil.copytree(models, copy)
+    rc, heavy = _modules_after(["index", "build", "--models", str(copy), "--kind", "faiss-hnsw"])
+    assert rc == 0 and not heavy & {"jax", "keras"}, heavy
+    assert Recommender.load(copy).index.name == "faiss-hnsw"
+    with pytest.raises(ModelError, match="no candidates"):
+        read_candidates(copy / "ranking")
 
 
 def test_catalogue_search_matches_the_recommenders(models, tmp_path):

@@ -304,6 +304,38 @@ def verify_artifacts(directory: str | Path, manifest: dict[str, Any]) -> None:
             )
 
 
+def read_candidates(directory: str | Path) -> tuple[np.ndarray | None, dict[str, Any]]:
+    """The saved candidate embeddings of a retrieval model, without loading the model.
+
+    Checks the manifest and every artifact's checksum as :func:`load_model` does, but
+    reads neither the training ratings nor the network: what ``movierec index build``
+    needs on a catalogue whose training log runs to gigabytes.
+
+    Args:
+        directory: A retrieval model directory written by :func:`save_model`.
+
+    Returns:
+        ``(candidates, manifest)``: the float32 matrix (row ``i`` is movie index
+        ``i``), or ``None`` when the model saved none (compute it with
+        ``load_model(...).retriever.candidate_embeddings()``), and the manifest.
+
+    Raises:
+        ModelError: A missing or damaged manifest or artifact, or a ranking model.
+    """
+    directory = Path(directory)
+    manifest = read_manifest(directory)
+    if manifest.get("kind") != "retrieval":
+        raise ModelError(f"{directory}: a {manifest.get('kind')} model has no candidates")
+    verify_artifacts(directory, manifest)
+    path = directory / "candidates.npy"
+    if not path.exists():
+        return None, manifest
+    try:
+        return np.load(path), manifest
+    except (OSError, ValueError) as error:
+        raise ModelError(f"{path}: unreadable ({error})") from error
+
+
 # What must agree between a retrieval and a ranking model used together.
 LINEAGE_DATA = ("name", "ratings", "users", "movies")
 

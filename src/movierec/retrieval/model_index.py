@@ -23,7 +23,7 @@ import numpy as np
 
 from movierec.atomic import atomic_directory
 from movierec.errors import ModelError
-from movierec.models.artifacts import SavedModel, load_model
+from movierec.models.artifacts import SavedModel, load_model, read_candidates
 from movierec.retrieval.index import MANIFEST, CandidateIndex, make_index
 
 INDEX_DIR = "index"
@@ -56,8 +56,10 @@ def build_model_index(
     Returns the index, its directory and the build time in seconds.
     """
     retrieval_dir = Path(retrieval_dir)
-    saved = load_model(retrieval_dir)
-    candidates = candidate_matrix(saved)
+    candidates, manifest = read_candidates(retrieval_dir)  # no ratings, no network
+    if candidates is None:
+        candidates = candidate_matrix(load_model(retrieval_dir))
+    candidates = np.ascontiguousarray(candidates, dtype=np.float32)
     if kind.startswith("faiss"):
         settings = {"progress": progress, **settings}
     index = make_index(kind, **settings)
@@ -71,7 +73,7 @@ def build_model_index(
             "kind": index.name,
             "settings": index.settings(),
             "candidates": fingerprint(candidates),
-            "model_created": saved.manifest.get("created"),
+            "model_created": manifest.get("created"),
             "build_seconds": round(seconds, 3),
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
