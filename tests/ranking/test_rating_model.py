@@ -34,7 +34,7 @@ FAST = {
 }
 
 
-def _synthetic(with_users: bool) -> tuple[TrainingSet, pd.DataFrame]:
+def _planted_split(with_users: bool) -> tuple[TrainingSet, pd.DataFrame]:
     """Half of each user's ratings in their own taste, half not; a random fifth held out."""
     dataset = make_planted_dataset(N_USERS, N_MOVIES, PER_USER, off_taste=0.5, noise=0.5,
                                    with_users=with_users)
@@ -54,7 +54,7 @@ def _rmse(model: RatingModel, train: TrainingSet, test: pd.DataFrame) -> float:
 
 @pytest.fixture(scope="module")
 def trained() -> tuple[RatingModel, TrainingSet, pd.DataFrame]:
-    train, test = _synthetic(with_users=True)
+    train, test = _planted_split(with_users=True)
     model = RatingModel(**{**FAST, "members": 2})
     history = model.fit(train, verbose=0)
     assert "val_rmse" in history and "member1_val_rmse" in history
@@ -68,7 +68,7 @@ def test_beats_global_mean(trained):
 
 
 def test_works_without_user_features():
-    train, test = _synthetic(with_users=False)
+    train, test = _planted_split(with_users=False)
     model = RatingModel(**FAST)
     model.fit(train, verbose=0)
     constant = float(np.sqrt(np.mean((test["rating"].to_numpy() - train.rating.mean()) ** 2)))
@@ -134,7 +134,7 @@ def test_padding_does_not_change_scores(trained):
 
 
 def test_load_and_predict_errors(tmp_path):
-    train, _ = _synthetic(with_users=False)
+    train, _ = _planted_split(with_users=False)
     with pytest.raises(ModelError):
         RatingModel.load(tmp_path, {}, train)
     with pytest.raises(SettingsError, match="'members' must be >= 1"):
@@ -146,7 +146,7 @@ def test_load_and_predict_errors(tmp_path):
 def test_sparse_updates_match_dense_updates():
     """Row-sparse Adagrad on the user tables is the dense update minus the zero rows:
     the same weights (to float rounding) after the same batches."""
-    train, _ = _synthetic(with_users=True)
+    train, _ = _planted_split(with_users=True)
     weights = []
     for sparse in (True, False):
         model = RatingModel(**{**FAST, "epochs": 2, "sparse_updates": sparse})
