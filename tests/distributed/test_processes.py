@@ -139,7 +139,8 @@ def test_two_tower_batches_split_between_processes_see_each_example_once(monkeyp
     import jax
 
     from movierec.data.training import TrainingSet
-    from movierec.retrieval.two_tower import TwoTowerRetriever, _Examples
+    from movierec.retrieval.two_tower import TwoTowerRetriever
+    from movierec.retrieval.two_tower_examples import UserExamples
 
     dataset = make_planted_dataset(users=60, movies=30)
     train = TrainingSet.build(dataset, dataset.ratings)
@@ -150,7 +151,7 @@ def test_two_tower_batches_split_between_processes_see_each_example_once(monkeyp
         def batches(index: int, count: int, settings: dict) -> list[dict[str, np.ndarray]]:
             monkeypatch.setattr(jax, "process_index", lambda: index)
             monkeypatch.setattr(jax, "process_count", lambda: count)
-            examples = _Examples(train, settings, np.random.default_rng(3))
+            examples = UserExamples(train, settings, np.random.default_rng(3))
             out = [examples[i] for i in range(len(examples))]
             examples.on_epoch_end()
             return out + [examples[i] for i in range(len(examples))]  # two epochs

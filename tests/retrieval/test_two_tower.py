@@ -187,13 +187,13 @@ def test_without_user_table_item_item_and_with_in_batch_negatives():
 
 @pytest.mark.parametrize("steps", [1, 5, 6, 75, 600, 10_000])
 def test_weight_averaging_window_fits_the_run(steps):
-    from movierec.retrieval.two_tower import _averaging_momentum
+    from movierec.retrieval.two_tower import averaging_momentum
 
-    momentum = _averaging_momentum(0.99, steps)
+    momentum = averaging_momentum(0.99, steps)
     assert 0.0 <= momentum <= 0.99
     # The first step's weights (where the average starts) keep under e^-5 of the average.
     assert momentum**steps < np.exp(-5) or momentum == 0.0
-    assert _averaging_momentum(0.0, steps) == 0.0
+    assert averaging_momentum(0.0, steps) == 0.0
     if steps >= 500:  # long runs use the setting as given
         assert momentum == 0.99
 

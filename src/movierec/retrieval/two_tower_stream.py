@@ -38,12 +38,8 @@ from movierec.errors import ModelError
 from movierec.models.inference import bucket
 from movierec.progress import logger
 from movierec.retrieval.item_item import fit_item_item_runs
-from movierec.retrieval.two_tower import (
-    _NEG_INF,
-    TwoTowerModel,
-    _averaging_momentum,
-    _rating_weight,
-)
+from movierec.retrieval.two_tower import averaging_momentum
+from movierec.retrieval.two_tower_network import NEG_INF, TwoTowerModel, rating_weight
 
 if TYPE_CHECKING:
     from movierec.data.shards import ShardedTrainingSet
@@ -73,7 +69,7 @@ class SampledTwoTower(TwoTowerModel):
         candidate = ops.cast(inputs["candidate"], "int32")
         logits = ops.matmul(query, ops.transpose(self.candidates(candidate, linear=False)))
         logits = logits - ops.log(inputs["candidate_probability"])[None, :]
-        return ops.where(candidate[None, :] > 0, logits, _NEG_INF)
+        return ops.where(candidate[None, :] > 0, logits, NEG_INF)
 
     def compute_loss(
         self,
@@ -154,7 +150,7 @@ class UserBatches(keras.utils.PyDataset):
         history = np.zeros((len(users), width), np.int32)
         weight = np.zeros((len(users), width), np.float32)
         history[kept_rows[inside], column[inside]] = movies[keep][inside]
-        stars = _rating_weight(self.histories.ratings[place], self.settings["rating_weighting"])
+        stars = rating_weight(self.histories.ratings[place], self.settings["rating_weighting"])
         weight[kept_rows[inside], column[inside]] = stars[keep][inside]
         # Targets: up to TARGETS_PER_USER of each user's movies, drawn at random.
         order = np.lexsort((self.rng.random(len(place)), row_of))
@@ -289,7 +285,7 @@ def _train_deep(
     rate: Any = float(s["learning_rate"])
     if s["cosine_decay"]:
         rate = keras.optimizers.schedules.CosineDecay(rate, steps)
-    momentum = _averaging_momentum(float(s["ema_momentum"]), steps)
+    momentum = averaging_momentum(float(s["ema_momentum"]), steps)
     twin.compile(optimizer=keras.optimizers.Adam(rate, use_ema=momentum > 0, ema_momentum=momentum))
     epoch_seconds: list[float] = []
     timer = _EpochTimer(epoch_seconds)
