@@ -19,7 +19,6 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import unquote_to_bytes
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi import Path as PathParam
@@ -30,12 +29,18 @@ from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import movierec
 from movierec.errors import ModelError, MovierecError, UnknownIdError
 from movierec.pipeline import MovieResult, Recommender
 from movierec.serving import schemas
+from movierec.serving.middleware import (
+    DEFAULT_BODY_TIMEOUT_S,
+    MAX_BODY_BYTES,
+    BodyLimit,
+    RequireKey,
+    StrictUtf8,
+)
 from movierec.serving.observe import Metrics, Observe
 from movierec.serving.security import (
     AllowedHosts,
@@ -43,15 +48,12 @@ from movierec.serving.security import (
     RateLimit,
     RateLimiter,
     SecurityHeaders,
-    bearer_token,
     is_public,
 )
 from movierec.serving.store import MAX_ID_LENGTH, RatingStore, StoreBusyError, default_url
 
 logger = logging.getLogger("movierec.serving")
 STATIC_DIR = Path(__file__).parent / "static"
-MAX_BODY_BYTES = 64 * 1024
-DEFAULT_BODY_TIMEOUT_S = 10.0
 
 UserId = Annotated[
     str, PathParam(min_length=1, max_length=MAX_ID_LENGTH, pattern=schemas.ID_PATTERN)
@@ -163,122 +165,6 @@ class Service:
         return [(m, r) for m, r, _ in self.store.user_ratings(user_id) if m in self.movies]
 
 
-class BodyLimit:
-    """Refuse request bodies over ``max_bytes`` with 413, by header and by count,
-    and bodies still incomplete ``timeout`` seconds after the headers with 408.
-
-    Content-Length is checked up front; the bytes actually received are counted
-    too (chunked bodies have no length, and a header may lie).
-    """
-
-    def __init__(
-        self,
-        app: ASGIApp,
-        max_bytes: int = MAX_BODY_BYTES,
-        timeout: float = DEFAULT_BODY_TIMEOUT_S,
-    ):
-        self.app = app
-        self.max_bytes = max_bytes
-        self.timeout = timeout
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None:
-            try:
-                length = int(declared)
-            except ValueError:
-                await _send_error(scope, send, 400, "Content-Length is not a number")
-                return
-            if length > self.max_bytes:
-                await _send_error(scope, send, 413, self._message())
-                return
-        received = 0
-        deadline = asyncio.get_running_loop().time() + self.timeout
-
-        async def counted() -> Message:
-            nonlocal received
-            remaining = deadline - asyncio.get_running_loop().time()
-            try:
-                message = await asyncio.wait_for(receive(), max(remaining, 0.001))
-            except TimeoutError:
-                raise HTTPException(
-                    408, f"request body not received within {self.timeout:g} s"
-                ) from None
-            received += len(message.get("body", b""))
-            if received > self.max_bytes:
-                # FastAPI re-raises HTTPException from body reading; its handler answers.
-                raise HTTPException(413, self._message())
-            return message
-
-        await self.app(scope, counted, send)
-
-    def _message(self) -> str:
-        return f"request body is larger than {self.max_bytes} bytes"
-
-
-class StrictUtf8:
-    """Refuse (422) a path or query string whose percent-escapes are not UTF-8.
-
-    The server decodes them with replacement characters, so two different invalid
-    ids (``%FF`` and ``%FE``) would otherwise name the same user.
-    """
-
-    def __init__(self, app: ASGIApp):
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            raw_path = scope.get("raw_path") or scope["path"].encode()
-            for where, raw in (("path", raw_path), ("query", scope.get("query_string", b""))):
-                try:
-                    text = unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8")
-                    if where == "path" and "\x00" in text:  # ids: no database stores NUL
-                        raise UnicodeDecodeError("utf-8", b"\x00", 0, 1, "NUL")
-                except UnicodeDecodeError:
-                    body = {
-                        "detail": [
-                            {
-                                "type": "value_error",
-                                "loc": [where],
-                                "msg": f"the {where} is not valid UTF-8 text (or holds a NUL)",
-                            }
-                        ]
-                    }
-                    await JSONResponse(body, status_code=422)(scope, _no_receive, send)
-                    return
-        await self.app(scope, receive, send)
-
-
-class RequireKey:
-    """401 for any non-public path without a valid ``Authorization: Bearer`` key,
-    before the request body is read or parsed."""
-
-    def __init__(self, app: ASGIApp, checker: KeyChecker):
-        self.app = app
-        self.checker = checker
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not is_public(scope["path"]):
-            token = bearer_token(scope["headers"])
-            if token is None or not self.checker.matches(token):
-                response = JSONResponse(
-                    {"detail": "a valid API key is required: send `Authorization: Bearer KEY`"},
-                    status_code=401,
-                    headers={"WWW-Authenticate": "Bearer"},
-                )
-                await response(scope, _no_receive, send)
-                return
-        await self.app(scope, receive, send)
-
-
-async def _send_error(scope: Scope, send: Send, status: int, detail: str) -> None:
-    response = JSONResponse({"detail": detail}, status_code=status)
-    await response(scope, _no_receive, send)
-
-
 def _finite(value: Any) -> Any:
     """``value`` with non-finite floats spelled as text (JSON has no NaN or Infinity)."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -303,10 +189,6 @@ def _validation_detail(errors: Sequence[Any]) -> list[dict[str, Any]]:
         error.pop("url", None)
         detail.append(error)
     return detail
-
-
-async def _no_receive() -> Message:
-    return {"type": "http.disconnect"}
 
 
 def create_app(
