@@ -3,7 +3,8 @@
 uvicorn times out idle keep-alive connections but not a client that sends its
 request headers a byte at a time (slowloris): :class:`HeaderTimeoutProtocol`
 closes a connection whose next request's headers have not all arrived within
-``header_timeout`` seconds. Slow bodies are cut by the app (:class:`~movierec.serving.middleware.BodyLimit`).
+``header_timeout`` seconds. Slow bodies are cut by the app
+(:class:`~movierec.serving.middleware.BodyLimit`).
 """
 
 from __future__ import annotations
