@@ -5,7 +5,14 @@ import math
 import numpy as np
 import pytest
 
-from movierec.metrics import catalogue_coverage, mae, rmse, top_k_metrics
+from movierec.metrics import (
+    catalogue_coverage,
+    mae,
+    relevant_sets,
+    rmse,
+    sample_users,
+    top_k_metrics,
+)
 from movierec.retrieval.topk import top_k
 
 
@@ -52,3 +59,15 @@ def test_top_k_orders_excludes_and_pads():
     _, padded = top_k(scores, 5, exclude=[np.array([1, 2, 3]), np.array([])])
     assert padded[0].tolist() == [-1] * 5
     assert padded[1].tolist()[:3] == [2, 3, 1] and padded[1].tolist()[3:] == [-1, -1]
+
+
+def test_relevant_sets_group_pairs_by_user_and_sample_users_bounds_them():
+    users, relevant = relevant_sets(np.array([3, 1, 3, 1, 2]), np.array([7, 5, 8, 6, 9]))
+    assert users.tolist() == [1, 2, 3] and relevant == [{5, 6}, {9}, {7, 8}]
+    assert relevant_sets(np.array([], np.int32), np.array([], np.int32))[1] == []
+    everyone = np.arange(1, 11)
+    assert sample_users(everyone, 10, np.random.default_rng(0)) is everyone
+    picked = sample_users(everyone, 4, np.random.default_rng(0))
+    assert len(set(picked.tolist())) == 4 and np.all(np.diff(picked) > 0)
+    assert set(picked.tolist()) <= set(everyone.tolist())
+    np.testing.assert_array_equal(picked, sample_users(everyone, 4, np.random.default_rng(0)))

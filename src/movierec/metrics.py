@@ -59,6 +59,30 @@ def top_k_metrics(
     return {name: total / users for name, total in totals.items()}
 
 
+def relevant_sets(users: np.ndarray, movies: np.ndarray) -> tuple[np.ndarray, list[set[int]]]:
+    """Group (user, movie) pairs, e.g. test ratings as indices, into each user's set.
+
+    Returns:
+        ``(users, relevant)``: the distinct users in ascending order and, for each,
+        the set of its movies: the ``relevant`` argument of :func:`top_k_metrics`.
+    """
+    users, movies = np.asarray(users), np.asarray(movies)
+    order = np.argsort(users, kind="stable")
+    users, movies = users[order], movies[order]
+    distinct, starts = np.unique(users, return_index=True)
+    bounds = np.append(starts, len(users))
+    runs = zip(bounds[:-1], bounds[1:], strict=True)
+    return distinct, [set(movies[a:b].tolist()) for a, b in runs]
+
+
+def sample_users(users: np.ndarray, max_users: int, rng: np.random.Generator) -> np.ndarray:
+    """``users`` (distinct, ascending) when at most ``max_users``, else a sorted sample
+    of ``max_users`` of them drawn by ``rng``: evaluation on a bounded budget."""
+    if len(users) > max_users:
+        return np.sort(rng.choice(users, max_users, replace=False))
+    return users
+
+
 def catalogue_coverage(recommended: Sequence[Sequence[int]] | np.ndarray, n_movies: int) -> float:
     """Share of the catalogue (``n_movies`` items) that appears in at least one list."""
     if n_movies <= 0:

@@ -14,7 +14,14 @@ import pandas as pd
 
 from movierec.data.shards import ShardedTrainingSet
 from movierec.data.training import TrainingSet
-from movierec.metrics import catalogue_coverage, mae, rmse, top_k_metrics
+from movierec.metrics import (
+    catalogue_coverage,
+    mae,
+    relevant_sets,
+    rmse,
+    sample_users,
+    top_k_metrics,
+)
 from movierec.models.base import QueryBatch, Ranker, Retriever
 from movierec.ranking.blend import DEFAULT_STAR_WEIGHT, blend_scores
 from movierec.retrieval.topk import top_k
@@ -89,16 +96,8 @@ def evaluate_retriever_on_shards(
         return {"users": 0}
     user, movie = np.concatenate(users_parts), np.concatenate(movies_parts)
     del users_parts, movies_parts
-    candidates_users = np.unique(user)
-    rng = np.random.default_rng(seed)
-    if len(candidates_users) > max_users:
-        candidates_users = np.sort(rng.choice(candidates_users, max_users, replace=False))
-    chosen = np.isin(user, candidates_users)
-    order = np.argsort(user[chosen], kind="stable")
-    picked_users, picked_movies = user[chosen][order], movie[chosen][order]
-    starts = np.searchsorted(picked_users, candidates_users)
-    ends = np.searchsorted(picked_users, candidates_users, side="right")
-    relevant = [set(picked_movies[a:b].tolist()) for a, b in zip(starts, ends, strict=True)]
+    chosen = np.isin(user, sample_users(np.unique(user), max_users, np.random.default_rng(seed)))
+    candidates_users, relevant = relevant_sets(user[chosen], movie[chosen])
     popularity = np.bincount(histories.movies, minlength=train.movies.size).astype(np.float32)
     candidates = retriever.candidate_embeddings()
     max_k = max(ks)
@@ -134,9 +133,8 @@ def test_relevance(
     users = train.users.lookup(test["user_id"])
     movies = train.movies.lookup(test["movie_id"])
     known = (users > 0) & (movies > 0)
-    frame = pd.DataFrame({"user": users[known], "movie": movies[known]})
-    grouped = frame.groupby("user")["movie"].apply(lambda m: set(m.tolist()))
-    return grouped.index.to_numpy(dtype=np.int32), list(grouped.values)
+    distinct, relevant = relevant_sets(users[known], movies[known])
+    return distinct.astype(np.int32), relevant
 
 
 def evaluate_scores(

@@ -41,7 +41,7 @@ from scipy import sparse
 
 from movierec.data.histories import Histories, positions_in_runs
 from movierec.data.training import TrainingSet
-from movierec.metrics import top_k_metrics
+from movierec.metrics import relevant_sets, sample_users, top_k_metrics
 from movierec.retrieval.topk import top_k
 
 _NEAR_WINDOWS = 20.0  # pairs further apart than this many windows get the far weight only
@@ -359,16 +359,11 @@ def _best_l2(
     movies are excluded from each list); the best is scaled by
     ``1 / (1 - validation_fraction)`` for the Gram matrix of every rating."""
 
-    users = np.unique(held_users)
-    if len(users) > max_users:
-        users = np.sort(rng.choice(users, max_users, replace=False))
-    # Each user's held movies (index 0, an unknown movie, is never relevant).
-    relevant: list[set[int]] = [set() for _ in users]
-    kept = np.isin(held_users, users)
-    rows_of = np.searchsorted(users, held_users[kept])
-    for row, movie in zip(rows_of, held_movies[kept], strict=True):
-        if movie:
-            relevant[row].add(int(movie))
+    # Each sampled user's held movies (index 0, an unknown movie, is never relevant;
+    # a user with none scores nothing in NDCG, so is left out).
+    kept = np.isin(held_users, sample_users(np.unique(held_users), max_users, rng))
+    kept &= held_movies > 0
+    users, relevant = relevant_sets(held_users[kept], held_movies[kept])
     rows = seen[users]
     scores: dict[float, float] = {}
     for candidate in LAMBDA_GRID:
