@@ -72,6 +72,19 @@ def averaging_momentum(momentum: float, steps: int) -> float:
     return max(0.0, min(momentum, 1.0 - 5.0 / max(steps, 1)))  # 0 (off) stays 0
 
 
+def training_optimizer(settings: dict[str, Any], steps_per_pass: int) -> keras.optimizers.Adam:
+    """Adam for a whole two-tower run, in memory or streamed: the step size decays along a
+    cosine over every step of ``epochs`` epochs (``steps_per_epoch``, or
+    ``steps_per_pass`` for one pass over the users), and with ``ema_momentum`` Keras
+    keeps a moving average of the weights that ``fit`` writes into the model at its end."""
+    steps = (settings["steps_per_epoch"] or steps_per_pass) * int(settings["epochs"])
+    rate: Any = float(settings["learning_rate"])
+    if settings["cosine_decay"]:
+        rate = keras.optimizers.schedules.CosineDecay(rate, steps)
+    momentum = averaging_momentum(float(settings["ema_momentum"]), steps)
+    return keras.optimizers.Adam(rate, use_ema=momentum > 0, ema_momentum=momentum)
+
+
 def _history_inputs(
     queries: QueryBatch, num_movies: int, mode: str, rows: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -216,14 +229,7 @@ class TwoTowerRetriever(Retriever):
             model.user_time_bucket.assign(popularity.user_bucket)
         start = time.perf_counter()
         examples = UserExamples(train, s, np.random.default_rng(int(s["seed"])))
-        steps = (s["steps_per_epoch"] or len(examples)) * int(s["epochs"])
-        rate: Any = float(s["learning_rate"])
-        if s["cosine_decay"]:
-            rate = keras.optimizers.schedules.CosineDecay(rate, steps)
-        momentum = averaging_momentum(float(s["ema_momentum"]), steps)
-        # With use_ema, fit ends by writing the averaged weights into the model.
-        model.compile(optimizer=keras.optimizers.Adam(rate, use_ema=momentum > 0,
-                                                      ema_momentum=momentum))
+        model.compile(optimizer=training_optimizer(s, len(examples)))
         self.network, self.train, self._tables = model, train, tables
         history = model.fit(
             examples,

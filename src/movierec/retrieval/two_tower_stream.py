@@ -38,7 +38,7 @@ from movierec.errors import ModelError
 from movierec.models.inference import bucket
 from movierec.progress import logger
 from movierec.retrieval.item_item import fit_item_item_runs
-from movierec.retrieval.two_tower import averaging_momentum
+from movierec.retrieval.two_tower import training_optimizer
 from movierec.retrieval.two_tower_network import NEG_INF, TwoTowerModel, rating_weight
 
 if TYPE_CHECKING:
@@ -281,12 +281,7 @@ def _train_deep(
     twin = SampledTwoTower.from_config(config)
     _copy_weights(model, twin)
     twin.user_embedding.trainable = False  # use_user_id is off: the table stays at zero
-    steps = (s["steps_per_epoch"] or len(batches)) * int(s["epochs"])
-    rate: Any = float(s["learning_rate"])
-    if s["cosine_decay"]:
-        rate = keras.optimizers.schedules.CosineDecay(rate, steps)
-    momentum = averaging_momentum(float(s["ema_momentum"]), steps)
-    twin.compile(optimizer=keras.optimizers.Adam(rate, use_ema=momentum > 0, ema_momentum=momentum))
+    twin.compile(optimizer=training_optimizer(s, len(batches)))
     epoch_seconds: list[float] = []
     timer = _EpochTimer(epoch_seconds)
     history = twin.fit(
