@@ -57,6 +57,8 @@ FORMAT_VERSION = 2
 USER_QUERIES = "user_queries.npy"
 USER_STARS = "user_stars.npy"
 SIMILAR_QUERIES = "similar_queries.npy"
+#: A retrieval model's candidate embeddings (row i: movie index i).
+CANDIDATES = "candidates.npy"
 SIMILAR_CANDIDATES = "similar_candidates.npy"
 #: Largest exported table (float32 values; 2**26 is 256 MiB). ML-100K needs 1.6M-2.1M.
 EXPORT_MAX_VALUES = 2**26
@@ -179,7 +181,7 @@ def save_model(
             train.dataset.users.to_parquet(staging / "users.parquet", index=False)
         train.write_ratings(staging / "train.parquet")
         if isinstance(model, Retriever):
-            np.save(staging / "candidates.npy", model.candidate_embeddings())
+            np.save(staging / CANDIDATES, model.candidate_embeddings())
         export_inference(model, train, staging)
         artifacts = artifact_digests(staging)
         manifest = {
@@ -304,7 +306,7 @@ def verify_artifacts(directory: str | Path, manifest: dict[str, Any]) -> None:
             )
 
 
-def read_candidates(directory: str | Path) -> tuple[np.ndarray | None, dict[str, Any]]:
+def read_candidates(directory: str | Path) -> tuple[np.ndarray, dict[str, Any]]:
     """The saved candidate embeddings of a retrieval model, without loading the model.
 
     Checks the manifest and every artifact's checksum as :func:`load_model` does, but
@@ -316,8 +318,7 @@ def read_candidates(directory: str | Path) -> tuple[np.ndarray | None, dict[str,
 
     Returns:
         ``(candidates, manifest)``: the float32 matrix (row ``i`` is movie index
-        ``i``), or ``None`` when the model saved none (compute it with
-        ``load_model(...).retriever.candidate_embeddings()``), and the manifest.
+        ``i``) that :func:`save_model` wrote for every retriever, and the manifest.
 
     Raises:
         ModelError: A missing or damaged manifest or artifact, or a ranking model.
@@ -327,13 +328,11 @@ def read_candidates(directory: str | Path) -> tuple[np.ndarray | None, dict[str,
     if manifest.get("kind") != "retrieval":
         raise ModelError(f"{directory}: a {manifest.get('kind')} model has no candidates")
     verify_artifacts(directory, manifest)
-    path = directory / "candidates.npy"
-    if not path.exists():
-        return None, manifest
+    path = directory / CANDIDATES
     try:
         return np.load(path), manifest
     except (OSError, ValueError) as error:
-        raise ModelError(f"{path}: unreadable ({error})") from error
+        raise ModelError(f"{path}: unreadable ({error}); train the model again") from error
 
 
 # What must agree between a retrieval and a ranking model used together.
@@ -392,7 +391,7 @@ def load_model(directory: str | Path, *, lazy: bool = False) -> SavedModel:
             users=Vocabulary.from_json(json.loads((directory / "users.json").read_text())),
             movies=Vocabulary.from_json(json.loads((directory / "movies.json").read_text())),
         )
-        candidates_path = directory / "candidates.npy"
+        candidates_path = directory / CANDIDATES
         candidates = np.load(candidates_path) if candidates_path.exists() else None
         tables = {
             name: _table(directory / file, train)

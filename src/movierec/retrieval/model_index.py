@@ -23,7 +23,7 @@ import numpy as np
 
 from movierec.atomic import atomic_directory
 from movierec.errors import ModelError
-from movierec.models.artifacts import SavedModel, load_model, read_candidates
+from movierec.models.artifacts import SavedModel, read_candidates
 from movierec.retrieval.index import MANIFEST, CandidateIndex, make_index
 
 INDEX_DIR = "index"
@@ -57,8 +57,6 @@ def build_model_index(
     """
     retrieval_dir = Path(retrieval_dir)
     candidates, manifest = read_candidates(retrieval_dir)  # no ratings, no network
-    if candidates is None:
-        candidates = candidate_matrix(load_model(retrieval_dir))
     candidates = np.ascontiguousarray(candidates, dtype=np.float32)
     if kind.startswith("faiss"):
         settings = {"progress": progress, **settings}
