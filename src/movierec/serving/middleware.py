@@ -8,6 +8,7 @@ or too slow (408), a path or query that is not UTF-8 (422).
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from fastapi import HTTPException
@@ -97,16 +98,14 @@ class StrictUtf8:
                     if where == "path" and "\x00" in text:  # ids: no database stores NUL
                         raise UnicodeDecodeError("utf-8", b"\x00", 0, 1, "NUL")
                 except UnicodeDecodeError:
-                    body = {
-                        "detail": [
-                            {
-                                "type": "value_error",
-                                "loc": [where],
-                                "msg": f"the {where} is not valid UTF-8 text (or holds a NUL)",
-                            }
-                        ]
-                    }
-                    await JSONResponse(body, status_code=422)(scope, _no_receive, send)
+                    detail = [
+                        {
+                            "type": "value_error",
+                            "loc": [where],
+                            "msg": f"the {where} is not valid UTF-8 text (or holds a NUL)",
+                        }
+                    ]
+                    await _send_error(scope, send, 422, detail)
                     return
         await self.app(scope, receive, send)
 
@@ -123,18 +122,17 @@ class RequireKey:
         if scope["type"] == "http" and not is_public(scope["path"]):
             token = bearer_token(scope["headers"])
             if token is None or not self.checker.matches(token):
-                response = JSONResponse(
-                    {"detail": "a valid API key is required: send `Authorization: Bearer KEY`"},
-                    status_code=401,
-                    headers={"WWW-Authenticate": "Bearer"},
-                )
-                await response(scope, _no_receive, send)
+                detail = "a valid API key is required: send `Authorization: Bearer KEY`"
+                await _send_error(scope, send, 401, detail, {"WWW-Authenticate": "Bearer"})
                 return
         await self.app(scope, receive, send)
 
 
-async def _send_error(scope: Scope, send: Send, status: int, detail: str) -> None:
-    response = JSONResponse({"detail": detail}, status_code=status)
+async def _send_error(
+    scope: Scope, send: Send, status: int, detail: Any, headers: dict[str, str] | None = None
+) -> None:
+    """Answer the request with ``{"detail": detail}``, without reading its body."""
+    response = JSONResponse({"detail": detail}, status_code=status, headers=headers)
     await response(scope, _no_receive, send)
 
 
