@@ -190,7 +190,7 @@ def cli_example_models():
     models = root / "models"
     code = main(
         ["train", "all", "--model", "example", "--data", str(data), "--models", str(models),
-         "--epochs", "4", "--set", "batch_size=128", "--quiet", "--seed", "7"]
+         "--epochs", "4", "--set", "batch_size=128", "--quiet", "--seed", "7", "--holdout"]
     )
     assert code == 0
     return models, Recommender.load(models)
@@ -200,15 +200,14 @@ def cli_example_models():
 def example_pair():
     """The session's example pair (:func:`cli_example_models`) as objects: (models
     directory, split, training set, retriever, ranker); read-only."""
-    from movierec.data import load_dataset, make_split
+    from movierec.data.loading import load_dataset
+    from movierec.data.splits import split_from_manifest
     from movierec.models.artifacts import load_model
 
     models, _ = cli_example_models()
     retrieval, ranking = load_model(models / "retrieval"), load_model(models / "ranking")
-    info = retrieval.manifest["split"]
     ratings = load_dataset(retrieval.manifest["data_source"]).ratings
-    split = make_split(ratings, info["method"], seed=info["seed"],
-                       test_fraction=info["test_fraction"])
+    split = split_from_manifest(ratings, retrieval.manifest["split"])
     assert len(split.train) == len(retrieval.train.rating)
     return models, split, retrieval.train, retrieval.retriever, ranking.ranker
 

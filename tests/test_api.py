@@ -77,6 +77,7 @@ def example_rec():
         retrieval_settings={"epochs": 30, "batch_size": 64},
         ranking_settings={"epochs": 20, "batch_size": 64},
         seed=1,
+        refit=False,  # evaluated again below on the same split
     )
     return data, split, rec
 
@@ -118,7 +119,7 @@ def test_train_model_alone_and_default_settings(example_rec):
     settings = movierec.default_settings("ranking", "example")
     assert settings["epochs"] == 5
     ranker = movierec.train_model(
-        "ranking", split, "example", settings={"epochs": 2, "batch_size": 64}
+        "ranking", split, "example", settings={"epochs": 2, "batch_size": 64}, refit=False
     )
     assert ranker.settings["epochs"] == 2 and "rmse" in ranker.metrics
     assert set(movierec.evaluate(ranker, split)) == {"ranking"}

@@ -74,7 +74,11 @@ class TrainedModel:
             directory,
             split=self.split_info,
             metrics=self.metrics,
-            extra={"data_source": self.data_source, "training_seconds": round(self.seconds, 2)},
+            extra={
+                "data_source": self.data_source,
+                "training_seconds": round(self.seconds, 2),
+                **self._provenance(),
+            },
         )
 
     def _saved(self) -> SavedModel:
@@ -86,8 +90,19 @@ class TrainedModel:
             "settings": self.settings,
             "metrics": self.metrics,
             "split": self.split_info,
+            "data": self.train_set.describe(),
+            "data_source": self.data_source,
+            "training_seconds": round(self.seconds, 2),
+            **self._provenance(),
         }
         return SavedModel(self.model, self.train_set, manifest)
+
+    def _provenance(self) -> dict[str, Any]:
+        """What a refitted model's manifest says of its metrics."""
+        from movierec.workflow import ALL_RATINGS, METRICS_FROM_HOLDOUT
+
+        refitted = self.split_info.get("method") == ALL_RATINGS and "holdout" in self.split_info
+        return {"metrics_from": METRICS_FROM_HOLDOUT} if refitted else {}
 
 
 def load_data(source: str | Path = "ml-100k") -> Dataset:
@@ -154,11 +169,15 @@ def train_model(
     settings: Mapping[str, Any] | None = None,
     seed: int = 42,
     verbose: int = 0,
+    refit: bool = True,
 ) -> TrainedModel:
     """Fit one model: ``kind`` "retrieval" (default "two-tower") or "ranking" ("dcn").
 
-    Given a :class:`DataSplit` it trains on the train part and reports test metrics;
-    given a :class:`Dataset` it trains on every rating. ``verbose=1`` shows progress.
+    Given a :class:`DataSplit` it trains on the train part and reports test metrics,
+    then (``refit=True``, the default) fits again on every rating, so the model that
+    answers knows everything its users said while its metrics stay held-out ones;
+    ``refit=False`` keeps the model of the train part (what :func:`evaluate` scores).
+    Given a :class:`Dataset` it trains on every rating. ``verbose=1`` shows progress.
 
     Args:
         kind: ``"retrieval"`` or ``"ranking"``.
@@ -167,6 +186,7 @@ def train_model(
         settings: Model settings overriding the defaults (see :func:`default_settings`).
         seed: The model's seed, unless ``settings`` gives one.
         verbose: Keras-style verbosity; 0 trains silently.
+        refit: With a :class:`DataSplit`, refit on all its ratings after evaluating.
 
     Returns:
         A :class:`TrainedModel`, its ``metrics`` empty when ``data`` had no test part.
@@ -174,14 +194,20 @@ def train_model(
     Raises:
         MovierecError: An unknown kind, name or setting.
     """
+    from movierec.data.loading import LOADED_FROM
     from movierec.models.registry import DEFAULT_RANKER, DEFAULT_RETRIEVER
+    from movierec.workflow import ALL_RATINGS, refit_split_info
     from movierec.workflow import train_model as fit
 
     name = name or (DEFAULT_RETRIEVER if kind == "retrieval" else DEFAULT_RANKER)
+    every = None
     if isinstance(data, DataSplit):
         dataset, train, test, info = data.dataset, data.train, data.test, data.info
+        if refit:
+            every = pd.concat([data.train, data.test], ignore_index=True)
     else:
-        dataset, train, test, info = data, data.ratings, None, {"method": "none"}
+        dataset, train, test = data, data.ratings, None
+        info = {"method": ALL_RATINGS, "ratings": len(data.ratings)}
     result = fit(
         kind,
         name,
@@ -191,6 +217,7 @@ def train_model(
         settings={"seed": seed, **(settings or {})},
         split_info=info,
         verbose=verbose,
+        refit_ratings=every,
     )
     return TrainedModel(
         kind,
@@ -199,8 +226,8 @@ def train_model(
         result.train,
         result.metrics,
         result.seconds,
-        info,
-        data_source=dataset.name,
+        refit_split_info(info, len(every)) if every is not None else info,
+        data_source=dataset.source.get(LOADED_FROM),
     )
 
 
@@ -213,6 +240,7 @@ def train(
     ranking_settings: Mapping[str, Any] | None = None,
     seed: int = 42,
     verbose: int = 0,
+    refit: bool = True,
 ) -> Recommender:
     """Train a retriever and (unless ``ranker=None``) a ranker; a ready :class:`Recommender`.
 
@@ -228,17 +256,22 @@ def train(
         ranking_settings: Settings overriding the ranker's defaults.
         seed: Seed of both models, unless their settings give one.
         verbose: Keras-style verbosity; 0 trains silently.
+        refit: With a :class:`DataSplit`, evaluate on it, then refit both models on
+            all its ratings (the default: answers never repeat what users rated);
+            ``False`` keeps the train part's models, which :func:`evaluate` can score.
 
     Returns:
         A :class:`Recommender` over the freshly trained models.
     """
     retrieval = train_model(
-        "retrieval", data, retriever, settings=retrieval_settings, seed=seed, verbose=verbose
+        "retrieval", data, retriever, settings=retrieval_settings, seed=seed, verbose=verbose,
+        refit=refit,
     )
     ranking = None
     if ranker is not None:
         ranking = train_model(
-            "ranking", data, ranker, settings=ranking_settings, seed=seed, verbose=verbose
+            "ranking", data, ranker, settings=ranking_settings, seed=seed, verbose=verbose,
+            refit=refit,
         )
     return Recommender.from_models(retrieval, ranking)
 
@@ -268,15 +301,26 @@ def evaluate(
     Returns:
         Metrics by kind (``"retrieval"``, ``"ranking"``), each a dict of name to value.
     """
+    from movierec.errors import ModelError
     from movierec.evaluation.evaluate import evaluate_ranker, evaluate_retriever
     from movierec.models.base import Ranker
+    from movierec.workflow import ALL_RATINGS
 
     if isinstance(model, TrainedModel):
-        models = [(model.kind, model.model, model.train_set)]
+        models = [(model.kind, model.model, model.train_set, model.split_info)]
     else:
-        models = [(s.model.kind, s.model, s.train) for s in model.engine_models()]
+        models = [
+            (s.model.kind, s.model, s.train, s.manifest.get("split", {}))
+            for s in model.engine_models()
+        ]
+    if any(info.get("method") == ALL_RATINGS for *_, info in models):
+        raise ModelError(
+            "this model was trained on every rating (refitted after its evaluation, or "
+            "given a whole Dataset): the test ratings are in its training set; read the "
+            "metrics measured before the refit in `.metrics`, or train with refit=False"
+        )
     report: dict[str, dict[str, Any]] = {}
-    for kind, fitted, train_set in models:
+    for kind, fitted, train_set, _ in models:
         if isinstance(fitted, Ranker):
             report[kind] = evaluate_ranker(fitted, train_set, data.test)
         else:
@@ -352,7 +396,9 @@ class Recommender:
                 split=manifest.get("split", {}),
                 metrics=manifest.get("metrics", {}),
                 extra={
-                    k: manifest[k] for k in ("data_source", "training_seconds") if k in manifest
+                    k: manifest[k]
+                    for k in ("data_source", "training_seconds", "metrics_from")
+                    if k in manifest
                 },
             )
         return models_dir

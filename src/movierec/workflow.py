@@ -105,8 +105,15 @@ def train_model(
     verbose: int = 1,
     devices: int = 1,
     options: TrainOptions | None = None,
+    refit_ratings=None,
 ) -> TrainResult:
     """Fit ``kind``/``name`` on ``train_ratings``; evaluate on ``test_ratings``; maybe save.
+
+    With ``refit_ratings`` (normally every rating of the data set), a fresh model is
+    then fitted on those and is what gets returned and saved: the model that answers
+    has learned from everything the users said, while its metrics stay those of the
+    held-out split (the manifest says so: ``split.method`` is ``"all"``, the split
+    is under ``split.holdout``, ``metrics_from`` explains).
 
     ``devices > 1`` trains data-parallel (see :mod:`movierec.distributed`); evaluation
     and saving then run on one device. Models with their own training loop (the dcn
@@ -129,10 +136,12 @@ def train_model(
         devices: Number of local devices to train on data-parallel.
         options: Checkpoint, resume and device options; only models with their own
             training loop accept checkpoints.
+        refit_ratings: Ratings to refit on after the evaluation (ignored without
+            test ratings); one process, no checkpoints.
 
     Returns:
         The :class:`TrainResult`; ``metrics`` and ``directory`` stay empty on
-        processes other than 0.
+        processes other than 0. ``seconds`` counts both fits when refitting.
 
     Raises:
         MovierecError: Unknown kind or name, a batch size that does not split over
@@ -150,43 +159,78 @@ def train_model(
             f"{kind} model '{name}' trains in one process only "
             "(the dcn ranker and the two-tower retriever train in several)"
         )
-    if own_loop:
-        options = options or TrainOptions(progress=verbose > 0)
-        options.devices = training_devices(devices)
-        model = model_cls(**(settings or {}))
-        train = TrainingSet.build(dataset, train_ratings)
-        started = time.perf_counter()
-        history = model.fit(train, verbose=verbose, options=options)
-        seconds = time.perf_counter() - started
-        devices = len(options.devices)
-    else:
-        if several:  # Keras DataParallel over every device of every process
-            devices = len(training_devices(devices))
-        check_batch_size({**model_cls.default_settings(), **(settings or {})}, devices)
-        check_devices(devices)
-        if devices > 1:
-            train_ratings = trim_to_multiple(train_ratings, devices)
-        with data_parallel(devices):
+    refit = refit_ratings is not None and test_ratings is not None and len(test_ratings) > 0
+    if refit and (several or (options is not None and options.checkpoint_dir is not None)):
+        raise ModelError(
+            "refitting on every rating runs in one process without checkpoints; "
+            "keep the model trained on the split instead (--holdout)"
+        )
+
+    def fit(ratings) -> tuple[RecommenderModel, TrainingSet, Any, float, int]:
+        """One fit of a fresh model on ``ratings``: model, training set, history,
+        seconds in ``fit`` and the number of devices it trained on."""
+        nonlocal options
+        if own_loop:
+            options = options or TrainOptions(progress=verbose > 0)
+            options.devices = training_devices(devices)
             model = model_cls(**(settings or {}))
-            train = TrainingSet.build(dataset, train_ratings)
+            train = TrainingSet.build(dataset, ratings)
+            started = time.perf_counter()
+            history = model.fit(train, verbose=verbose, options=options)
+            return model, train, history, time.perf_counter() - started, len(options.devices)
+        used = len(training_devices(devices)) if several else devices  # DataParallel everywhere
+        check_batch_size({**model_cls.default_settings(), **(settings or {})}, used)
+        check_devices(used)
+        if used > 1:
+            ratings = trim_to_multiple(ratings, used)
+        with data_parallel(used):
+            model = model_cls(**(settings or {}))
+            train = TrainingSet.build(dataset, ratings)
             started = time.perf_counter()
             history = model.fit(train, **fit_reporting(model.fit, f"{kind} '{name}'", verbose))
             seconds = time.perf_counter() - started
         if several:
             model.network = local_network(model.network)
+        return model, train, history, seconds, used
+
+    model, train, history, seconds, used = fit(train_ratings)
     result = TrainResult(model, train, {}, seconds)
     if jax_process_index() != 0:  # process 0 evaluates and writes for the run
         return result
     if test_ratings is not None and len(test_ratings):
         logger.info("%s '%s': evaluating on %d test ratings", kind, name, len(test_ratings))
         result.metrics = evaluate_model(model, train, test_ratings)
-    return _finish(
-        result,
-        history,
-        out_dir,
-        split_info or {},
-        {"data_source": data_source, "devices": devices, "processes": jax_process_count()},
-    )
+    extra: dict[str, Any] = {"data_source": data_source, "devices": used,
+                             "processes": jax_process_count()}
+    split_info = split_info or {}
+    if refit:
+        logger.info(
+            "%s '%s': refitting on all %d ratings (the metrics above stay those of the split)",
+            kind, name, len(refit_ratings),
+        )
+        model, train, history, seconds, used = fit(refit_ratings)
+        result = TrainResult(model, train, result.metrics, result.seconds + seconds)
+        split_info = refit_split_info(split_info, len(refit_ratings))
+        extra["metrics_from"] = METRICS_FROM_HOLDOUT
+    return _finish(result, history, out_dir, split_info, extra)
+
+
+#: ``manifest["split"]["method"]`` of a model trained on every rating.
+ALL_RATINGS = "all"
+#: ``manifest["metrics_from"]`` of a refitted model: what its metrics measured.
+METRICS_FROM_HOLDOUT = (
+    "a fit on the train part of split.holdout, scored on its test part; the saved model "
+    "was then refitted on every rating"
+)
+
+
+def refit_split_info(holdout: dict[str, Any], ratings: int) -> dict[str, Any]:
+    """The manifest's ``split`` of a model refitted on all ``ratings`` after being
+    evaluated on the ``holdout`` split (recorded under ``"holdout"``)."""
+    holdout = dict(holdout)
+    stored = holdout.pop("stored_ratings", None)  # the refit's own count is the caller's
+    info = {"method": ALL_RATINGS, "ratings": ratings, "holdout": holdout}
+    return {**info, "stored_ratings": stored} if stored is not None else info
 
 
 def train_streaming(

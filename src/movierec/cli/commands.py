@@ -208,8 +208,9 @@ def _train_options(args: argparse.Namespace, streamed: bool):
     )
 
 
-def _join_processes(args: argparse.Namespace) -> None:
-    """Start JAX's multi-process runtime when the command line or JAX's variables ask."""
+def _join_processes(args: argparse.Namespace) -> bool:
+    """Start JAX's multi-process runtime when the command line or JAX's variables ask;
+    whether several processes take part."""
     from movierec.distributed import initialize, process_settings
 
     processes = process_settings(
@@ -220,6 +221,7 @@ def _join_processes(args: argparse.Namespace) -> None:
     if processes.several:
         initialize(processes, args.process_timeout)
         print(f"process {processes.index} of {processes.count} joined {processes.coordinator}")
+    return processes.several
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -239,8 +241,9 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _train_all(args: argparse.Namespace) -> int:
-    from movierec.data import load_dataset, make_split
-    from movierec.workflow import train_model
+    from movierec.data.loading import load_dataset
+    from movierec.data.splits import make_split
+    from movierec.workflow import ALL_RATINGS, train_model
 
     kinds = ["retrieval", "ranking"] if args.kind == "all" else [args.kind]
     if args.help_settings is not None:
@@ -253,56 +256,103 @@ def _train_all(args: argparse.Namespace) -> int:
             raise MovierecError("--epochs must be at least 1")
         overrides["epochs"] = args.epochs
     names = _model_names(args, kinds)
-    _join_processes(args)
+    several = _join_processes(args)
     if args.stream:
+        if args.no_eval:
+            raise MovierecError("--stream always holds out its hash split's test ratings")
         per_model = _settings_per_model(names, overrides, None)
         return _train_streaming(args, names, per_model)
     per_model = _settings_per_model(names, overrides, args.seed)
+    mode = _final_fit(args, several)
     logger.info("loading data set %s", args.data)
     dataset = load_dataset(args.data)
-    split = make_split(
-        dataset.ratings,
-        method=args.split,
-        seed=args.seed,
-        test_fraction=args.test_fraction,
-        n=args.leave_out,
-    )
-    train_ratings, split_info = split.train, split.info
-    if args.ratings_db:
-        train_ratings, split_info = _with_stored_ratings(args.ratings_db, dataset, split)
+    stored = _stored_ratings(args.ratings_db) if args.ratings_db else None
+    every = dataset.ratings
+    if stored is not None:
+        every, added = _merge_stored(every, every.iloc[:0], stored, dataset)
+    if mode == ALL_RATINGS:
+        split = None
+        train_ratings, test_ratings, split_info = every, None, {"method": ALL_RATINGS,
+                                                                 "ratings": len(every)}
+    else:
+        split = make_split(
+            dataset.ratings,
+            method=args.split,
+            seed=args.seed,
+            test_fraction=args.test_fraction,
+            n=args.leave_out,
+        )
+        train_ratings, test_ratings, split_info = split.train, split.test, dict(split.info)
+    if stored is not None:
+        if split is not None:
+            train_ratings, held_out_added = _merge_stored(split.train, split.test, stored, dataset)
+            added = held_out_added if mode == "holdout" else added  # what the saved model saw
+        where = _describe_db(args.ratings_db)
+        print(f"adding {added} of {len(stored)} ratings stored in {where}")
+        split_info["stored_ratings"] = {"db": where, "count": added}
     verbose = keras_verbosity(args.quiet)
     for kind, name in names.items():
         options = _train_options(args, streamed=False)
         if options is not None and args.kind == "all" and kind == "retrieval":
             print("(the retrieval model trains without checkpoints)")
             options = None
+        held_out = 0 if test_ratings is None else len(test_ratings)
         logger.info(
-            "training %s model '%s' on %s (%d train / %d test ratings)",
-            kind, name, dataset.name, len(train_ratings), len(split.test),
+            "training %s model '%s' on %s (%d train / %d test ratings%s)",
+            kind, name, dataset.name, len(train_ratings), held_out,
+            ", then on all of them" if mode == "refit" else "",
         )
         result = train_model(
             kind,
             name,
             dataset,
             train_ratings,
-            split.test,
+            test_ratings,
             settings=per_model[kind],
             split_info=split_info,
             out_dir=Path(args.models) / kind,
-            data_source=str(args.data),
             verbose=verbose,
             devices=args.devices,
             options=options,
+            refit_ratings=every if mode == "refit" else None,
         )
         if result.directory is None:
             print(f"{kind} '{name}': trained in {result.seconds:.1f} s (process 0 saves the model)")
             continue
         print_metrics(
-            f"{kind} '{name}': trained in {result.seconds:.1f} s, saved to {result.directory}",
+            f"{kind} '{name}': trained in {result.seconds:.1f} s, saved to {result.directory}"
+            + _FINAL_FIT_NOTES[mode],
             result.metrics,
         )
     _warn_if_stages_differ(Path(args.models))
     return 0
+
+
+#: What the saved model is, after "saved to DIR", by :func:`_final_fit`'s answer.
+_FINAL_FIT_NOTES = {
+    "refit": "\n  (metrics: trained on the split's train part, scored on its test part; "
+    "the saved model was then refitted on every rating)",
+    "holdout": "\n  (metrics: on the split's test part; the saved model was trained on its "
+    "train part only)",
+    "all": "\n  (trained on every rating; no held-out metrics, --no-eval)",
+}
+
+
+def _final_fit(args: argparse.Namespace, several: bool) -> str:
+    """Which model ``train`` saves: ``"refit"`` (evaluate on the split, then refit on
+    every rating: the default), ``"holdout"`` (the split's model) or ``"all"``."""
+    if args.no_eval:
+        return "all"
+    if args.holdout:
+        return "holdout"
+    if several or args.checkpoint_dir or args.resume:
+        print(
+            "movierec: note: a run with checkpoints or several processes saves the model "
+            "trained on the split (--holdout); --no-eval trains on every rating instead",
+            file=sys.stderr,
+        )
+        return "holdout"
+    return "refit"
 
 
 def _warn_if_stages_differ(models: Path) -> None:
@@ -365,64 +415,119 @@ def _train_streaming(
     return 0
 
 
-def _with_stored_ratings(url: str, dataset, split) -> tuple[Any, dict[str, Any]]:
-    """The train split plus ratings stored by the service (never test pairs)."""
+def _stored_ratings(url: str):
+    """Every rating the service stored in ``url`` (SQLite or PostgreSQL)."""
     from movierec.extras import require
 
     require("sqlalchemy", "--ratings-db")
-    from movierec.data.stored_ratings import add_stored_ratings
-    from movierec.serving.store import describe_url, read_ratings
+    from movierec.serving.store import read_ratings
 
-    stored = read_ratings(url)
-    train, added = add_stored_ratings(split.train, split.test, stored, dataset.movies)
-    print(f"adding {added} of {len(stored)} ratings stored in {describe_url(url)}")
-    return train, {**split.info, "stored_ratings": {"db": describe_url(url), "count": added}}
+    return read_ratings(url)
+
+
+def _describe_db(url: str) -> str:
+    """``url`` without its password, for output and manifests."""
+    from movierec.serving.store import describe_url
+
+    return describe_url(url)
+
+
+def _merge_stored(train, test, stored, dataset) -> tuple[Any, int]:
+    """``train`` plus the stored ratings that may be trained on (never ``test`` pairs)."""
+    from movierec.data.stored_ratings import add_stored_ratings
+
+    return add_stored_ratings(train, test, stored, dataset.movies)
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from movierec.data import load_dataset, make_split
-    from movierec.evaluation.evaluate import evaluate_ranker, evaluate_retriever
     from movierec.models.artifacts import load_model
 
     kinds = ["retrieval", "ranking"] if args.kind == "all" else [args.kind]
     if any(k < 1 for k in args.k):
         raise MovierecError("-k values must be at least 1")
     report: dict[str, Any] = {}
+    labels: dict[str, str] = {}
     for kind in kinds:
         directory = Path(args.models) / kind
         if args.kind == "all" and not directory.exists():
             continue
-        saved = load_model(directory)
+        saved = load_model(directory, lazy=True)
         manifest = saved.manifest
-        dataset = load_dataset(manifest.get("data_source") or "ml-100k")
-        split_info = manifest["split"]
-        split = make_split(
-            dataset.ratings,
-            method=split_info.get("method", "random"),
-            seed=split_info.get("seed", 42),
-            test_fraction=split_info.get("test_fraction", 0.2),
-            n=split_info.get("n", 1),
-        )
-        if kind == "ranking":
-            metrics = evaluate_ranker(saved.ranker, saved.train, split.test)
-        else:
-            metrics = evaluate_retriever(
-                saved.retriever,
-                saved.train,
-                split.test,
-                ks=tuple(args.k),
-                exclude_seen=not args.include_seen,
-                min_rating=args.min_rating,
-            )
-        report[kind] = {"model": manifest["model"], **metrics}
+        split_info = manifest.get("split", {})
+        if split_info.get("method") == "all":
+            report[kind] = {"model": manifest["model"], **_recorded_metrics(args, directory,
+                                                                            manifest)}
+            labels[kind] = "recorded when trained, on the held-out split before the refit"
+            continue
+        report[kind] = {"model": manifest["model"], **_evaluate_saved(args, kind, saved)}
+        labels[kind] = "on its test split"
     if not report:
         raise MovierecError(f"no trained models under {args.models}; run `movierec train`")
     if args.json:
         print_json(report)
     else:
         for kind, metrics in report.items():
-            print_metrics(f"{kind} '{metrics.pop('model')}' on its test split", metrics)
+            print_metrics(f"{kind} '{metrics.pop('model')}' {labels[kind]}", metrics)
     return 0
+
+
+def _recorded_metrics(
+    args: argparse.Namespace, directory: Path, manifest: dict[str, Any]
+) -> dict[str, Any]:
+    """A refitted model's metrics: those measured before the refit, as recorded (its
+    test ratings are in its training set now, so scoring them again would flatter it)."""
+    if "holdout" not in manifest["split"]:
+        raise MovierecError(
+            f"{directory} was trained on every rating with no held-out part (--no-eval); "
+            "train with --holdout to have a model `evaluate` can score"
+        )
+    asked = (sorted(args.k) != [10, 100], args.include_seen, args.min_rating is not None)
+    if any(asked):
+        raise MovierecError(
+            f"{directory} was refitted on every rating after its evaluation, so it can only "
+            "show the metrics recorded then (-k 10 100, seen movies excluded, every test "
+            "rating relevant); train with --holdout to evaluate it with other options"
+        )
+    return dict(manifest.get("metrics", {}))
+
+
+def _evaluate_saved(args: argparse.Namespace, kind: str, saved: Any) -> dict[str, Any]:
+    """Score a model trained on a split on that split's test part, re-created from the
+    data the manifest names (refused if those ratings are not the ones it came from)."""
+    from movierec.data.loading import load_dataset
+    from movierec.data.schema import ratings_digest
+    from movierec.data.splits import split_from_manifest
+    from movierec.evaluation.evaluate import evaluate_ranker, evaluate_retriever
+
+    manifest = saved.manifest
+    source = args.data or manifest.get("data_source")
+    if not source:
+        raise MovierecError(
+            f"{args.models}/{kind} does not record where its data came from (trained on a "
+            "data set built in memory); give the same ratings with --data DIR"
+        )
+    dataset = load_dataset(source)
+    expected = manifest.get("data", {}).get("ratings_digest")
+    if expected is not None:
+        found = ratings_digest(dataset.ratings)
+        if found != expected:
+            raise MovierecError(
+                f"{source} holds other ratings than {args.models}/{kind} was trained on "
+                f"(ratings digest {found[:16]}, the manifest's {expected[:16]}: "
+                f"{len(dataset.ratings)} ratings here, {manifest['data'].get('ratings')} "
+                "there); give the model's own data with --data"
+            )
+    split = split_from_manifest(dataset.ratings, manifest["split"])
+    if kind == "ranking":
+        return evaluate_ranker(saved.ranker, saved.train, split.test)
+    return evaluate_retriever(
+        saved.retriever,
+        saved.train,
+        split.test,
+        ks=tuple(args.k),
+        exclude_seen=not args.include_seen,
+        min_rating=args.min_rating,
+    )
 
 
 def _index(args: argparse.Namespace) -> int:

@@ -135,6 +135,18 @@ def _train_parser(sub: Subparsers) -> None:
     )
     train.add_argument("--leave-out", type=int, default=1, help="N for --split leave-last-n")
     train.add_argument("--seed", type=int, default=42, help="seed for the split and the model")
+    final = train.add_mutually_exclusive_group()
+    final.add_argument(
+        "--holdout",
+        action="store_true",
+        help="save the model trained on the train part of the split (what `movierec evaluate` "
+        "scores again) instead of refitting it on every rating, the default",
+    )
+    final.add_argument(
+        "--no-eval",
+        action="store_true",
+        help="train on every rating at once and skip the held-out evaluation (no metrics)",
+    )
     train.add_argument("--epochs", type=int, default=None, help="override the model's epochs")
     train.add_argument(
         "--set",
@@ -246,6 +258,12 @@ def _evaluate_parser(sub: Subparsers) -> None:
     evaluate = sub.add_parser("evaluate", help="metrics of saved models on their test split")
     _models_option(evaluate)
     _kind_argument(evaluate, "which saved model to evaluate (default: all)")
+    evaluate.add_argument(
+        "--data",
+        default=None,
+        help="the ratings the models were trained on (default: where their manifest says "
+        "they came from); refused if they differ from those",
+    )
     evaluate.add_argument("-k", type=int, nargs="+", default=[10, 100], help="cut-offs for top-K")
     evaluate.add_argument(
         "--include-seen", action="store_true", help="keep movies rated in training in the lists"

@@ -35,6 +35,11 @@ def detect_format(directory: Path) -> Loader | None:
     return None
 
 
+#: ``Dataset.source`` key: what to give :func:`load_dataset` to load the same data again
+#: (``"ml-100k"`` or an absolute directory); a saved model's ``data_source``.
+LOADED_FROM = "loaded_from"
+
+
 def load_dataset(source: str | Path = DEFAULT_SOURCE) -> Dataset:
     """Load ``"ml-100k"`` (the RecBole copy, fetched on first use) or a directory of files.
 
@@ -42,7 +47,9 @@ def load_dataset(source: str | Path = DEFAULT_SOURCE) -> Dataset:
     recognisable sub-directory (an archive unpacked one level up), is accepted too.
     """
     if str(source) == DEFAULT_SOURCE and not Path(source).is_dir():
-        return load_recbole(fetch_ml100k(), name=DEFAULT_SOURCE)
+        dataset = load_recbole(fetch_ml100k(), name=DEFAULT_SOURCE)
+        dataset.source[LOADED_FROM] = DEFAULT_SOURCE
+        return dataset
     directory = Path(source).expanduser()
     if not directory.exists():
         raise DataError(
@@ -64,4 +71,6 @@ def load_dataset(source: str | Path = DEFAULT_SOURCE) -> Dataset:
             "RecBole: <name>.inter + <name>.item; movierec Parquet: meta.json + ratings-*.parquet",
             path=directory,
         )
-    return loader(directory)
+    dataset = loader(directory)
+    dataset.source[LOADED_FROM] = str(Path(source).expanduser().resolve())
+    return dataset

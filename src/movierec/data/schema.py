@@ -16,6 +16,7 @@ Ids stay strings: sources do not promise dense integers, and the
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,17 @@ import pandas as pd
 RATING_COLUMNS = ["user_id", "movie_id", "rating", "timestamp"]
 MOVIE_COLUMNS = ["movie_id", "title", "year", "genres"]
 USER_COLUMNS = ["user_id", "age", "gender", "occupation", "zip"]
+
+
+def ratings_digest(ratings: pd.DataFrame) -> str:
+    """SHA-256 of a ratings frame's content (every row of :data:`RATING_COLUMNS`, in order).
+
+    Unlike a file checksum it exists for every data set, loaded from files or built
+    in memory, so a saved model can always name the exact ratings it came from and
+    ``movierec evaluate`` can refuse any other.
+    """
+    rows = pd.util.hash_pandas_object(ratings[RATING_COLUMNS], index=False)
+    return hashlib.sha256(rows.to_numpy().tobytes()).hexdigest()
 
 
 def ratings_frame(user_id, movie_id, rating, timestamp) -> pd.DataFrame:
@@ -73,6 +85,7 @@ class Dataset:
             "first_timestamp": int(r["timestamp"].min()) if len(r) else None,
             "last_timestamp": int(r["timestamp"].max()) if len(r) else None,
             "source": self.source,
+            "ratings_digest": ratings_digest(r),
         }
 
     def movie_titles(self) -> dict[str, str]:

@@ -195,3 +195,33 @@ def _make(ratings: pd.DataFrame, test_mask: np.ndarray, info: dict[str, Any]) ->
         test_users=int(test["user_id"].nunique()),
     )
     return Split(train=train, test=test, info=info)
+
+
+def split_from_manifest(ratings: pd.DataFrame, info: dict[str, Any]) -> Split:
+    """The split a saved model records (its manifest's ``split``), made again.
+
+    The one place that reads a recorded split back, so ``evaluate`` and the tests
+    re-create exactly what training used. A model refitted on every rating records
+    its evaluation split under ``"holdout"``; that split is the one returned.
+
+    Args:
+        ratings: The same ratings the model was trained from (check the digest first).
+        info: ``manifest["split"]``.
+
+    Returns:
+        The re-created :class:`Split`.
+
+    Raises:
+        MovierecError: The record names no split that can be re-created (a model
+            trained on every rating with no held-out part).
+    """
+    info = info.get("holdout", info) if info.get("method") == "all" else info
+    if info.get("method") in (None, "all", "none"):
+        raise MovierecError("the model was trained on every rating: there is no held-out split")
+    return make_split(
+        ratings,
+        method=info["method"],
+        seed=42 if info.get("seed") is None else info["seed"],
+        test_fraction=info.get("test_fraction") or 0.2,
+        n=info.get("n") or 1,
+    )

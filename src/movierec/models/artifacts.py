@@ -43,6 +43,7 @@ import pandas as pd
 
 import movierec
 from movierec.atomic import atomic_directory
+from movierec.data.loading import LOADED_FROM
 from movierec.data.schema import Dataset
 from movierec.data.training import TrainingSet
 from movierec.data.vocab import Vocabulary
@@ -184,6 +185,9 @@ def save_model(
             np.save(staging / CANDIDATES, model.candidate_embeddings())
         export_inference(model, train, staging)
         artifacts = artifact_digests(staging)
+        extra = dict(extra or {})
+        # Where the data came from, whoever saves: `evaluate` loads it back from here.
+        extra["data_source"] = extra.get("data_source") or train.dataset.source.get(LOADED_FROM)
         manifest = {
             "format": FORMAT_VERSION,
             "kind": model.kind,
@@ -195,7 +199,7 @@ def save_model(
             "metrics": metrics or {},
             "versions": versions(),
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            **(extra or {}),
+            **extra,
             "artifacts": artifacts,
         }
         _write_json(staging / MANIFEST, manifest)
@@ -342,10 +346,15 @@ LINEAGE_DATA = ("name", "ratings", "users", "movies")
 def lineage(manifest: dict[str, Any]) -> dict[str, Any]:
     """The data (name, sizes, source checksum) and split a model was trained on."""
     data = manifest.get("data", {})
+    split = dict(manifest.get("split", {}))
+    if split.get("method") == "all" and "holdout" in split:  # refitted after a held-out run
+        holdout = split.pop("holdout")
+        split = {**holdout, **split, "method": holdout["method"], "refitted on": "every rating"}
     return {
         **{f"data {key}": data.get(key) for key in LINEAGE_DATA},
         "data checksum": (data.get("source") or {}).get("ratings_sha256"),
-        **{f"split {key}": value for key, value in sorted(manifest.get("split", {}).items())},
+        "data digest": data.get("ratings_digest"),
+        **{f"split {key}": value for key, value in sorted(split.items())},
     }
 
 
