@@ -1,6 +1,6 @@
 """Training in several processes (JAX's multi-process runtime, gloo collectives on CPU).
 
-The README's multi-host recipe is what :func:`_start` runs: the same ``movierec train``
+The multi-host recipe of docs/scale.md is what :func:`_start` runs: the same ``movierec train``
 command in every process, with ``--coordinator``, ``--num-processes`` and ``--process-id``.
 """
 
