@@ -27,6 +27,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -43,6 +44,9 @@ from movierec.serving.middleware import (
 )
 from movierec.serving.observe import Metrics, Observe
 from movierec.serving.security import (
+    DOCS_ASSETS_URL,
+    DOCS_URL,
+    REDOC_URL,
     AllowedHosts,
     KeyChecker,
     RateLimit,
@@ -245,7 +249,15 @@ def create_app(
             app.state.service = None
             store.close()
 
-    app = FastAPI(
+    # FastAPI's own /docs and /redoc load Swagger UI and ReDoc from a CDN: a blank
+    # page offline. fastapi-offline serves the same pages with the files it ships.
+    app = FastAPIOffline(
+        docs_url=DOCS_URL,
+        redoc_url=REDOC_URL,
+        static_url=DOCS_ASSETS_URL,
+        favicon_url="/static/favicon.svg",
+        # no "valid" badge fetched from validator.swagger.io
+        swagger_ui_parameters={"validatorUrl": None},
         title="movierec",
         version=movierec.__version__,
         description="Two-stage movie recommendations: retrieval, then ranking.",
