@@ -46,7 +46,6 @@ from movierec.serving.observe import Metrics, Observe
 from movierec.serving.security import (
     DOCS_ASSETS_URL,
     DOCS_URL,
-    REDOC_URL,
     AllowedHosts,
     KeyChecker,
     RateLimit,
@@ -249,11 +248,12 @@ def create_app(
             app.state.service = None
             store.close()
 
-    # FastAPI's own /docs and /redoc load Swagger UI and ReDoc from a CDN: a blank
-    # page offline. fastapi-offline serves the same pages with the files it ships.
+    # FastAPI's own /docs loads Swagger UI from a CDN: a blank page offline.
+    # fastapi-offline serves the same page with the files it ships. No /redoc: ReDoc
+    # loads its logo from a CDN whatever its options.
     app = FastAPIOffline(
         docs_url=DOCS_URL,
-        redoc_url=REDOC_URL,
+        redoc_url=None,
         static_url=DOCS_ASSETS_URL,
         favicon_url="/static/favicon.svg",
         # no "valid" badge fetched from validator.swagger.io

@@ -26,10 +26,9 @@ from movierec.errors import MovierecError
 API_KEY_ENV = "MOVIEREC_API_KEY"
 MIN_KEY_LENGTH = 16
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
-#: The API's documentation pages (Swagger UI, ReDoc) and the files they load, all
-#: served by the app itself (no CDN).
+#: The API's documentation page (Swagger UI) and the files it loads, all served by
+#: the app itself (no CDN).
 DOCS_URL = "/docs"
-REDOC_URL = "/redoc"
 DOCS_ASSETS_URL = "/docs/assets"
 # Paths anyone may reach: probes, the page and its files, and the API description.
 PUBLIC_PATHS = (
@@ -38,7 +37,6 @@ PUBLIC_PATHS = (
     "/health/ready",
     "/",
     DOCS_URL,
-    REDOC_URL,
     "/openapi.json",
     "/docs/oauth2-redirect",
 )
@@ -264,14 +262,12 @@ PAGE_CSP = (
     "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
     "form-action 'self'; frame-ancestors 'none'"
 )
-# Swagger UI and ReDoc: files from this app, an inline bootstrap script, inline styles,
-# ReDoc's search in a blob: worker. Nothing from another origin.
+# Swagger UI: files from this app, an inline bootstrap script, inline styles; nothing
+# from another origin.
 DOCS_CSP = (
     "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
-    "img-src 'self' data:; worker-src 'self' blob:; object-src 'none'; base-uri 'none'; "
-    "frame-ancestors 'none'"
+    "img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 )
-DOCS_PATHS = (DOCS_URL, REDOC_URL)
 
 
 class SecurityHeaders:
@@ -285,7 +281,7 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         path = scope["path"]
-        csp = DOCS_CSP if path.startswith(DOCS_PATHS) else PAGE_CSP
+        csp = DOCS_CSP if path.startswith(DOCS_URL) else PAGE_CSP
         extra = [
             (b"content-security-policy", csp.encode()),
             (b"x-content-type-options", b"nosniff"),
