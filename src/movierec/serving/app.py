@@ -664,9 +664,27 @@ def _add_routes(app: FastAPI) -> None:
         return schemas.Similar(movie=schemas.Movie(**source.to_dict()), items=_movies(results))
 
     @app.get("/popular", response_model=schemas.MovieList, tags=["movies"])
-    def popular(service: Svc, k: K = 12) -> schemas.MovieList:
+    def popular(
+        service: Svc,
+        k: K = 12,
+        user_id: Annotated[
+            str | None,
+            Query(
+                min_length=1,
+                max_length=MAX_ID_LENGTH,
+                pattern=schemas.ID_PATTERN,
+                description="leave out the movies this user rated (in training or here); "
+                "an unknown user has rated none",
+            ),
+        ] = None,
+    ) -> schemas.MovieList:
         """The movies rated most often in training (the page's start view)."""
-        return schemas.MovieList(items=_movies(service.recommender.popular(k)))
+        recommender = service.recommender
+        if user_id is None:
+            return schemas.MovieList(items=_movies(recommender.popular(k)))
+        rated = set(recommender.history(user_id)) | {m for m, _ in service.stored(user_id)}
+        movies = [m for m in recommender.popular(k + len(rated)) if m.movie_id not in rated]
+        return schemas.MovieList(items=_movies(movies[:k]))
 
     @app.get(
         "/users/{user_id}/history",
