@@ -15,6 +15,7 @@ from movierec.errors import MovierecError
 #: Module -> (extra, pip distribution name).
 EXTRAS: dict[str, tuple[str, str]] = {
     "fastapi": ("serve", "fastapi"),
+    "fastapi_offline": ("serve", "fastapi-offline"),
     "uvicorn": ("serve", "uvicorn"),
     "sqlalchemy": ("serve", "sqlalchemy"),
     "faiss": ("ann", "faiss-cpu"),

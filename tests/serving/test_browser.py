@@ -49,19 +49,41 @@ def _require_browser():
 
 
 @contextlib.contextmanager
-def open_page() -> Iterator[tuple[Any, list[str]]]:
-    """Chromium with one page (timeouts set, the page's errors collected), closed after."""
+def open_page(
+    width: int = 1100, height: int = 900, origin: str | None = None
+) -> Iterator[tuple[Any, list[str]]]:
+    """Chromium with one page (timeouts set), closed after.
+
+    The list collects the page's uncaught errors, every console error (a failed
+    request, such as a 404, logs one) and, with ``origin``, every request to any
+    other origin (refused, as on a machine without network).
+    """
     sync_playwright = _require_browser()
     from playwright.sync_api import expect
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1100, "height": 900})
+            page = browser.new_page(viewport={"width": width, "height": height})
             page.set_default_timeout(TIMEOUT_MS)
             expect.set_options(timeout=TIMEOUT_MS)
             errors: list[str] = []
             page.on("pageerror", lambda error: errors.append(str(error)))
+            page.on(
+                "console",
+                lambda message: message.type == "error"
+                and errors.append(f"console: {message.text} at {message.location.get('url')}"),
+            )
+            if origin is not None:
+
+                def offline(route):
+                    if route.request.url.startswith(origin + "/"):
+                        route.continue_()
+                    else:
+                        errors.append(f"request to another origin: {route.request.url}")
+                        route.abort()
+
+                page.route("**/*", offline)
             yield page, errors
         finally:
             browser.close()

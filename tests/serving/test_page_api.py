@@ -30,3 +30,18 @@ def test_favicon_is_served(client):  # noqa: F811
     response = client.get("/static/favicon.svg")
     assert response.status_code == 200 and "svg" in response.headers["content-type"]
     assert 'rel="icon" href="/static/favicon.svg"' in client.get("/").text
+
+
+def test_popular_leaves_out_what_a_user_rated(client):  # noqa: F811
+    everything = [i["movie_id"] for i in client.get("/popular", params={"k": 100}).json()["items"]]
+    seen = watched("2")
+    answer = client.get("/popular", params={"k": 12, "user_id": "2"}).json()["items"]
+    assert [i["movie_id"] for i in answer] == [m for m in everything if m not in seen][:12]
+    # ratings stored here count too; an unknown user has rated nothing
+    stored = client.post("/users/web-p/ratings", json={"movie_id": everything[0], "rating": 4})
+    assert stored.status_code == 201
+    mine = client.get("/popular", params={"k": 3, "user_id": "web-p"}).json()["items"]
+    assert [i["movie_id"] for i in mine] == everything[1:4]
+    nobody = client.get("/popular", params={"k": 3, "user_id": "nobody"}).json()["items"]
+    assert [i["movie_id"] for i in nobody] == everything[:3]
+    assert client.get("/popular", params={"user_id": ""}).status_code == 422

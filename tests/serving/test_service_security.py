@@ -94,12 +94,14 @@ def test_reading_api_keys(tmp_path):
 def test_serve_refuses_a_public_host_without_keys(tmp_path, capsys, monkeypatch):
     models, _ = example_models()
     monkeypatch.delenv("MOVIEREC_API_KEY", raising=False)
-    public = ["serve", "--models", str(models), "--host", "0.0.0.0",
+    public = ["serve", "--models", str(models), "--host", "0.0.0.0", "--port", str(free_port()),
               "--db", f"sqlite:///{tmp_path / 'r.sqlite3'}"]  # fmt: skip
     assert main(public) == 2
     assert "refusing to serve 0.0.0.0 without API keys" in capsys.readouterr().err
     started = []
-    monkeypatch.setattr(uvicorn.Server, "run", lambda self: started.append(self.config))
+    monkeypatch.setattr(
+        uvicorn.Server, "run", lambda self, sockets=None: started.append(self.config)
+    )
     for extra in (["--no-auth"], ["--api-key-file", str(tmp_path / "keys")]):
         (tmp_path / "keys").write_text(KEY + "\n")
         assert main([*public, *extra]) == 0

@@ -11,7 +11,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import cli_example_models, make_planted_dataset
+from conftest import cli_example_models, free_port, make_planted_dataset
 from fastapi.testclient import TestClient
 
 from movierec.cli.main import main
@@ -258,5 +258,5 @@ def test_train_takes_ratings_from_the_service_database(tmp_path, capsys):
 
 
 def test_serve_reports_missing_models(tmp_path, capsys):
-    assert main(["serve", "--models", str(tmp_path / "none")]) == 2
+    assert main(["serve", "--models", str(tmp_path / "none"), "--port", str(free_port())]) == 2
     assert "no retrieval model" in capsys.readouterr().err

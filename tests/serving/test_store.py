@@ -10,6 +10,7 @@ import time
 import pytest
 import sqlalchemy
 from conftest import cli_example_models as example_models
+from conftest import free_port
 from fastapi.testclient import TestClient
 
 from movierec.serving import store as store_module
@@ -211,7 +212,8 @@ def test_database_urls_are_shown_without_password(capsys):
     assert "s3cret" not in describe_url(url) and "alice" in describe_url(url)
     models, _ = example_models()
     # nothing listens on port 1: the error names the database without the password
-    assert main(["serve", "--models", str(models), "--db", url]) == 2
+    port = str(free_port())
+    assert main(["serve", "--models", str(models), "--db", url, "--port", port]) == 2
     err = capsys.readouterr().err
     assert "cannot open database postgresql+psycopg://alice:***@127.0.0.1:1/ratings" in err
     assert "s3cret" not in err

@@ -673,20 +673,19 @@ def _id_range(ids) -> str:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    """Load and check everything first, so a bad model dir, database, key file or
-    option is one clear error; print "serving on" only once requests are answered."""
-    import logging
+    """Load and check everything first, so a bad model dir, database, key file, port or
+    option is one clear error; print "serving on" only once requests are answered.
 
+    The port is bound before the models load (a port in use fails at once) and
+    the bound sockets are handed to uvicorn.
+    """
     from movierec.extras import require_serving
 
+    if not 1 <= args.port <= 65535:
+        raise MovierecError(f"--port must be 1 to 65535, got {args.port}")
     require_serving()
-    import uvicorn
-
-    from movierec.pipeline import Recommender
-    from movierec.serving.app import create_app
     from movierec.serving.security import LOOPBACK_HOSTS, is_loopback, parse_rate, read_api_keys
-    from movierec.serving.server import uvicorn_config
-    from movierec.serving.store import RatingStore, default_url, describe_url
+    from movierec.serving.server import bind_sockets
 
     keys = read_api_keys(args.api_key_file)
     if not keys and not is_loopback(args.host) and not args.no_auth:
@@ -703,6 +702,34 @@ def _serve(args: argparse.Namespace) -> int:
         hosts = [h.strip() for h in args.allowed_hosts.split(",") if h.strip()]
     else:
         hosts = list(LOOPBACK_HOSTS) if is_loopback(args.host) else None
+    sockets = bind_sockets(args.host, args.port)
+    try:
+        return _serve_on(args, sockets, keys, rate, hosts)
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def _serve_on(
+    args: argparse.Namespace,
+    sockets: list[Any],
+    keys: list[str],
+    rate: float | None,
+    hosts: list[str] | None,
+) -> int:
+    """``serve`` once its options are checked and its port is bound: load, then run."""
+    import logging
+
+    import uvicorn
+
+    from movierec.pipeline import Recommender
+    from movierec.serving.app import create_app
+    from movierec.serving.server import uvicorn_config
+    from movierec.serving.store import RatingStore, default_url, describe_url
+
+    # JAX logs "Unable to initialize backend 'tpu'" (INFO) on every start; the INFO
+    # logging below would print it. Only this command's process is configured here.
+    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
     db_url = args.db or default_url(args.models)
     RatingStore(db_url).close()
     recommender = Recommender.load(args.models, serving=True)
@@ -727,7 +754,7 @@ def _serve(args: argparse.Namespace) -> int:
         f"serving on http://{args.host}:{args.port}/ (API docs at /docs; {auth}; "
         f"ratings in {describe_url(db_url)})",
     )
-    server.run()
+    server.run(sockets=sockets)
     return 0
 
 

@@ -27,6 +27,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -43,6 +44,8 @@ from movierec.serving.middleware import (
 )
 from movierec.serving.observe import Metrics, Observe
 from movierec.serving.security import (
+    DOCS_ASSETS_URL,
+    DOCS_URL,
     AllowedHosts,
     KeyChecker,
     RateLimit,
@@ -245,7 +248,16 @@ def create_app(
             app.state.service = None
             store.close()
 
-    app = FastAPI(
+    # FastAPI's own /docs loads Swagger UI from a CDN: a blank page offline.
+    # fastapi-offline serves the same page with the files it ships. No /redoc: ReDoc
+    # loads its logo from a CDN whatever its options.
+    app = FastAPIOffline(
+        docs_url=DOCS_URL,
+        redoc_url=None,
+        static_url=DOCS_ASSETS_URL,
+        favicon_url="/static/favicon.svg",
+        # no "valid" badge fetched from validator.swagger.io
+        swagger_ui_parameters={"validatorUrl": None},
         title="movierec",
         version=movierec.__version__,
         description="Two-stage movie recommendations: retrieval, then ranking.",
@@ -652,9 +664,27 @@ def _add_routes(app: FastAPI) -> None:
         return schemas.Similar(movie=schemas.Movie(**source.to_dict()), items=_movies(results))
 
     @app.get("/popular", response_model=schemas.MovieList, tags=["movies"])
-    def popular(service: Svc, k: K = 12) -> schemas.MovieList:
+    def popular(
+        service: Svc,
+        k: K = 12,
+        user_id: Annotated[
+            str | None,
+            Query(
+                min_length=1,
+                max_length=MAX_ID_LENGTH,
+                pattern=schemas.ID_PATTERN,
+                description="leave out the movies this user rated (in training or here); "
+                "an unknown user has rated none",
+            ),
+        ] = None,
+    ) -> schemas.MovieList:
         """The movies rated most often in training (the page's start view)."""
-        return schemas.MovieList(items=_movies(service.recommender.popular(k)))
+        recommender = service.recommender
+        if user_id is None:
+            return schemas.MovieList(items=_movies(recommender.popular(k)))
+        rated = set(recommender.history(user_id)) | {m for m, _ in service.stored(user_id)}
+        movies = [m for m in recommender.popular(k + len(rated)) if m.movie_id not in rated]
+        return schemas.MovieList(items=_movies(movies[:k]))
 
     @app.get(
         "/users/{user_id}/history",

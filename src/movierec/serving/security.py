@@ -26,17 +26,21 @@ from movierec.errors import MovierecError
 API_KEY_ENV = "MOVIEREC_API_KEY"
 MIN_KEY_LENGTH = 16
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
+#: The API's documentation page (Swagger UI) and the files it loads, all served by
+#: the app itself (no CDN).
+DOCS_URL = "/docs"
+DOCS_ASSETS_URL = "/docs/assets"
 # Paths anyone may reach: probes, the page and its files, and the API description.
 PUBLIC_PATHS = (
     "/health",
     "/health/live",
     "/health/ready",
     "/",
-    "/docs",
+    DOCS_URL,
     "/openapi.json",
     "/docs/oauth2-redirect",
 )
-PUBLIC_PREFIXES = ("/static/",)
+PUBLIC_PREFIXES = ("/static/", DOCS_ASSETS_URL + "/")
 # Probes are never rate limited: an orchestrator polling them must not lock itself out.
 UNLIMITED_PATHS = ("/health", "/health/live", "/health/ready")
 
@@ -258,12 +262,11 @@ PAGE_CSP = (
     "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
     "form-action 'self'; frame-ancestors 'none'"
 )
-# Swagger UI comes from a CDN with an inline bootstrap script.
+# Swagger UI: files from this app, an inline bootstrap script, inline styles; nothing
+# from another origin.
 DOCS_CSP = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "img-src 'self' data: https://fastapi.tiangolo.com; object-src 'none'; base-uri 'none'; "
-    "frame-ancestors 'none'"
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 )
 
 
@@ -278,7 +281,7 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         path = scope["path"]
-        csp = DOCS_CSP if path.startswith("/docs") else PAGE_CSP
+        csp = DOCS_CSP if path.startswith(DOCS_URL) else PAGE_CSP
         extra = [
             (b"content-security-policy", csp.encode()),
             (b"x-content-type-options", b"nosniff"),

@@ -10,9 +10,13 @@ closes a connection whose next request's headers have not all arrived within
 from __future__ import annotations
 
 import asyncio
+import errno
+import socket
 from typing import Any
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from movierec.errors import MovierecError
 
 try:  # the faster parser, when installed
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -21,6 +25,68 @@ except ImportError:  # pragma: no cover - depends on the install
 
 DEFAULT_HEADER_TIMEOUT_S = 10.0
 DEFAULT_KEEP_ALIVE_S = 5
+#: The TCP ports a service can listen on (0, "any free port", would make the
+#: announced address wrong).
+PORTS = range(1, 65536)
+
+
+def bind_sockets(host: str, port: int) -> list[socket.socket]:
+    """Bound (not yet listening) TCP sockets for every address ``host`` names, as
+    asyncio's ``create_server`` would bind them; hand them to ``uvicorn.Server.run``.
+
+    Binding before the models load turns a port in use or out of range into an
+    error at once. Until uvicorn listens on them, connections are refused as if
+    nothing were bound (and only another ``SO_REUSEADDR`` socket could bind the
+    port meanwhile; the first to listen then wins).
+
+    Args:
+        host: Address or name to listen on.
+        port: TCP port, 1 to 65535.
+
+    Returns:
+        One socket per distinct address; the caller closes them.
+
+    Raises:
+        MovierecError: The port is out of range, the host does not resolve, or an
+            address cannot be bound (in use, not this machine's, not permitted).
+    """
+    if port not in PORTS:
+        raise MovierecError(f"--port must be 1 to 65535, got {port}")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as error:
+        raise MovierecError(f"cannot listen on {host}: {error.strerror}") from None
+    sockets: list[socket.socket] = []
+    seen = set()
+    try:
+        for family, kind, proto, _, address in infos:
+            if (family, address) in seen:
+                continue
+            seen.add((family, address))
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+            if family == socket.AF_INET6 and hasattr(socket, "IPPROTO_IPV6"):
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                sock.bind(address)
+            except OSError as error:
+                shown = f"[{address[0]}]" if family == socket.AF_INET6 else address[0]
+                where = f"{shown}:{port}"
+                if error.errno == errno.EADDRINUSE:
+                    reason = "the port is already in use (another server? pick --port)"
+                elif error.errno == errno.EADDRNOTAVAIL:
+                    reason = "that is not an address of this machine"
+                elif error.errno == errno.EACCES:
+                    reason = "permission denied (ports below 1024 need privileges)"
+                else:
+                    reason = error.strerror or str(error)
+                raise MovierecError(f"cannot listen on {where}: {reason}") from None
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
 
 
 class _HeaderTimeout:

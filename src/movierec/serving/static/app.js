@@ -2,8 +2,18 @@
 "use strict";
 
 const USER_KEY = "movierec.user";
+// Popular movies shown at once, and how many the page keeps to refill their places.
+const POPULAR_SHOWN = 12;
+const POPULAR_POOL = 48;
+// A known user's training ratings listed before "Show all".
+const TRAINING_SHOWN = 5;
+// A card that just took a rated movie's place ignores clicks this long (ms): a quick
+// second click meant for the movie just rated must not rate the newcomer.
+const FRESH_MS = 400;
 const state = {
-  user: null, ratings: new Map(), updates: 0, popular: [], found: [], pending: null,
+  user: null, ratings: new Map(), updates: 0, found: [], pending: null,
+  popularPool: [], popularSlots: [], fresh: new Map(),
+  canRecommend: false, training: [], history: 0, showAllTraining: false,
 };
 const $ = (id) => document.getElementById(id);
 
@@ -50,11 +60,18 @@ function starsText(value) {
 function movieItem(movie, { showPredicted = false, showScore = false } = {}) {
   const li = el("li", "movie");
   li.dataset.movieId = movie.movie_id;
+  const arrived = state.fresh.get(movie.movie_id);
+  if (arrived !== undefined) li.classList.add("fresh");
   const info = el("div", "info");
-  info.append(el("span", "title", movie.title));
+  const title = el("span", "title", movie.title);
+  title.title = movie.title;  // cut to one line: the full title on hover
+  info.append(title);
   const meta = [movie.genres.join(", ")];
   if (showScore && movie.score !== null) meta.push(`similarity ${movie.score.toFixed(2)}`);
-  info.append(el("span", "meta", meta.filter(Boolean).join(" · ")));
+  const metaText = meta.filter(Boolean).join(" · ");
+  const metaNode = el("span", "meta", metaText);
+  metaNode.title = metaText;
+  info.append(metaNode);
   if (showPredicted && movie.predicted_rating !== null) {
     // Read-only, in words: what the model expects, never mistaken for your own stars.
     const predicted = el("span", "predicted", "Predicted for you: ");
@@ -75,7 +92,10 @@ function movieItem(movie, { showPredicted = false, showScore = false } = {}) {
     button.type = "button";
     button.dataset.stars = String(n);
     button.setAttribute("aria-label", `${n} star${n > 1 ? "s" : ""}`);
-    button.addEventListener("click", () => rate(movie, n));
+    button.addEventListener("click", () => {
+      if (arrived !== undefined && performance.now() - arrived < FRESH_MS) return;
+      rate(movie, n, button.closest("ul"));
+    });
     stars.append(button);
   }
   const similar = el("button", "link similar", "similar");
@@ -98,6 +118,9 @@ function setStatus(id, text, isError = false) {
 
 // Switching user starts from a clean page: nothing of the previous user stays shown.
 function resetPanels() {
+  state.training = [];
+  state.showAllTraining = false;
+  state.canRecommend = false;
   $("unknown-user").hidden = true;
   $("similar-box").hidden = true;
   $("similar").replaceChildren();
@@ -136,6 +159,7 @@ async function useUser(userId) {
   localStorage.setItem(USER_KEY, userId);
   $("user-id").value = userId;
   await refreshRatings();
+  await loadPopular();  // without the movies this user rated
   await refreshRecommendations();
 }
 
@@ -151,36 +175,56 @@ async function refreshRatings() {
   try {
     const answer = await api(`/users/${encodeURIComponent(state.user)}/ratings`);
     state.ratings = new Map(answer.ratings.map((m) => [m.movie_id, m.predicted_rating]));
+    // A new profile without ratings has nothing to recommend yet (asking would be a 404).
+    state.canRecommend = answer.known_to_model || answer.ratings.length > 0;
     const known = answer.known_to_model
       ? `known to the model (${answer.history} ratings in training)`
       : "a new profile";
     setStatus("profile-status", `User ${answer.user_id}: ${known}.`);
     const mine = answer.ratings.map((m) => ({ ...m, predicted_rating: null }));
-    let training = [];
+    state.training = [];
+    state.history = answer.history;
     if (answer.known_to_model) {
-      const history = await api(`/users/${encodeURIComponent(state.user)}/history?k=50`);
-      training = history.items;
-      for (const m of training) {
+      const history = await api(`/users/${encodeURIComponent(state.user)}/history?k=100`);
+      state.training = history.items;
+      for (const m of state.training) {
         if (!state.ratings.has(m.movie_id)) state.ratings.set(m.movie_id, m.predicted_rating);
       }
     }
     render($("my-ratings"), mine.reverse());
     const here = mine.length ? `${mine.length} rated here.` : "None rated here yet.";
     setStatus("ratings-status", here);
-    render($("training-ratings"), training.map((m) => ({ ...m, predicted_rating: null })));
-    $("training-title").textContent =
-      `Rated before: ${answer.history} in training` +
-      (training.length < answer.history ? ` (best ${training.length} shown)` : "");
-    $("training-box").hidden = !training.length;
-    render($("popular"), state.popular);
+    renderTraining();
     render($("search-results"), state.found);  // stars as this user gave them
   } catch (error) {
     setStatus("profile-status", error.message, true);
   }
 }
 
+// A known user's training ratings: the best few, the rest behind "Show all".
+function renderTraining() {
+  const all = state.training;
+  const shown = state.showAllTraining ? all : all.slice(0, TRAINING_SHOWN);
+  render($("training-ratings"), shown.map((m) => ({ ...m, predicted_rating: null })));
+  $("training-title").textContent =
+    `Rated before: ${state.history} in training` +
+    (all.length < state.history ? ` (the best ${all.length} listed)` : "");
+  const more = $("training-more");
+  more.hidden = all.length <= TRAINING_SHOWN;
+  more.textContent = state.showAllTraining ? "Show fewer" : `Show all ${all.length}`;
+  more.setAttribute("aria-expanded", String(state.showAllTraining));
+  $("training-box").hidden = !all.length;
+}
+
 async function refreshRecommendations() {
   const list = $("recs");
+  if (!state.canRecommend) {
+    list.replaceChildren();
+    setStatus("recs-status", "Rate a few movies to get recommendations.");
+    state.updates += 1;
+    list.dataset.updates = String(state.updates);
+    return;
+  }
   try {
     const answer = await api(`/users/${encodeURIComponent(state.user)}/recommendations?k=10`);
     render(list, answer.items, { showPredicted: true });
@@ -198,7 +242,14 @@ async function refreshRecommendations() {
   list.dataset.updates = String(state.updates);
 }
 
-async function rate(movie, stars) {
+// Rating never moves what is under the pointer: the rated card's place in the popular
+// list is taken by the next popular movie, cards are all one height, and should the
+// list still have moved (a first recommendation list appearing above it on a phone),
+// the page scrolls by as much.
+async function rate(movie, stars, list = null) {
+  const sticky = list && getComputedStyle(list.closest("section")).position === "sticky";
+  const pinned = list && !sticky ? list : null;
+  const top = pinned ? pinned.getBoundingClientRect().top : 0;
   if (!state.user) await newProfile();
   try {
     await api(`/users/${encodeURIComponent(state.user)}/ratings`, {
@@ -210,10 +261,16 @@ async function rate(movie, stars) {
     return;
   }
   state.ratings.set(movie.movie_id, stars);
+  state.canRecommend = true;
   document.querySelectorAll(`li[data-movie-id="${CSS.escape(movie.movie_id)}"] .star`)
     .forEach((b) => b.classList.toggle("on", Number(b.dataset.stars) <= stars));
+  fillPopular();
   await refreshRatings();
   await refreshRecommendations();
+  if (pinned) {
+    const moved = pinned.getBoundingClientRect().top - top;
+    if (Math.abs(moved) >= 1) window.scrollBy(0, moved);
+  }
 }
 
 async function showSimilar(movie) {
@@ -228,15 +285,43 @@ async function showSimilar(movie) {
   }
 }
 
+// The most rated movies this user has not rated (the server leaves out what it knows
+// they rated; the page, what they rate meanwhile), in fresh places.
 async function loadPopular() {
+  const who = state.user ? `&user_id=${encodeURIComponent(state.user)}` : "";
   try {
-    const answer = await api("/popular?k=12");
-    state.popular = answer.items;
-    render($("popular"), state.popular);
-    render($("search-results"), state.found);  // stars as this user gave them
+    const answer = await api(`/popular?k=${POPULAR_POOL}${who}`);
+    state.popularPool = answer.items;
+    state.popularSlots = [];
+    fillPopular();
   } catch (error) {
     $("popular").replaceChildren(el("li", "status error", error.message));
   }
+}
+
+// Popular movies not rated: one that gets rated gives its place, in place, to the next
+// movie of the pool; the others stay where they are.
+function fillPopular() {
+  const unrated = (m) => !state.ratings.has(m.movie_id);
+  const kept = new Set(state.popularSlots.filter(unrated).map((m) => m.movie_id));
+  const spare = state.popularPool.filter((m) => unrated(m) && !kept.has(m.movie_id));
+  const first = !state.popularSlots.length;
+  const slots = [];
+  state.fresh = new Map();
+  const now = performance.now();
+  const take = () => {
+    const next = spare.shift();
+    if (!first) state.fresh.set(next.movie_id, now);
+    slots.push(next);
+  };
+  for (const movie of state.popularSlots) {
+    if (unrated(movie)) slots.push(movie);
+    else if (spare.length) take();
+  }
+  while (slots.length < POPULAR_SHOWN && spare.length) take();
+  state.popularSlots = slots;
+  render($("popular"), slots);
+  state.fresh = new Map();
 }
 
 let searchTimer = null;
@@ -278,10 +363,14 @@ document.addEventListener("DOMContentLoaded", () => {
     $("user-id").focus();
     $("user-id").select();
   });
-  loadPopular();
   $("new-profile").addEventListener("click", () => newProfile());
+  $("training-more").addEventListener("click", () => {
+    state.showAllTraining = !state.showAllTraining;
+    renderTraining();
+  });
   $("search").addEventListener("input", onSearch);
   $("similar-close").addEventListener("click", () => { $("similar-box").hidden = true; });
   const saved = localStorage.getItem(USER_KEY);
   if (saved) useUser(saved);
+  else loadPopular();
 });
