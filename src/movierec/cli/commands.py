@@ -481,10 +481,7 @@ def _stars(saved) -> str:
 
 
 #: ``score`` in a recommendation list.
-RETRIEVAL_SCORE = (
-    "score = retrieval score (user and movie embeddings' dot product: higher is better, "
-    "no fixed scale)"
-)
+RETRIEVAL_SCORE = "score = retrieval score (a dot product: higher is better, no fixed scale)"
 
 
 def _check_count(value: int, option: str) -> None:
