@@ -239,7 +239,8 @@ class TwoTowerRetriever(Retriever):
         else:
             unit = "(cross-entropy per rating, against the batch's other movies)"
         shown = [Measure("loss_per_movie", "loss", unit)]
-        progress = keras_progress(model_label(self), shown, verbose)
+        # Process 0 speaks for a multi-process run, as the dcn's trainer does.
+        progress = keras_progress(model_label(self), shown, verbose if examples.process == 0 else 0)
         history = model.fit(
             examples,
             epochs=int(s["epochs"]),
