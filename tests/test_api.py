@@ -123,3 +123,25 @@ def test_train_model_alone_and_default_settings(example_rec):
     )
     assert ranker.settings["epochs"] == 2 and "rmse" in ranker.metrics
     assert set(movierec.evaluate(ranker, split)) == {"ranking"}
+
+
+def test_training_shows_labelled_progress_by_default_and_verbose_0_silences_it(
+    example_rec, monkeypatch, capfd
+):
+    import logging
+
+    _, split, _ = example_rec
+    logger = logging.getLogger("movierec")  # as a fresh process has it (the CLI sets it)
+    monkeypatch.setattr(logger, "handlers", [])
+    monkeypatch.setattr(logger, "level", logging.NOTSET)
+    monkeypatch.setattr(logger, "propagate", True)
+    capfd.readouterr()
+    fast = {"epochs": 2, "batch_size": 64}
+    movierec.train_model("ranking", split, "example", settings=fast)
+    captured = capfd.readouterr()
+    assert "ranking 'example': epoch 1/2, loss " in captured.err
+    assert "ranking 'example': epoch 2/2, loss " in captured.err and " stars, " in captured.err
+    assert "Epoch" not in captured.err + captured.out and "\r" not in captured.err  # no Keras bar
+    assert (logger.handlers, logger.level, logger.propagate) == ([], logging.NOTSET, True)
+    movierec.train_model("ranking", split, "example", settings=fast, verbose=0)
+    assert capfd.readouterr().err == ""

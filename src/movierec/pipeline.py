@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -272,8 +272,14 @@ class Recommender:
             result.predicted_rating = float(stars)
         return sorted(results, key=lambda r: -(r.predicted_rating or 0.0))
 
+    def similarity_meaning(self) -> str:
+        """What :meth:`similar`'s ``score`` means for the loaded retrieval model, in a
+        line (:func:`similarity_meaning` of its saved settings)."""
+        return similarity_meaning(self.retrieval.manifest.get("settings", {}))
+
     def similar(self, movie_id: str, k: int = 10) -> list[MovieResult]:
-        """Movies most like this one, by the retrieval model's ``similar_scores``."""
+        """Movies most like this one, by the retrieval model's ``similar_scores``; each
+        result's ``score`` is that similarity (see :meth:`similarity_meaning`)."""
         movie_id = str(movie_id)
         index = self.retrieval.train.movies.index(movie_id)
         if index == OOV_INDEX:
@@ -355,6 +361,37 @@ class Recommender:
         query = self._query(self.ranking, user_id, extra_ratings)
         rows = np.zeros(len(movies), dtype=np.int64)
         return self.ranking.ranker.predict(query.take(rows), movies)
+
+
+def similarity_meaning(settings: Mapping[str, Any]) -> str:
+    """What a retrieval model's ``similar`` scores are, from its settings, in one line.
+
+    With a ``similar_rating_weight`` (the two-tower's is 0.5) the score is a sum of
+    standardised scores (:func:`~movierec.models.base.combined_similarity`): no fixed
+    bound. Without one it is the product of the model's similar vectors: the
+    two-tower's EASE row plus its embeddings' cosine, each divided by its spread, when
+    it has an item-item path (``item_item_rank``); else the embeddings' cosine.
+
+    Args:
+        settings: The retrieval model's settings, as its manifest records them.
+
+    Returns:
+        E.g. ``"score = cosine of the two movies' embeddings (-1 to 1, higher is more
+        alike)"``.
+    """
+    weight = float(settings.get("similar_rating_weight") or 0.0)
+    if weight > 0:
+        return (
+            f"score = the model's movie similarity + {weight:g} x the cosine of the two "
+            "movies' ratings, each in standard deviations from this movie's mean over the "
+            "catalogue (0 = a typical movie; higher is more alike; no fixed bound)"
+        )
+    if int(settings.get("item_item_rank") or 0) > 0:
+        return (
+            "score = the EASE item-item score + the embeddings' cosine, each divided by its "
+            "spread over the catalogue (higher is more alike; no fixed bound)"
+        )
+    return "score = cosine of the two movies' embeddings (-1 to 1, higher is more alike)"
 
 
 def tune_process_for_serving() -> None:

@@ -34,7 +34,7 @@ from movierec.evaluation.evaluate import (
 from movierec.models.artifacts import save_model
 from movierec.models.base import Ranker, RecommenderModel, Retriever
 from movierec.models.registry import model_class, streaming_models
-from movierec.progress import fit_reporting, logger
+from movierec.progress import logger
 from movierec.ranking.trainer import TrainOptions
 
 
@@ -132,7 +132,8 @@ def train_model(
         split_info: How the split was made, recorded in the saved manifest.
         out_dir: Directory to save the model into; ``None`` does not save.
         data_source: Where the data came from, recorded in the manifest.
-        verbose: Keras-style verbosity; 0 silences training progress.
+        verbose: 0 silences training progress; above 0 every model logs one labelled
+            line per epoch to the ``movierec`` logger (no Keras bars).
         devices: Number of local devices to train on data-parallel.
         options: Checkpoint, resume and device options; only models with their own
             training loop accept checkpoints.
@@ -187,7 +188,7 @@ def train_model(
             model = model_cls(**(settings or {}))
             train = TrainingSet.build(dataset, ratings)
             started = time.perf_counter()
-            history = model.fit(train, **fit_reporting(model.fit, f"{kind} '{name}'", verbose))
+            history = model.fit(train, verbose=verbose)
             seconds = time.perf_counter() - started
         if several:
             model.network = local_network(model.network)

@@ -80,6 +80,24 @@ def test_learns_the_planted_preference(trained):
     assert np.mean([np.mean(popular == g) for g in groups]) < 0.75
 
 
+def test_progress_shows_the_cross_entropy_per_rated_movie(caplog):
+    """The loss Keras minimises is per user, summed over their movies (hundreds on
+    MovieLens); the progress line shows it per movie, on the scale of ln(catalogue)."""
+    ds = _dataset()
+    train = TrainingSet.build(ds, ds.ratings)
+    with caplog.at_level("INFO", logger="movierec"):
+        history = TwoTowerRetriever(**{**FAST, "epochs": 2}).fit(train, verbose=1)
+    # Every user rated PER_USER movies, all of them targets: the sum is PER_USER times it.
+    np.testing.assert_allclose(
+        history["loss"], np.multiply(history["loss_per_movie"], PER_USER), rtol=1e-4
+    )
+    lines = [r.getMessage() for r in caplog.records if "epoch" in r.getMessage()]
+    assert len(lines) == 2 and lines[1].startswith(
+        f"retrieval 'two-tower': epoch 2/2, loss {history['loss_per_movie'][1]:.4f} "
+        f"(cross-entropy per rated movie; a uniform guess scores {np.log(N_MOVIES):.2f}), "
+    )
+
+
 def test_shapes_and_unknown_user_with_history(trained):
     model, train = trained
     candidates = model.candidate_embeddings()

@@ -83,6 +83,22 @@ def test_streamed_two_tower_learns_evaluates_like_evaluate_and_indexes(shards, t
     capsys.readouterr()
 
 
+def test_streamed_training_reports_labelled_lines_per_target_movie(shards, tmp_path, capsys):
+    models = tmp_path / "models"
+    argv = ["train", "retrieval", "--data", str(shards), "--stream", "--models", str(models)]
+    assert main([*argv, *SMALL, "--epochs", "2"]) == 0
+    err = capsys.readouterr().err
+    assert "retrieval 'two-tower': item-item path fitted in" in err
+    for epoch in (1, 2):
+        assert f"retrieval 'two-tower': epoch {epoch}/2, loss " in err
+    assert "(cross-entropy per target movie, against the batch's targets)" in err
+    assert "Epoch" not in err and "\r" not in err and "\x1b" not in err  # no Keras bar
+    history = json.loads((models / "retrieval" / "manifest.json").read_text())["history"]
+    # The loss sums each user's (up to TARGETS_PER_USER) targets; the line shows one's.
+    ratio = np.divide(history["loss"], history["loss_per_movie"])
+    assert np.all((ratio > 1) & (ratio <= TARGETS_PER_USER + 1e-3))
+
+
 def test_streamed_item_item_path_equals_the_in_memory_one():
     dataset = planted(5)
     train = TrainingSet.build(dataset, dataset.ratings)

@@ -148,6 +148,9 @@ def test_new_profile_rates_three_movies_and_sees_recommendations_change(server_u
         page.locator("#recs li").first.locator("button.similar").click()
         page.locator("#similar li").first.wait_for()
         assert page.locator("#similar li").count() == 8
+        assert "similarity: cosine of the two movies' embeddings (-1 to 1" in page.text_content(
+            "#similar-note"
+        )  # what "similarity 0.47" means
         assert errors == []
         page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
         page.set_viewport_size({"width": 390, "height": 844})  # a phone

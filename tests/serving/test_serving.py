@@ -130,6 +130,9 @@ def test_movies_search_lookup_and_similar(client):
     assert len(similar["items"]) == 4 and "3" not in ids(similar)
     scores = [item["score"] for item in similar["items"]]
     assert scores == sorted(scores, reverse=True)
+    # What the scores are: the example retriever's similarity is the embeddings' cosine.
+    assert similar["score_meaning"].startswith("score = cosine of the two movies' embeddings")
+    assert all(-1 - 1e-6 <= s <= 1 + 1e-6 for s in scores)
 
 
 def test_rank_for_user_and_for_ratings(client):

@@ -12,7 +12,8 @@ from movierec.cli.output import print_json, print_metrics, print_table
 from movierec.errors import MovierecError
 from movierec.progress import keras_verbosity, logger
 
-MOVIE_COLUMNS = [("movie_id", "id"), ("title", "title"), ("genres", "genres")]
+#: The columns of every movie table; each heading is the key the JSON answers use.
+MOVIE_COLUMNS = ["movie_id", "title", "genres"]
 #: Most answers -k and --limit may ask for.
 MAX_COUNT = 1000
 
@@ -560,8 +561,11 @@ def _recommender(args: argparse.Namespace):
 
 
 def _show_movies(
-    rows: list[dict[str, Any]], args: argparse.Namespace, extra: list[tuple[str, str]]
+    rows: list[dict[str, Any]], args: argparse.Namespace, extra: list[str], legend: str = ""
 ) -> None:
+    """``rows`` as JSON with ``--json``, else as a table whose headings are the JSON keys
+    (``extra``: the score columns after the title), under a one-line ``legend`` saying
+    what each score means."""
     if args.json:
         print_json(rows)
         return
@@ -569,7 +573,20 @@ def _show_movies(
         for key, digits in (("predicted_rating", 2), ("score", 3), ("blended", 3)):
             if row.get(key) is not None:
                 row[key] = f"{row[key]:.{digits}f}"
-    print_table(rows, MOVIE_COLUMNS[:2] + extra + MOVIE_COLUMNS[2:])
+    if legend:
+        print(legend)
+    columns = MOVIE_COLUMNS[:2] + extra + MOVIE_COLUMNS[2:]
+    print_table(rows, [(key, key) for key in columns])
+
+
+def _stars(saved) -> str:
+    """``predicted_rating``'s meaning: stars on the scale the model was trained on."""
+    low, high = saved.train.dataset.rating_scale
+    return f"predicted_rating = predicted stars ({low:g} to {high:g})"
+
+
+#: ``score`` in a recommendation list.
+RETRIEVAL_SCORE = "score = retrieval score (a dot product: higher is better, no fixed scale)"
 
 
 def _check_count(value: int, option: str) -> None:
@@ -587,16 +604,17 @@ def _recommend(args: argparse.Namespace) -> int:
     answer = recommender.recommend(args.user, k=args.k, exclude_seen=not args.include_seen)
     if recommender.ranking:
         if not args.json:
-            print(
-                f"Top {args.k} movies for user {args.user}, ordered by score = retrieval "
-                f"score + {recommender.star_weight:g} x predicted stars:"
-            )
-        extra = [("blended", "score"), ("predicted_rating", "stars"), ("score", "retrieval")]
+            print(f"Top {args.k} movies for user {args.user}, ordered by blended:")
+        legend = (
+            f"blended = score + {recommender.star_weight:g} x predicted_rating (the order); "
+            f"{RETRIEVAL_SCORE}; {_stars(recommender.ranking)}"
+        )
+        extra = ["blended", "score", "predicted_rating"]
     else:
         if not args.json:
-            print(f"Top {args.k} movies for user {args.user}, ordered by retrieval score:")
-        extra = [("score", "score")]
-    _show_movies([r.to_dict() for r in answer.items], args, extra)
+            print(f"Top {args.k} movies for user {args.user}, ordered by score:")
+        legend, extra = RETRIEVAL_SCORE, ["score"]
+    _show_movies([r.to_dict() for r in answer.items], args, extra, legend)
     return 0
 
 
@@ -606,7 +624,8 @@ def _rank(args: argparse.Namespace) -> int:
     results = recommender.rank(args.user, movies)
     if not args.json:
         print(f"Predicted stars for user {args.user}, best first:")
-    _show_movies([r.to_dict() for r in results], args, [("predicted_rating", "stars")])
+    legend = _stars(recommender.ranking) if recommender.ranking else ""
+    _show_movies([r.to_dict() for r in results], args, ["predicted_rating"], legend)
     return 0
 
 
@@ -617,7 +636,7 @@ def _similar(args: argparse.Namespace) -> int:
     results = recommender.similar(args.movie, k=args.k)
     if not args.json:
         print(f"Movies like {source.title}, most similar first:")
-    _show_movies([r.to_dict() for r in results], args, [("score", "similarity")])
+    _show_movies([r.to_dict() for r in results], args, ["score"], recommender.similarity_meaning())
     return 0
 
 

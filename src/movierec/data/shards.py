@@ -108,7 +108,9 @@ class ShardedTrainingSet:
         from tqdm.auto import tqdm
 
         names = self.meta["shards"]
-        for name in tqdm(names, desc=desc, unit="shard", disable=not self.progress):
+        # A live bar on a terminal only (None): a log file gets no redrawn lines.
+        disable = None if self.progress else True
+        for name in tqdm(names, desc=desc, unit="shard", disable=disable):
             table = read_ratings_shard(self.root / name)
             yield table if columns is None else table.select(columns)
 

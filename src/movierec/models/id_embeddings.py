@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import keras
+
+from movierec.progress import Measure, keras_progress
 
 
 class IdEmbeddingNetwork(keras.Model):
@@ -44,6 +47,8 @@ def fit_example(
     *,
     verbose: int,
     callbacks: list | None,
+    label: str,
+    measures: Sequence[Measure],
 ) -> dict[str, list[float]]:
     """Train an example network as the Keras RS examples do: shuffled mini-batches of
     ``settings["batch_size"]`` for ``settings["epochs"]`` epochs; the Keras history.
@@ -54,8 +59,11 @@ def fit_example(
             indices).
         labels: Its targets, as Keras's ``fit`` takes them.
         settings: The model's settings; ``batch_size`` and ``epochs`` are read.
-        verbose: Keras-style verbosity.
+        verbose: 0 trains silently; above 0 logs one labelled line per epoch
+            (:func:`~movierec.progress.keras_progress`), never Keras's own bars.
         callbacks: Keras callbacks, or ``None``.
+        label: What the progress lines call the model (``retrieval 'example'``).
+        measures: What each progress line shows.
 
     Returns:
         Keras's per-epoch history (``History.history``).
@@ -66,7 +74,7 @@ def fit_example(
         batch_size=settings["batch_size"],
         epochs=settings["epochs"],
         shuffle=True,
-        verbose=verbose,
-        callbacks=callbacks or [],
+        verbose=0,
+        callbacks=[*(callbacks or []), *keras_progress(label, measures, verbose)],
     )
     return history.history

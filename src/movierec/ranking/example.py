@@ -16,6 +16,7 @@ from movierec.data.training import TrainingSet
 from movierec.models.base import QueryBatch, Ranker
 from movierec.models.id_embeddings import IdEmbeddingNetwork, fit_example
 from movierec.models.inference import CompiledInference, bucket, pad_rows
+from movierec.progress import Measure, model_label
 from movierec.ranking.settings import ExampleRankingSettings
 
 PREDICT_CHUNK = 4096
@@ -72,6 +73,11 @@ class ExampleRanker(Ranker):
             self.settings,
             verbose=verbose,
             callbacks=callbacks,
+            label=model_label(self),
+            measures=[
+                Measure("loss", "loss", "(mean squared error per rating, stars scaled to 0-1)"),
+                Measure("root_mean_squared_error", "rmse", "stars", float(high - low)),
+            ],
         )
 
     def predict(self, queries: QueryBatch, movie_index: np.ndarray) -> np.ndarray:

@@ -122,7 +122,7 @@ class RatingModel(Ranker):
                     checkpoints=checkpoints,
                     member=i,
                     resume=resume,
-                    label=f"member {i + 1}/{s['members']} " if int(s["members"]) > 1 else "",
+                    label=_member_label(i, int(s["members"])),
                 )
                 if checkpoints is not None:
                     variables = network.trainable_variables + network.non_trainable_variables
@@ -220,10 +220,16 @@ class RatingModel(Ranker):
         return network
 
 
+def _member_label(member: int, members: int) -> str:
+    """How progress lines name the model (and the member, of several)."""
+    label = f"{RatingModel.kind} '{RatingModel.name}'"
+    return f"{label} member {member + 1}/{members}" if members > 1 else label
+
+
 def _stopping_line(member: int, members: int, history: dict[str, list[float]], s: dict) -> str:
     """How a member's training ended: which epoch's weights were kept, and whether
     early stopping cut it short."""
-    label = f"dcn member {member + 1}/{members}" if members > 1 else "dcn"
+    label = _member_label(member, members)
     ran = len(history.get("rmse", []))
     val = history.get("val_rmse") or []
     if not val:

@@ -31,7 +31,7 @@ import numpy as np
 
 from movierec.distributed import lost_process
 from movierec.errors import ModelError
-from movierec.progress import logger
+from movierec.progress import clock, epoch_line, logger
 from movierec.ranking.batches import (
     Arrays,
     BatchBuilder,
@@ -341,7 +341,7 @@ class Trainer:
         checkpoints: Checkpoints | None,
         member: int,
         resume: tuple[Resume, dict[str, np.ndarray]] | None,
-        label: str = "",
+        label: str = "ranking",
     ) -> dict[str, list[float]]:
         """Train the network on ``feeds``, checkpointing as ``options`` say.
 
@@ -355,7 +355,8 @@ class Trainer:
             checkpoints: Where to save state; ``None`` saves nothing.
             member: Which ensemble member this is (names its checkpoint).
             resume: A checkpoint's position and state to continue from, or ``None``.
-            label: Prefix of progress lines (which member of several).
+            label: What progress lines call the model (and which member of several),
+                e.g. ``ranking 'dcn' member 2/3``.
 
         Returns:
             Per-epoch history: ``loss``, ``rmse``, ``ratings``, ``seconds`` and, with
@@ -460,11 +461,6 @@ class Trainer:
         return position.history
 
 
-def _clock(seconds: float) -> str:
-    seconds = max(int(seconds), 0)
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
-
-
 class Progress:
     """Ratings trained, ratings per second and ETAs of one epoch: a live bar on a
     terminal, else a plain log line every ``every`` seconds (long streamed epochs)."""
@@ -481,7 +477,7 @@ class Progress:
             self.bar = tqdm(
                 total=total,
                 initial=done,
-                desc=f"{label}epoch {epoch + 1}/{epochs}",
+                desc=f"{label}: epoch {epoch + 1}/{epochs}",
                 unit=" ratings",
                 unit_scale=True,
                 leave=False,
@@ -493,7 +489,7 @@ class Progress:
         left = max(self.total - sums[1], 0.0)
         run_left = left + (self.epochs - self.epoch - 1) * self.total
         rmse = float(np.sqrt(sums[0] / max(sums[1], 1.0)))
-        run_eta = f"run ETA {_clock(run_left / rate)} at most" if rate > 0 else ""
+        run_eta = f"run ETA {clock(run_left / rate)} at most" if rate > 0 else ""
         if self.bar is not None:
             self.bar.update(ratings)
             self.bar.set_postfix_str(f"rmse {rmse:.4f}, {run_eta}", refresh=False)
@@ -502,9 +498,9 @@ class Progress:
         if now - self.last >= self.every and rate > 0:
             self.last = now
             logger.info(
-                "%sepoch %d/%d: %.0f%% (%s of %s ratings), %s ratings/s, epoch ETA %s, %s",
+                "%s: epoch %d/%d, %.0f%% (%s of %s ratings), %s ratings/s, epoch ETA %s, %s",
                 self.label, self.epoch + 1, self.epochs, 100 * sums[1] / max(self.total, 1),
-                f"{sums[1]:,.0f}", f"{self.total:,}", f"{rate:,.0f}", _clock(left / rate), run_eta,
+                f"{sums[1]:,.0f}", f"{self.total:,}", f"{rate:,.0f}", clock(left / rate), run_eta,
             )  # fmt: skip
 
     def close(self) -> None:
@@ -514,9 +510,10 @@ class Progress:
 
 
 def _epoch_line(label: str, epoch: int, epochs: int, logs: dict[str, float]) -> str:
-    parts = [f"{label}epoch {epoch + 1}/{epochs}: rmse {logs['rmse']:.4f}"]
+    """The epoch's :func:`~movierec.progress.epoch_line`: RMSE in stars over the epoch's
+    training ratings (and the validation slice's), time and ratings per second."""
+    values = [("rmse", logs["rmse"], "stars")]
     if "val_rmse" in logs:
-        parts.append(f"val_rmse {logs['val_rmse']:.4f}")
+        values.append(("val_rmse", logs["val_rmse"], "stars"))
     rate = logs["ratings"] / max(logs["seconds"], 1e-9)
-    parts.append(f"{logs['seconds']:.1f} s, {rate:,.0f} ratings/s")
-    return ", ".join(parts)
+    return epoch_line(label, epoch, epochs, values, logs["seconds"], f"{rate:,.0f} ratings/s")

@@ -20,6 +20,7 @@ from movierec.data.training import TrainingSet
 from movierec.models.base import QueryBatch, Retriever
 from movierec.models.id_embeddings import IdEmbeddingNetwork, fit_example
 from movierec.models.settings import ExampleSettings, setting
+from movierec.progress import Measure, model_label
 
 
 @dataclass(frozen=True)
@@ -87,10 +88,11 @@ class ExampleRetriever(Retriever):
             "movie_id": train.movie_index,
             "rating": (train.rating - 1.0) / 4.0,  # the example's scaling to [0, 1]
         }
+        shown = [Measure("loss", "loss", "(mean squared error per rating, stars scaled to 0-1)")]
         return fit_example(
             self.network, train.user_index, labels, self.settings, verbose=verbose,
-            callbacks=callbacks
-        )
+            callbacks=callbacks, label=model_label(self), measures=shown,
+        )  # fmt: skip
 
     def query_embeddings(self, queries: QueryBatch) -> np.ndarray:
         """Each query's user-id embedding row (its history is not used)."""

@@ -56,6 +56,7 @@ from movierec.data.training import TrainingSet
 from movierec.errors import ModelError
 from movierec.models.base import QueryBatch, Retriever, unit_rows
 from movierec.models.inference import CompiledInference, bucket, pad_rows
+from movierec.progress import Measure, keras_progress, logger, model_label
 from movierec.retrieval.item_item import fit_item_item
 from movierec.retrieval.recent_popularity import recent_popularity
 from movierec.retrieval.two_tower_examples import UserExamples
@@ -192,7 +193,8 @@ class TwoTowerRetriever(Retriever):
 
         Args:
             train: A :class:`TrainingSet`, or an open sharded training set to stream.
-            verbose: Keras-style verbosity; 0 trains silently.
+            verbose: 0 trains silently; above 0 logs one labelled line per epoch
+                (:func:`~movierec.progress.keras_progress`), never Keras's own bars.
             callbacks: Keras callbacks for every epoch.
             options: The streamed trainer's :class:`~movierec.ranking.trainer.TrainOptions`
                 (``checkpoint_dir`` must be unset); ignored in memory.
@@ -231,12 +233,20 @@ class TwoTowerRetriever(Retriever):
         examples = UserExamples(train, s, np.random.default_rng(int(s["seed"])))
         model.compile(optimizer=training_optimizer(s, len(examples)))
         self.network, self.train, self._tables = model, train, tables
+        if s["negatives"] == "full":
+            guess = np.log(max(train.movies.size - 1, 1))  # the same odds for every movie
+            unit = f"(cross-entropy per rated movie; a uniform guess scores {guess:.2f})"
+        else:
+            unit = "(cross-entropy per rating, against the batch's other movies)"
+        shown = [Measure("loss_per_movie", "loss", unit)]
+        # Process 0 speaks for a multi-process run, as the dcn's trainer does.
+        progress = keras_progress(model_label(self), shown, verbose if examples.process == 0 else 0)
         history = model.fit(
             examples,
             epochs=int(s["epochs"]),
             steps_per_epoch=s["steps_per_epoch"],
-            verbose=verbose,
-            callbacks=callbacks or [],
+            verbose=0,
+            callbacks=[*(callbacks or []), *progress],
         )
         self._candidates = None
         result = {k: [float(v) for v in vals] for k, vals in history.history.items()}
@@ -252,6 +262,8 @@ class TwoTowerRetriever(Retriever):
             model.item_query_table.assign(found.query_table)
             model.item_candidate_table.assign(found.candidate_table)
             result["item_item_lambda"] = [found.l2]
+            if verbose > 0:
+                logger.info("%s: item-item path fitted (lambda %g)", model_label(self), found.l2)
         self._set_path_scales()
         if model.item_item_rank:
             result["item_item_scale"] = [float(model.item_scale.numpy())]

@@ -103,6 +103,9 @@ class TwoTowerModel(keras.Model):
         self.word_embedding = keras.layers.Embedding(feature_sizes["title_word"], f, name="word")
         self.movie_feature_dense = keras.layers.Dense(d, use_bias=False, name="movie_features")
         self.sampling_correction = keras_rs.layers.SamplingProbabilityCorrection()
+        #: The training loss per target movie (the loss is per user, summed over their
+        #: movies): what progress lines show. A metric, so it holds no saved weights.
+        self.loss_per_movie = keras.metrics.Mean(name="loss_per_movie")
         self._build_all()
 
     def _build_all(self) -> None:
@@ -240,14 +243,18 @@ class TwoTowerModel(keras.Model):
         training: bool = True,
     ) -> Any:
         """Softmax cross-entropy: over the catalogue at each user's target ids (``full``),
-        or at the diagonal of the in-batch score matrix; plus any regularisation."""
+        or at the diagonal of the in-batch score matrix; plus any regularisation.
+        Each target movie's cross-entropy also goes to :attr:`loss_per_movie`."""
         log_probability = y_pred - ops.logsumexp(y_pred, axis=1, keepdims=True)
         if self.negatives == "full":
             target = ops.cast(x["target"], "int32")  # (B, T) movie indices, 0 = padding
             picked = ops.take_along_axis(log_probability, target, axis=1)
-            loss = -ops.mean(ops.sum(picked * ops.cast(target > 0, "float32"), axis=1))
+            mask = ops.cast(target > 0, "float32")
+            loss = -ops.mean(ops.sum(picked * mask, axis=1))
+            track_per_movie(self.loss_per_movie, picked, mask)
         else:
             loss = -ops.mean(ops.diagonal(log_probability))
+            self.loss_per_movie.update_state(loss)
         return loss + super().compute_loss(x, y, y_pred, sample_weight, training)
 
     def get_config(self) -> dict[str, Any]:
@@ -287,6 +294,20 @@ class TwoTowerModel(keras.Model):
             "item_item": slice(d, d + r),
             "popularity": slice(d + r, d + r + t),
         }
+
+
+def track_per_movie(metric: keras.metrics.Mean, log_probability: Any, mask: Any) -> None:
+    """Add a batch's mean cross-entropy per target movie to ``metric``, weighted by its
+    number of targets (so the epoch's value is the mean over all its target movies).
+
+    Args:
+        metric: The running mean to update.
+        log_probability: (B, T) log-probability of each user's target movies.
+        mask: (B, T) 1.0 where a target is real, 0.0 where it is padding.
+    """
+    count = ops.sum(mask)
+    total = -ops.sum(log_probability * mask)
+    metric.update_state(total / ops.maximum(count, 1.0), sample_weight=count)
 
 
 def _max_cols(kind: str) -> int:

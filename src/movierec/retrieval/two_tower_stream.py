@@ -36,10 +36,15 @@ from movierec.data.features import build_feature_tables
 from movierec.data.histories import Histories, positions_in_runs
 from movierec.errors import ModelError
 from movierec.models.inference import bucket
-from movierec.progress import logger
+from movierec.progress import Measure, keras_progress, logger, model_label
 from movierec.retrieval.item_item import fit_item_item_runs
 from movierec.retrieval.two_tower import training_optimizer
-from movierec.retrieval.two_tower_network import NEG_INF, TwoTowerModel, rating_weight
+from movierec.retrieval.two_tower_network import (
+    NEG_INF,
+    TwoTowerModel,
+    rating_weight,
+    track_per_movie,
+)
 
 if TYPE_CHECKING:
     from movierec.data.shards import ShardedTrainingSet
@@ -51,6 +56,10 @@ TARGETS_PER_USER = 8
 MAX_HISTORY = 256
 #: Batches whose users are sorted by history length together (see UserBatches).
 SORTED_BATCHES = 64
+#: What the streamed fit's progress lines show: the loss per target movie.
+PER_TARGET = Measure(
+    "loss_per_movie", "loss", "(cross-entropy per target movie, against the batch's targets)"
+)
 
 
 @keras.saving.register_keras_serializable(package="movierec")
@@ -85,7 +94,9 @@ class SampledTwoTower(TwoTowerModel):
         log_probability = y_pred - ops.logsumexp(y_pred, axis=1, keepdims=True)
         target = ops.cast(x["target"], "int32")
         picked = ops.take_along_axis(log_probability, ops.maximum(target, 0), axis=1)
-        loss = -ops.mean(ops.sum(picked * ops.cast(target >= 0, "float32"), axis=1))
+        mask = ops.cast(target >= 0, "float32")
+        loss = -ops.mean(ops.sum(picked * mask, axis=1))
+        track_per_movie(self.loss_per_movie, picked, mask)
         return loss + keras.Model.compute_loss(self, x, y, y_pred, sample_weight, training)
 
 
@@ -245,7 +256,8 @@ def fit_streamed(
         result["item_item_seconds"] = [time.perf_counter() - begun]
         if verbose:
             logger.info(
-                "two-tower: item-item path fitted in %.0f s (lambda %g%s)",
+                "%s: item-item path fitted in %.0f s (lambda %g%s)",
+                model_label(retriever),
                 result["item_item_seconds"][0],
                 found.l2,
                 "; too many near pairs for session weighting: plain EASE"
@@ -253,7 +265,7 @@ def fit_streamed(
                 else "",
             )
     begun = time.perf_counter()
-    deep = _train_deep(model, histories, s, train.movies.size, verbose)
+    deep = _train_deep(model, histories, s, train.movies.size, verbose, model_label(retriever))
     result.update(deep)
     result["deep_seconds"] = [time.perf_counter() - begun]
     retriever.network, retriever.train, retriever._tables = model, None, tables
@@ -271,8 +283,10 @@ def _train_deep(
     s: dict[str, Any],
     num_movies: int,
     verbose: int,
+    label: str = "retrieval 'two-tower'",
 ) -> dict[str, list[float]]:
-    """Train the deep towers of ``model`` (in place) with the sampled softmax."""
+    """Train the deep towers of ``model`` (in place) with the sampled softmax; with
+    ``verbose``, one progress line per epoch named ``label``."""
     counts = np.bincount(histories.movies, minlength=num_movies).astype(np.float64)
     # How likely a movie is to be among a batch's targets: its share of the ratings.
     probability = np.maximum(counts / max(counts.sum(), 1.0), 1e-12).astype(np.float32)
@@ -288,8 +302,8 @@ def _train_deep(
         batches,
         epochs=int(s["epochs"]),
         steps_per_epoch=s["steps_per_epoch"],
-        verbose=verbose,
-        callbacks=[timer],
+        verbose=0,
+        callbacks=[timer, *keras_progress(label, [PER_TARGET], verbose)],
     )
     _copy_weights(twin, model)
     result = {k: [float(v) for v in vals] for k, vals in history.history.items()}

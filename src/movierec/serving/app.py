@@ -658,10 +658,14 @@ def _add_routes(app: FastAPI) -> None:
         responses=_errors(404),
     )
     def similar(service: Svc, movie_id: MovieId, k: K = 10) -> schemas.Similar:
-        """Movies whose embeddings are closest to this one's."""
+        """The movies most like this one; ``score_meaning`` says what their scores are."""
         source = service.recommender.movie(movie_id)
         results = service.recommender.similar(movie_id, k)
-        return schemas.Similar(movie=schemas.Movie(**source.to_dict()), items=_movies(results))
+        return schemas.Similar(
+            movie=schemas.Movie(**source.to_dict()),
+            items=_movies(results),
+            score_meaning=service.recommender.similarity_meaning(),
+        )
 
     @app.get("/popular", response_model=schemas.MovieList, tags=["movies"])
     def popular(

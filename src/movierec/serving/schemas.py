@@ -51,6 +51,10 @@ class MovieList(BaseModel):
 class Similar(BaseModel):
     movie: Movie
     items: list[Movie]
+    score_meaning: str = Field(
+        description="what each item's score (its similarity to the movie) is and its scale",
+        examples=["score = cosine of the two movies' embeddings (-1 to 1, higher is more alike)"],
+    )
 
 
 class RatingIn(BaseModel):

@@ -277,6 +277,7 @@ async function showSimilar(movie) {
   try {
     const answer = await api(`/movies/${encodeURIComponent(movie.movie_id)}/similar?k=8`);
     $("similar-title").textContent = answer.movie.title;
+    $("similar-note").textContent = `similarity: ${answer.score_meaning.replace(/^score = /, "")}`;
     render($("similar"), answer.items, { showScore: true });
     $("similar-box").hidden = false;
     $("similar-box").scrollIntoView({ behavior: "smooth", block: "nearest" });

@@ -1,0 +1,73 @@
+"""Progress lines: one labelled format for every model, and the API's stderr display
+that lasts one call and never changes how the process logs."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+import movierec  # noqa: F401  (selects the JAX backend before keras loads)
+from movierec import progress
+from movierec.progress import Measure, epoch_line, keras_progress, progress_on_stderr
+
+
+@pytest.fixture
+def fresh_logger(monkeypatch):
+    """The ``movierec`` logger as a fresh process has it (no handler, no level), whatever
+    earlier tests (the CLI configures it) left; restored afterwards."""
+    logger = logging.getLogger("movierec")
+    monkeypatch.setattr(logger, "handlers", [])
+    monkeypatch.setattr(logger, "level", logging.NOTSET)
+    monkeypatch.setattr(logger, "propagate", True)
+    return logger
+
+
+def test_epoch_line_names_the_model_and_what_each_number_is():
+    line = epoch_line("ranking 'dcn'", 2, 10, [("rmse", 0.93124, "stars")], 12.44, "9 ratings/s")
+    assert line == "ranking 'dcn': epoch 3/10, rmse 0.9312 stars, 12.4 s, 9 ratings/s"
+
+
+def test_keras_callback_logs_labelled_scaled_lines(monkeypatch, caplog):
+    assert keras_progress("x", [], verbose=0) == []
+    shown = [Measure("loss", "loss", "(mse)"), Measure("rmse_scaled", "rmse", "stars", 4.0)]
+    (callback,) = keras_progress("ranking 'example'", shown, verbose=1)
+    callback.set_params({"epochs": 2, "steps": 4})
+    monkeypatch.setattr(progress, "PROGRESS_EVERY", 0.0)  # a line at every step
+    with caplog.at_level(logging.INFO, logger="movierec"):
+        callback.on_train_begin()
+        callback.on_epoch_begin(0)
+        callback.on_train_batch_end(0)
+        callback.on_epoch_end(0, {"loss": 0.0625, "rmse_scaled": 0.25, "other": 1.0})
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[0].startswith("ranking 'example': epoch 1/2, 25% (1 of 4 steps), epoch ETA")
+    assert lines[1].startswith(
+        "ranking 'example': epoch 1/2, loss 0.0625 (mse), rmse 1.0000 stars, "
+    )
+    assert "other" not in lines[1]
+
+
+def test_api_display_lasts_one_call_and_only_when_nothing_routes_the_logger(
+    fresh_logger, capfd
+):
+    with progress_on_stderr(1):
+        fresh_logger.info("shown")
+        assert fresh_logger.handlers and fresh_logger.propagate is False
+    fresh_logger.info("after the call: not shown")
+    assert (fresh_logger.handlers, fresh_logger.level, fresh_logger.propagate) == (
+        [], logging.NOTSET, True
+    )
+    with progress_on_stderr(0):
+        fresh_logger.info("verbose=0: not shown")
+    assert capfd.readouterr().err == "shown\n"
+
+    # The application routes the logger itself: left exactly as it is.
+    records: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: records.append(record.getMessage())
+    fresh_logger.addHandler(handler)
+    fresh_logger.setLevel(logging.INFO)
+    with progress_on_stderr(1):
+        assert fresh_logger.handlers == [handler]
+        fresh_logger.info("to the application")
+    assert records == ["to the application"] and capfd.readouterr().err == ""
