@@ -240,6 +240,7 @@ def _train(args: argparse.Namespace) -> int:
 
 def _train_all(args: argparse.Namespace) -> int:
     from movierec.data import load_dataset, make_split
+    from movierec.data.splits import check_evaluable
     from movierec.workflow import train_model
 
     kinds = ["retrieval", "ranking"] if args.kind == "all" else [args.kind]
@@ -267,6 +268,7 @@ def _train_all(args: argparse.Namespace) -> int:
         test_fraction=args.test_fraction,
         n=args.leave_out,
     )
+    check_evaluable(dataset.ratings, split, f"data set {dataset.name}")
     train_ratings, split_info = split.train, split.info
     if args.ratings_db:
         train_ratings, split_info = _with_stored_ratings(args.ratings_db, dataset, split)
@@ -523,6 +525,9 @@ def _search(args: argparse.Namespace) -> int:
 
     _check_count(args.limit, "--limit")
     query = " ".join(args.query)
+    if not query.strip():
+        raise MovierecError("the search has no words; give words of the title, e.g. "
+                            "`movierec search star wars`")
     directory = Path(args.models) / "retrieval"
     if not (directory / "manifest.json").is_file():
         raise ModelError(f"no retrieval model under {args.models}; train one with `movierec train`")
