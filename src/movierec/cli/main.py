@@ -396,12 +396,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         # a KeyboardInterrupt into another error while they unwind (Keras does).
         if not (isinstance(error, KeyboardInterrupt) or guard.interrupted):
             raise
+        guard.exiting = True  # a further Ctrl-C cannot cut the message short
         code = 130
         print("movierec: interrupted", file=sys.stderr)
         if owns_process:
             guard.exit_now(code)
     if owns_process:
-        guard.after_command()
+        guard.after_command(code)
     return code
 
 
@@ -454,6 +455,8 @@ class InterruptGuard:
 
     def __init__(self) -> None:
         self.interrupted = False
+        #: Set once the interrupt is being reported: later SIGINTs are then ignored.
+        self.exiting = False
         self._at = 0.0
         self._again = False
         self._unraisable_hook = sys.unraisablehook
@@ -473,6 +476,8 @@ class InterruptGuard:
         import time
 
         now = time.monotonic()
+        if self.exiting:
+            return
         if self.interrupted and not self._again and now - self._at < self.REPEAT_S:
             return
         self._again = False
@@ -493,14 +498,14 @@ class InterruptGuard:
             return
         self._unraisable_hook(unraisable)
 
-    def after_command(self) -> None:
-        """The command is done and its files written: a Ctrl-C from now on (during
-        interpreter shutdown) exits 130 at once."""
+    def after_command(self, code: int) -> None:
+        """The command is done, its output printed and its files written: a Ctrl-C from
+        now on (during interpreter shutdown) ends the process at once with its ``code``."""
         import signal
         import threading
 
         if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGINT, lambda signum, frame: self.exit_now(130))
+            signal.signal(signal.SIGINT, lambda signum, frame: self.exit_now(code))
 
     @staticmethod
     def exit_now(code: int) -> None:
