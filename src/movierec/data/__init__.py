@@ -58,12 +58,14 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    """Import a public name's submodule on first use (and keep the name here)."""
+    """A public name, from its submodule (imported on first use).
+
+    Looked up there each time, not kept here: a test that patches the submodule's
+    function for a while cannot leave its stand-in behind in this package.
+    """
     if name not in _SOURCES:
         raise AttributeError(f"module 'movierec.data' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"movierec.data.{_SOURCES[name]}"), name)
-    globals()[name] = value
-    return value
+    return getattr(importlib.import_module(f"movierec.data.{_SOURCES[name]}"), name)
 
 
 def __dir__() -> list[str]:
