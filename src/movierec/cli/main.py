@@ -25,7 +25,11 @@ Subparsers = Any  # argparse's private _SubParsersAction
 
 
 def default_models_dir() -> Path:
-    """``$MOVIEREC_MODELS``, else ``models`` under the data home."""
+    """``$MOVIEREC_MODELS``, else ``models`` under the data home.
+
+    Raises:
+        DataError: The data home (``$MOVIEREC_HOME``) is a file or cannot be created.
+    """
     raw = os.environ.get(MODELS_ENV)
     if raw:
         return Path(raw).expanduser()
