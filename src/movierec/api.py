@@ -206,6 +206,7 @@ def train_model(
     name = name or (DEFAULT_RETRIEVER if kind == "retrieval" else DEFAULT_RANKER)
     every = None
     if isinstance(data, DataSplit):
+        check_evaluable(data.dataset.ratings, data, f"data set {data.dataset.name}")  # no nan
         dataset, train, test, info = data.dataset, data.train, data.test, data.info
         if refit:
             every = pd.concat([data.train, data.test], ignore_index=True)

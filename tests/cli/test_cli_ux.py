@@ -149,3 +149,86 @@ def test_similarity_legend_says_what_the_two_towers_score_is():
     assert "standard deviations" in two_tower and "no fixed bound" in two_tower
     assert "EASE" in similarity_meaning({"similar_rating_weight": 0, "item_item_rank": 64})
     assert "-1 to 1" in similarity_meaning({"similar_rating_weight": 0, "item_item_rank": 0})
+
+
+def test_a_data_home_that_is_a_file_is_one_error_line(tmp_path, monkeypatch, capsys):
+    from movierec.cli.main import MODELS_ENV
+
+    monkeypatch.delenv(MODELS_ENV, raising=False)
+    afile = tmp_path / "home"
+    afile.write_text("not a directory")
+    monkeypatch.setenv("MOVIEREC_HOME", str(afile))
+    for argv in (["search", "star", "wars"], ["data", "info"], ["train", "--model", "example"]):
+        assert main(argv) == 2, argv
+        assert capsys.readouterr().err == (
+            f"movierec: error: MOVIEREC_HOME={afile} is a file, not a directory; "
+            "point MOVIEREC_HOME at a directory\n"
+        )
+    monkeypatch.setenv("MOVIEREC_HOME", str(afile / "below"))
+    assert main(["search", "x"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"movierec: error: MOVIEREC_HOME={afile / 'below'} cannot be created")
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert main(["search", "x", "--models", str(afile)]) == 2
+    assert capsys.readouterr().err == f"movierec: error: --models {afile} is a file, not a " \
+                                      "directory\n"
+
+
+@pytest.mark.parametrize("query", ["", "   ", "\t"])
+def test_an_empty_search_is_refused(query, tmp_path, capsys):
+    """As the HTTP API answers 422, the CLI lists nothing: status 2 and one line."""
+    assert main(["search", query, "--models", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == (
+        "movierec: error: the search has no words; give words of the title, e.g. "
+        "`movierec search star wars`\n"
+    )
+
+
+def test_too_few_ratings_are_refused_before_training(tmp_path, capsys):
+    data = tmp_path / "three"
+    data.mkdir()
+    (data / "ratings.csv").write_text(
+        "userId,movieId,rating,timestamp\n1,1,4.0,100\n2,2,5.0,200\n3,3,3.0,300\n"
+    )
+    (data / "movies.csv").write_text(
+        "movieId,title,genres\n1,A (1990),Drama\n2,B (1991),Comedy\n3,C (1992),Drama\n"
+    )
+    models = tmp_path / "models"
+    argv = ["train", "--model", "example", "--models", str(models), "--epochs", "1"]
+    assert main([*argv, "--data", str(data)]) == 2
+    err = capsys.readouterr().err
+    assert "movierec: error: data set three has 3 rating(s); training needs at least 10" in err
+    assert "nan" not in err and not models.exists()
+    # Enough ratings, but each user rated one movie: no test rating could be scored.
+    singles = make_planted_dataset(users=12, per_user=1)
+    assert main([*argv, "--data", str(write_ml_latest(singles, tmp_path / "singles"))]) == 2
+    err = capsys.readouterr().err
+    assert "none of the 2 test rating(s) of the random split of data set singles" in err
+    assert "users with at least 2 ratings" in err and not models.exists()
+
+
+def test_metrics_that_cannot_be_computed_never_read_nan(capsys):
+    import json
+    import math
+
+    import numpy as np
+
+    from movierec.cli.output import print_json, print_metrics
+
+    print_metrics("retrieval", {"users": 0, "recall@10": math.nan, "coverage@10": 0.0})
+    out = capsys.readouterr().out
+    assert "nan" not in out.lower()
+    assert out.splitlines() == [
+        "retrieval",
+        "  users            0",
+        "  recall@10        n/a",
+        "  coverage@10      0.0000",
+        "  (n/a: no test user to evaluate: none has both training ratings and a relevant "
+        "test rating of a movie seen in training)",
+    ]
+    print_metrics("ranking", {"rmse": np.float32("nan"), "count": 0})
+    assert capsys.readouterr().out.splitlines()[-1] == "  (n/a: no test ratings)"
+    print_json({"ranking": {"rmse": math.nan, "k": [np.float64("nan"), 1.5]}})
+    out = capsys.readouterr().out
+    assert "NaN" not in out
+    assert json.loads(out) == {"ranking": {"rmse": None, "k": [None, 1.5]}}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -40,8 +41,9 @@ def test_tables_are_exported_and_match_the_networks(models):
     assert fast.retrieval.model_loaded and fast.ranking.model_loaded
 
 
-def _modules_after(argv: list[str]) -> tuple[int, set[str]]:
-    """Exit status and which heavy modules ``movierec ARGV`` imported, in a fresh process."""
+def _modules_after(argv: list[str], **env: str) -> tuple[int, set[str]]:
+    """Exit status and which heavy modules ``movierec ARGV`` imported, in a fresh process
+    (``env``: environment variables to set there; an empty value removes one)."""
     code = (
         "import sys, json\n"
         "from movierec.cli.main import main\n"
@@ -52,8 +54,11 @@ def _modules_after(argv: list[str]) -> tuple[int, set[str]]:
         "heavy = [m for m in ('jax', 'keras', 'pandas', 'numpy') if m in sys.modules]\n"
         "print(json.dumps([rc, heavy]), file=sys.stderr)\n"
     )
+    environ = {**os.environ, **env}
+    environ = {k: v for k, v in environ.items() if v}
     done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True,
+        env=environ,
     )
     rc, heavy = json.loads(done.stderr.strip().splitlines()[-1])
     return rc, set(heavy)
@@ -71,6 +76,14 @@ def test_query_commands_never_start_keras(models, tmp_path):
     # Title search and help need neither NumPy nor pandas.
     assert _modules_after(["search", "planted", *m]) == (0, set())
     assert _modules_after(["--help"]) == (0, set())
+    # The default model directory is under the data home: finding it loads no pandas.
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "models").symlink_to(models, target_is_directory=True)
+    default = {"MOVIEREC_HOME": str(home), "MOVIEREC_MODELS": ""}
+    assert _modules_after(["search", "planted"], **default) == (0, set())
+    assert _modules_after(["search", " "], **default) == (2, set())
+    assert _modules_after(["data", "--help"], **default) == (0, set())
     assert _modules_after(["train", "--help"]) == (0, set())
     data = write_ml_latest(make_planted_dataset(users=5), tmp_path / "data")
     rc, heavy = _modules_after(["data", "info", "--data", str(data)])

@@ -69,3 +69,35 @@ def test_make_split_bad_input(tiny_dataset):
         make_split(tiny_dataset.ratings, "random", test_fraction=1.5)
     with pytest.raises(MovierecError, match="positive"):
         make_split(tiny_dataset.ratings, "leave-last-n", n=0)
+
+
+def test_check_evaluable_says_what_a_split_needs(tiny_dataset):
+    """Splits nothing could be measured on are refused, with what is missing."""
+    import pandas as pd
+
+    from movierec.data.splits import MIN_RATINGS, check_evaluable
+    from movierec.errors import DataError
+
+    r = tiny_dataset.ratings
+    check_evaluable(r, random_split(r, seed=1), "tiny")  # a usable split passes
+    few = r.iloc[:3]
+    with pytest.raises(DataError, match=f"tiny has 3 rating\\(s\\); training needs at least "
+                                        f"{MIN_RATINGS}"):
+        check_evaluable(few, random_split(few), "tiny")
+    # Twelve users with one rating each: every test rating's user is new to training.
+    singles = r.groupby("user_id").head(1).head(12).reset_index(drop=True)
+    with pytest.raises(DataError, match="none of the 2 test rating\\(s\\) of the random split "
+                                        "of tiny has a user and a movie that also have "
+                                        "training ratings.*tiny has 0 user\\(s\\) with 2"):
+        check_evaluable(singles, random_split(singles), "tiny")
+    with pytest.raises(DataError, match="leaves no test ratings; leave-last-n tests only users "
+                                        "with more than n ratings"):
+        check_evaluable(singles, leave_last_n_split(singles, n=1), "tiny")
+    # A test rating of a known user but an unrated-in-training movie measures nothing either.
+    later = int(r["timestamp"].max()) + 1
+    known_user = pd.concat([r.iloc[:12].assign(user_id="1"), r.iloc[:1].assign(
+        user_id="1", movie_id="9999", timestamp=later)], ignore_index=True)
+    split = make_split(known_user, "temporal", test_fraction=0.05)  # the last one: movie 9999
+    assert list(split.test["movie_id"]) == ["9999"]
+    with pytest.raises(DataError, match="none of the 1 test rating"):
+        check_evaluable(known_user, split, "tiny")

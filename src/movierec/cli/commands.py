@@ -243,7 +243,7 @@ def _train(args: argparse.Namespace) -> int:
 
 def _train_all(args: argparse.Namespace) -> int:
     from movierec.data.loading import load_dataset
-    from movierec.data.splits import make_split
+    from movierec.data.splits import check_evaluable, make_split
     from movierec.workflow import ALL_RATINGS, train_model
 
     kinds = ["retrieval", "ranking"] if args.kind == "all" else [args.kind]
@@ -283,6 +283,7 @@ def _train_all(args: argparse.Namespace) -> int:
             test_fraction=args.test_fraction,
             n=args.leave_out,
         )
+        check_evaluable(dataset.ratings, split, f"data set {dataset.name}")
         train_ratings, test_ratings, split_info = split.train, split.test, dict(split.info)
     if stored is not None:
         if split is not None:
@@ -647,6 +648,9 @@ def _search(args: argparse.Namespace) -> int:
 
     _check_count(args.limit, "--limit")
     query = " ".join(args.query)
+    if not query.strip():
+        raise MovierecError("the search has no words; give words of the title, e.g. "
+                            "`movierec search star wars`")
     directory = Path(args.models) / "retrieval"
     if not (directory / "manifest.json").is_file():
         raise ModelError(f"no retrieval model under {args.models}; train one with `movierec train`")

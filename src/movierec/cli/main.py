@@ -25,7 +25,11 @@ Subparsers = Any  # argparse's private _SubParsersAction
 
 
 def default_models_dir() -> Path:
-    """``$MOVIEREC_MODELS``, else ``models`` under the data home."""
+    """``$MOVIEREC_MODELS``, else ``models`` under the data home.
+
+    Raises:
+        DataError: The data home (``$MOVIEREC_HOME``) is a file or cannot be created.
+    """
     raw = os.environ.get(MODELS_ENV)
     if raw:
         return Path(raw).expanduser()
@@ -390,26 +394,150 @@ def _quickstart_parser(sub: Subparsers) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """The ``movierec`` command: 0 on success, 2 for a user error, 130 when interrupted."""
+    """The ``movierec`` command: 0 on success, 2 for a user error, 130 when interrupted.
+
+    Args:
+        argv: The arguments after ``movierec``. ``None`` (the console script,
+            ``python -m movierec.cli.main``) reads ``sys.argv`` and means this call owns
+            the process: Ctrl-C is then handled by :class:`InterruptGuard` and ends the
+            process at once with status 130, without Python's shutdown. Given a list
+            (tests, ``quickstart``), nothing process-wide is touched and an interrupt
+            returns 130.
+
+    Returns:
+        The exit status.
+    """
+    guard = InterruptGuard()
+    owns_process = argv is None
+    if owns_process:
+        guard.install()
+    try:
+        code = _main(argv)
+    except BaseException as error:
+        # After Ctrl-C, whatever ends the command is the interrupt: libraries may turn
+        # a KeyboardInterrupt into another error while they unwind (Keras does).
+        if not (isinstance(error, KeyboardInterrupt) or guard.interrupted):
+            raise
+        guard.exiting = True  # a further Ctrl-C cannot cut the message short
+        code = 130
+        print("movierec: interrupted", file=sys.stderr)
+        if owns_process:
+            guard.exit_now(code)
+    if owns_process:
+        guard.after_command(code)
+    return code
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    """Parse, check the environment, run the command; user errors become one line and 2."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.models is None and args.command not in COMMANDS_WITHOUT_MODELS:
-        args.models = default_models_dir()
-    from movierec.progress import configure_cli_logging
-
-    configure_cli_logging(args.quiet, args.verbose)
     try:
+        if args.models is None and args.command not in COMMANDS_WITHOUT_MODELS:
+            args.models = default_models_dir()
+        if args.models is not None and Path(args.models).exists():
+            if not Path(args.models).is_dir():
+                raise MovierecError(f"--models {args.models} is a file, not a directory")
+        from movierec.progress import configure_cli_logging
+
+        configure_cli_logging(args.quiet, args.verbose)
         return commands.run(args)
     except MovierecError as error:
         print(f"movierec: error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("movierec: interrupted", file=sys.stderr)
-        return 130
     except BrokenPipeError:  # output piped into `head` and the like: not an error
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
+
+
+class InterruptGuard:
+    """Ctrl-C for the process :func:`main` owns: status 130 and one line, at any moment.
+
+    Python's own handling fails in three ways while JAX and Keras load and compile:
+    a KeyboardInterrupt raised inside a garbage-collector callback or ``__del__`` is
+    printed and dropped (training runs on); Keras turns one raised mid-way through
+    creating a variable into a ``TypeError``; and interpreter shutdown after an
+    interrupted import of an extension module can crash (status 139). So:
+
+    - SIGINT still raises KeyboardInterrupt, so ``finally`` blocks and the atomic
+      writers (:mod:`movierec.atomic`) remove their staging files, and it is
+      remembered (:attr:`interrupted`); a second one within :attr:`REPEAT_S` seconds
+      is the same key press and does not interrupt that clean-up.
+    - One that Python could not raise (reported to :data:`sys.unraisablehook`) is
+      raised again in the main thread a moment later.
+    - :meth:`exit_now` then ends the process with ``os._exit``, after flushing
+      stdout and stderr: no interpreter shutdown runs.
+    """
+
+    #: Seconds after an interrupt during which another SIGINT is ignored.
+    REPEAT_S = 1.0
+    #: Seconds before a dropped interrupt is raised again.
+    RETRY_S = 0.05
+
+    def __init__(self) -> None:
+        self.interrupted = False
+        #: Set once the interrupt is being reported: later SIGINTs are then ignored.
+        self.exiting = False
+        self._at = 0.0
+        self._again = False
+        self._unraisable_hook = sys.unraisablehook
+
+    def install(self) -> None:
+        """Take over SIGINT and :data:`sys.unraisablehook` (main thread only)."""
+        import signal
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            return
+        signal.signal(signal.SIGINT, self._on_sigint)
+        self._unraisable_hook = sys.unraisablehook
+        sys.unraisablehook = self._on_unraisable
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        import time
+
+        now = time.monotonic()
+        if self.exiting:
+            return
+        if self.interrupted and not self._again and now - self._at < self.REPEAT_S:
+            return
+        self._again = False
+        self.interrupted, self._at = True, now
+        raise KeyboardInterrupt
+
+    def _on_unraisable(self, unraisable: Any) -> None:
+        if isinstance(unraisable.exc_value, KeyboardInterrupt):
+            import _thread
+            import threading
+
+            # Raised from here, it would be dropped again: a moment later, from another
+            # thread, it reaches the main thread's own code (_on_sigint runs there).
+            self._again = True
+            later = threading.Timer(self.RETRY_S, _thread.interrupt_main)
+            later.daemon = True
+            later.start()
+            return
+        self._unraisable_hook(unraisable)
+
+    def after_command(self, code: int) -> None:
+        """The command is done, its output printed and its files written: a Ctrl-C from
+        now on (during interpreter shutdown) ends the process at once with its ``code``."""
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, lambda signum, frame: self.exit_now(code))
+
+    @staticmethod
+    def exit_now(code: int) -> None:
+        """Flush stdout and stderr, then end the process with ``code`` (no shutdown)."""
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):  # closed, or a reader that went away
+                pass
+        os._exit(code)
 
 
 if __name__ == "__main__":

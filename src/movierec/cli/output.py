@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import numbers
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -10,8 +12,19 @@ from typing import Any
 
 def print_json(payload: Any) -> None:
     """``payload`` as indented JSON on stdout (anything JSON lacks printed as ``str``)."""
-    json.dump(payload, sys.stdout, indent=2, default=str)
+    json.dump(_without_nan(payload), sys.stdout, indent=2, default=str)
     sys.stdout.write("\n")
+
+
+def _without_nan(value: Any) -> Any:
+    """``value`` with every NaN float as ``None`` (JSON has no NaN: ``null`` is valid)."""
+    if _is_nan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _without_nan(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_without_nan(v) for v in value]
+    return value
 
 
 def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]]) -> None:
@@ -28,15 +41,37 @@ def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str
 
 
 def print_metrics(title: str, metrics: dict[str, Any]) -> None:
-    """``title``, then one indented ``name value`` line per metric."""
+    """``title``, then one indented ``name value`` line per metric.
+
+    A metric that could not be computed (NaN) reads ``n/a``, followed by a line that
+    says why; never ``nan``.
+    """
     print(title)
     for key, value in metrics.items():
         print(f"  {key:<16} {_cell(value)}")
+    if any(_is_nan(v) for v in metrics.values()):
+        print(f"  (n/a: {_why_not_computed(metrics)})")
+
+
+def _why_not_computed(metrics: dict[str, Any]) -> str:
+    if metrics.get("users") == 0:
+        return ("no test user to evaluate: none has both training ratings and a relevant "
+                "test rating of a movie seen in training")
+    if metrics.get("count") == 0:
+        return "no test ratings"
+    return "undefined on this test split"
+
+
+def _is_nan(value: Any) -> bool:
+    """NaN, as a Python or a NumPy float."""
+    return isinstance(value, numbers.Real) and math.isnan(value)
 
 
 def _cell(value: Any) -> str:
     if value is None:
         return ""
+    if _is_nan(value):
+        return "n/a"
     if isinstance(value, float):
         return f"{value:.4f}" if abs(value) < 100 else f"{value:.1f}"
     if isinstance(value, (list, tuple)):

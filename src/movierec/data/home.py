@@ -8,6 +8,8 @@ from pathlib import Path
 
 from platformdirs import user_cache_dir
 
+from movierec.errors import DataError
+
 HOME_ENV = "MOVIEREC_HOME"
 
 
@@ -16,10 +18,23 @@ def data_home() -> Path:
 
     An environment variable (not only a flag) so tests, CI and the service can
     redirect every command at once.
+
+    Raises:
+        DataError: The directory is a file, or cannot be created (say which, and
+            that ``$MOVIEREC_HOME`` chooses it).
     """
     raw = os.environ.get(HOME_ENV)
     home = Path(raw).expanduser() if raw else Path(user_cache_dir("movierec"))
-    home.mkdir(parents=True, exist_ok=True)
+    named = f"{HOME_ENV}={raw}" if raw else f"the data home {home}"
+    if home.exists() and not home.is_dir():
+        raise DataError(f"{named} is a file, not a directory; point {HOME_ENV} at a directory")
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise DataError(
+            f"{named} cannot be created ({error.strerror or error}); "
+            f"point {HOME_ENV} at a directory you can write to"
+        ) from None
     return home
 
 

@@ -19,9 +19,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from movierec.errors import MovierecError
+from movierec.errors import DataError, MovierecError
 
 METHODS = ("random", "temporal", "leave-last-n", "hash")
+#: Fewest ratings :func:`check_evaluable` accepts: the least a split can learn from and test.
+MIN_RATINGS = 10
+#: Largest data set whose every test rating :func:`check_evaluable` looks up (well under
+#: a second); a larger one whose test ratings all have new users or movies is not met.
+CHECK_ALL_UP_TO = 2_000_000
 #: Sides of a :class:`HashSplit`, in the order of its codes.
 PARTS = ("train", "validation", "test")
 
@@ -168,6 +173,55 @@ def make_split(
     if key == "hash":
         return hash_split(ratings, test_fraction=test_fraction, seed=seed)
     raise MovierecError(f"unknown split method {method!r}; choose one of {', '.join(METHODS)}")
+
+
+def check_evaluable(ratings: pd.DataFrame, split: Any, name: str = "the data set") -> None:
+    """Refuse a split that nothing could be measured on, before any training.
+
+    A test rating measures a model only if its user and its movie both also have
+    training ratings (a user is queried with their training history; a movie no
+    training rating names has no embedding): a split without one would train, then
+    report metrics of ``nan``.
+
+    Args:
+        ratings: The ratings that were split.
+        split: Their split: a :class:`Split`, or anything with its ``train``, ``test``
+            and ``info`` (the Python API's ``DataSplit``).
+        name: The data set's name, for the message.
+
+    Raises:
+        DataError: Fewer than :data:`MIN_RATINGS` ratings, an empty side, or (up to
+            :data:`CHECK_ALL_UP_TO` ratings) no test rating whose user and movie are in
+            the training ratings; the message says what is needed.
+    """
+    method = split.info.get("method", "the")
+    if len(ratings) < MIN_RATINGS:
+        raise DataError(
+            f"{name} has {len(ratings)} rating(s); training needs at least {MIN_RATINGS}, "
+            "from users with 2 or more ratings each, to hold some out for testing"
+        )
+    if split.test.empty or split.train.empty:
+        side = "test" if split.test.empty else "training"
+        raise DataError(
+            f"the {method} split of {name}'s {len(ratings)} ratings leaves no {side} ratings; "
+            + ("leave-last-n tests only users with more than n ratings"
+               if method == "leave-last-n" else "change --test-fraction")
+        )
+    if len(ratings) > CHECK_ALL_UP_TO:
+        return
+
+    def seen(column: str) -> np.ndarray:
+        trained = pd.Index(pd.unique(split.train[column]))
+        return trained.get_indexer(split.test[column]) >= 0
+
+    if not (seen("user_id") & seen("movie_id")).any():
+        repeat_users = int((ratings.groupby("user_id").size() >= 2).sum())
+        raise DataError(
+            f"none of the {len(split.test)} test rating(s) of the {method} split of {name} "
+            "has a user and a movie that also have training ratings, so no metric could be "
+            "computed; training needs users with at least 2 ratings and movies rated at "
+            f"least twice ({name} has {repeat_users} user(s) with 2 or more ratings)"
+        )
 
 
 def _check_fraction(test_fraction: float) -> None:
