@@ -196,9 +196,11 @@ def train_model(
         A :class:`TrainedModel`, its ``metrics`` empty when ``data`` had no test part.
 
     Raises:
-        MovierecError: An unknown kind, name or setting.
+        MovierecError: An unknown kind, name or setting, or a split nothing could be
+            measured on (too few ratings, no test rating of a known user and movie).
     """
     from movierec.data.loading import LOADED_FROM
+    from movierec.data.splits import check_evaluable
     from movierec.models.registry import DEFAULT_RANKER, DEFAULT_RETRIEVER
     from movierec.workflow import ALL_RATINGS, refit_split_info
     from movierec.workflow import train_model as fit
