@@ -151,7 +151,9 @@ def test_item_item_path_adds_the_low_rank_ease_score(trained):
     queries, _ = _known_users(train)
     query, candidates = model.query_embeddings(queries), model.candidate_embeddings()
     buckets = model.network.time_buckets
-    assert query.shape[1] == candidates.shape[1] == d + rank + buckets + 1
+    short = model._short.vectors.shape[1] if model._short is not None else 0  # visitors'
+    assert query.shape[1] == candidates.shape[1] == d + rank + buckets + 1 + short
+    assert not query[:, d + rank + buckets + 1 :].any()  # known users: the network's alone
     cols = model.network.column_slices()["item_item"]
     linear = query[:, cols] @ candidates[:, cols].T
     net = model.network

@@ -42,6 +42,7 @@ from __future__ import annotations
 import functools
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -57,13 +58,97 @@ from movierec.errors import ModelError
 from movierec.models.base import QueryBatch, Retriever, unit_rows
 from movierec.models.inference import CompiledInference, bucket, pad_rows
 from movierec.progress import Measure, keras_progress, logger, model_label
-from movierec.retrieval.item_item import fit_item_item
+from movierec.retrieval.item_item import (
+    fit_item_item,
+    fit_short_history,
+    short_lambda,
+    star_weights,
+)
 from movierec.retrieval.recent_popularity import recent_popularity
 from movierec.retrieval.two_tower_examples import UserExamples
 from movierec.retrieval.two_tower_network import TwoTowerModel, rating_weight
 from movierec.retrieval.two_tower_settings import TwoTowerSettings
 
 FEATURES_FILE = "features.json"
+SHORT_HISTORY_FILE = "short_history.npz"
+
+
+@dataclass
+class ShortHistoryPath:
+    """The query-side mix for visitors known by a few ratings (see :class:`TwoTowerRetriever`).
+
+    A query of someone the model was not trained on (the out-of-vocabulary user) with
+    ``n`` ratings gets weight ``w = max(0, 1 - n / length)`` on this path
+    (:class:`~movierec.retrieval.item_item.ShortHistoryFit`: a ridge projection with a
+    ``lambda`` that follows ``n``) and ``1 - w`` on the network's query (deep part,
+    long-history item-item path, popularity, bias), the path's scores rescaled per query
+    to spread as much as the network's (so the blend with predicted stars means the same
+    for every person). Known users' queries are the network's alone: it was trained on
+    them. The path's columns follow the network's in both embeddings, so the score stays
+    one dot product.
+
+    Attributes:
+        vectors: (movies, rank) eigenvectors: query rows and candidate columns alike.
+        values: (rank,) eigenvalues.
+        lambdas: ``lambda`` at each length of ``SHORT_LENGTHS``.
+        length: Visitors with this many ratings or more do not use the path.
+        rating_scale: (lowest, highest) stars, for :func:`star_weights`.
+        network_probe: (p, d) network candidate rows the spreads are measured on.
+        short_probe: (p, rank) the same movies' rows of ``vectors``.
+    """
+
+    vectors: np.ndarray
+    values: np.ndarray
+    lambdas: tuple[float, ...]
+    length: int
+    rating_scale: tuple[float, float]
+    network_probe: np.ndarray
+    short_probe: np.ndarray
+
+    @classmethod
+    def build(
+        cls,
+        vectors: np.ndarray,
+        values: np.ndarray,
+        lambdas: tuple[float, ...],
+        network_candidates: np.ndarray,
+        *,
+        length: int,
+        rating_scale: tuple[float, float],
+        seed: int,
+    ) -> ShortHistoryPath:
+        """The path, its spreads probed on up to 2,048 movies drawn with ``seed``."""
+        rng = np.random.default_rng(seed)
+        rows = np.sort(rng.choice(np.arange(1, len(vectors)),
+                                  min(2048, len(vectors) - 1), replace=False))
+        return cls(vectors, values, tuple(lambdas), length, rating_scale,
+                   np.ascontiguousarray(network_candidates[rows]),
+                   np.ascontiguousarray(vectors[rows]))
+
+    def mix(self, queries: QueryBatch, network: np.ndarray, num_movies: int) -> np.ndarray:
+        """``network``'s (n, d) queries, each joined with its short-history columns."""
+        width = network.shape[1]
+        out = np.zeros((len(queries), width + self.vectors.shape[1]), np.float32)
+        out[:, :width] = network
+        for row, (user, movies, stars) in enumerate(
+            zip(queries.user_index, queries.histories, queries.history_ratings, strict=True)
+        ):
+            movies = np.asarray(movies, np.int64)
+            ok = (movies > 0) & (movies < num_movies)
+            count = int(ok.sum())
+            weight = max(0.0, 1.0 - count / self.length) if user == 0 else 0.0
+            counts = star_weights(np.asarray(stars, np.float32)[ok], self.rating_scale)
+            if weight == 0.0 or not (counts > 0).any():  # nothing liked: the network's
+                continue
+            shrink = self.values / (self.values + short_lambda(self.lambdas, count))
+            short = (counts @ self.vectors[movies[ok]]) * shrink
+            own = float(np.std(self.short_probe @ short))
+            if own <= 0.0:
+                continue
+            theirs = float(np.std(self.network_probe @ network[row]))
+            out[row, :width] = (1.0 - weight) * network[row]
+            out[row, width:] = (weight * theirs / own) * short
+        return out
 
 
 def averaging_momentum(momentum: float, steps: int) -> float:
@@ -146,6 +231,7 @@ class TwoTowerRetriever(Retriever):
         super().__init__(**settings)
         self.train: TrainingSet | None = None
         self._candidates: np.ndarray | None = None
+        self._short: ShortHistoryPath | None = None
 
     settings_class = TwoTowerSettings
     #: Trains in several processes (Keras ``DataParallel`` over all their devices).
@@ -264,11 +350,38 @@ class TwoTowerRetriever(Retriever):
             result["item_item_lambda"] = [found.l2]
             if verbose > 0:
                 logger.info("%s: item-item path fitted (lambda %g)", model_label(self), found.l2)
+        self._short = None
         self._set_path_scales()
         if model.item_item_rank:
             result["item_item_scale"] = [float(model.item_scale.numpy())]
+            length = int(s["short_history_length"])
+            if length > 0:
+                self._short = self._fit_short_path(train, length)
+                self._candidates = None  # now with the short path's columns
+                result["short_history_lambdas"] = list(self._short.lambdas)
         result["seconds"] = [time.perf_counter() - start]
         return result
+
+    def _fit_short_path(self, train: TrainingSet, length: int) -> ShortHistoryPath:
+        """The short-history path, its ``lambda`` chosen for histories of 1-10 ratings
+        (:func:`~movierec.retrieval.item_item.fit_short_history`)."""
+        s = self.settings
+        found = fit_short_history(
+            train,
+            rank=int(s["short_history_rank"]),
+            seed=int(s["seed"]),
+            l2=None if s["short_history_lambda"] is None else float(s["short_history_lambda"]),
+        )
+        logger.debug("%s: short-history path lambdas %s", model_label(self), found.lambdas)
+        return ShortHistoryPath.build(
+            found.vectors,
+            found.values,
+            found.lambdas,
+            self.candidate_embeddings(),
+            length=length,
+            rating_scale=tuple(train.dataset.rating_scale),
+            seed=int(s["seed"]),
+        )
 
     def _set_path_scales(self, by_user: Histories | None = None, users: int = 1000) -> None:
         """Weigh the frozen paths against the deep part by their spread: ``item_scale``
@@ -324,7 +437,10 @@ class TwoTowerRetriever(Retriever):
                 "history_weight": weight,
             }
             out.append(compiled(inputs)[: len(part)].astype(np.float32, copy=False))
-        return np.concatenate(out)
+        network = np.concatenate(out)
+        if self._short is None:
+            return network
+        return self._short.mix(queries, network, model.num_movies)
 
     def similar_vectors(self) -> tuple[np.ndarray, np.ndarray]:
         """Similarity = the EASE row (what having rated the movie predicts) plus
@@ -363,12 +479,25 @@ class TwoTowerRetriever(Retriever):
         """(movies, query_dim) float32 candidate embeddings, computed once and cached."""
         model = self.require_network()
         if self._candidates is None:
-            self._candidates = np.asarray(model.candidates(), dtype=np.float32)
+            network = np.asarray(model.candidates(), dtype=np.float32)
+            if self._short is not None:
+                network = np.concatenate([network, self._short.vectors], axis=1)
+            self._candidates = np.ascontiguousarray(network, dtype=np.float32)
         return self._candidates
 
     def save_extras(self, directory: Path) -> None:
-        """Write the side-feature vocabularies (``features.json``) beside the network."""
+        """Write the side-feature vocabularies (``features.json``) beside the network,
+        and the short-history path (``short_history.npz``) when there is one."""
         write_json(directory / FEATURES_FILE, self._tables.vocabularies)
+        if self._short is not None:
+            short = self._short
+            np.savez(
+                directory / SHORT_HISTORY_FILE,
+                vectors=short.vectors,
+                values=short.values,
+                lambdas=np.array(short.lambdas),
+                meta=np.array([short.length, *short.rating_scale]),
+            )
 
     def restore(self, directory: Path, train: TrainingSet) -> None:
         """Read back the side-feature vocabularies (none if the file is missing)."""
@@ -376,3 +505,17 @@ class TwoTowerRetriever(Retriever):
         vocabularies = json.loads(vocab_path.read_text()) if vocab_path.is_file() else {}
         self.train = train
         self._tables = FeatureTables(movie={}, user={}, vocabularies=vocabularies)
+        self._short = None
+        if (directory / SHORT_HISTORY_FILE).is_file():
+            with np.load(directory / SHORT_HISTORY_FILE) as saved:
+                length, low, high = (float(v) for v in saved["meta"])
+                self._short = ShortHistoryPath.build(
+                    saved["vectors"],
+                    saved["values"],
+                    tuple(float(v) for v in saved["lambdas"]),
+                    np.asarray(self.require_network().candidates(), dtype=np.float32),
+                    length=int(length),
+                    rating_scale=(low, high),
+                    seed=int(self.settings["seed"]),
+                )
+            self._candidates = None

@@ -79,6 +79,17 @@ class TwoTowerSettings(ModelSettings):
     recent_popularity_buckets: int = setting(
         16, "time spans (equal rating counts) that popularity is counted in", minimum=1
     )
+    short_history_length: int = setting(
+        20, "histories shorter than this lean on the short-history path (0: no such path)",
+        minimum=0,
+    )
+    short_history_rank: int = setting(
+        128, "eigenpairs the short-history item-item path keeps", minimum=1
+    )
+    short_history_lambda: float | None = setting(
+        None, "its ridge lambda (null: one chosen per length on queries of 1-10 ratings)",
+        above=0.0,
+    )
     similar_deep_weight: float = setting(
         1.0, "weight of the deep embeddings' cosine beside the EASE row in similar", minimum=0.0
     )
