@@ -88,7 +88,7 @@ K = 10
 SPARE = 5
 LIGHT_MAX_TRAINING = 20
 EASE_FIXED_LAMBDA = 500.0
-VISITOR_LAMBDA_GRID = tuple(62.5 * 2.0**k for k in range(11))  # 62.5 ... 64,000
+VISITOR_LAMBDA_GRID = tuple(250.0 * 4.0**k for k in range(5))  # 250 ... 64,000
 #: Share of training users held out of the fit while tuning the visitor λ.
 VALIDATION_USERS = 0.15
 STAR_CENTRE = 2.5
@@ -229,7 +229,7 @@ def session_knn(matrix: sparse.csr_matrix, neighbours: int = SKNN_NEIGHBOURS) ->
 def tune_visitor_lambda(
     train: TrainingSet, ns: Sequence[int], seed: int, max_users: int,
     grid: Sequence[float] = VISITOR_LAMBDA_GRID,
-) -> tuple[float, dict[float, float]]:
+) -> tuple[float, dict[float, dict[str, float]]]:
     """EASE's λ for visitors, chosen by the visitor protocol inside the training ratings.
 
     A seeded :data:`VALIDATION_USERS` share of the training users is held out; ``B`` is
@@ -240,7 +240,8 @@ def tune_visitor_lambda(
     ratings over the fitted ones).
 
     Returns:
-        The chosen λ and the validation NDCG@10 (mean over n) of every grid value.
+        The chosen λ and, for every grid value, the validation NDCG@10 at each n and
+        their mean.
     """
     rng = np.random.default_rng([seed, 20])
     matrix = interaction_matrix(train)
@@ -256,15 +257,15 @@ def tune_visitor_lambda(
         by_user[int(u)] = (movies.astype(np.int32), np.full(len(movies), 4.0, np.float32))
     cases = {n: draw_visitors(by_user, n, max_users, seed) for n in ns}
     gram = gram_matrix(fitted)
-    scores = {}
+    scores: dict[float, dict[str, float]] = {}
     for l2 in grid:
         weights = ease_weights(gram, l2).astype(np.float32)
-        per_n = [
-            list_metrics(ranked_lists(fold_in(weights)(v), v), v)["ndcg@10"]
-            for v in cases.values() if v
-        ]
-        scores[l2] = float(np.mean(per_n)) if per_n else 0.0
-    best = max(scores, key=lambda k: (scores[k], k))
+        per_n = {
+            str(n): list_metrics(ranked_lists(fold_in(weights)(v), v), v)["ndcg@10"]
+            for n, v in cases.items() if v
+        }
+        scores[l2] = {**per_n, "mean": float(np.mean(list(per_n.values()))) if per_n else 0.0}
+    best = max(scores, key=lambda k: (scores[k]["mean"], k))
     return best * matrix.nnz / max(fitted.nnz, 1), scores
 
 
@@ -435,11 +436,13 @@ def run_seed(dataset, seed: int, args) -> dict[str, Any]:
     ease_fixed = ease_weights(gram, EASE_FIXED_LAMBDA).astype(np.float32)
     visitor_l2, visitor_grid = tune_visitor_lambda(train, args.ns, seed, args.users)
     ease_visitor = ease_weights(gram, visitor_l2).astype(np.float32)
+    tuned = time.perf_counter()
     known_l2, _ = choose_l2(
         train, rank=train.movies.size, window_seconds=0.0, far_weight=1.0, seed=seed
     )
     ease_known = ease_weights(gram, known_l2).astype(np.float32)
-    print(f"  peers fitted in {time.perf_counter() - started:.0f} s: visitor λ {visitor_l2:.0f}, "
+    print(f"  peers fitted in {time.perf_counter() - started:.0f} s (known-user λ: "
+          f"{time.perf_counter() - tuned:.0f} s): visitor λ {visitor_l2:.0f}, "
           f"known-user λ {known_l2:.0f}", flush=True)
     movierec_side = MovierecVisitor(recommender)
     random_rng = np.random.default_rng([seed, 99])
