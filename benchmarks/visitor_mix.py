@@ -11,6 +11,9 @@ item-item path and the popularity path, and the three score vectors are recombin
   visitor's item-item spread grows with n, the deep part's does not);
 - ``pop g``: the popularity path rescaled to spread ``g`` times the deep part's (served:
   ``recent_popularity_weight`` = 0.05);
+- ``EASE λ(n)``: exact EASE fold-in with, at each n, the λ the visitor validation of
+  ``visitors.tune_visitor_lambda`` prefers at that n (held-out training users, not the
+  test), alone or added to the deep part (EASE spread = share x the deep part's);
 - ``stars``: the item-item path's history rows weighted by ``stars - 2.5`` instead of 1
   (the served path reads the history as a binary row, so a 1-star rating pulls movies
   like it up).
@@ -90,9 +93,29 @@ def run_seed(dataset, seed: int, args) -> dict[str, dict[str, float]]:
     if len(side.train) != len(split.train):
         raise SystemExit(f"{directory}: not a model of seed {seed}'s train part")
     by_user = protocol.ratings_by_user(side.train, split.test)
+    matrix = protocol.interaction_matrix(side.train)
+    gram = protocol.gram_matrix(matrix)
+    chosen, grid = protocol.tune_visitor_lambda(side.train, args.ns, seed, args.users)
+    ratio = chosen / max(grid, key=lambda l2: (grid[l2]["mean"], l2))  # Gram size ratio
     rows: dict[str, dict[str, float]] = {}
     for n in args.ns:
         cases = protocol.draw_visitors(by_user, n, args.users, seed)
+        # EASE with the λ that the visitor validation prefers at this n (not the test).
+        best = max(grid, key=lambda l2: (grid[l2].get(str(n), 0.0), l2))
+        ease = protocol.fold_in(protocol.ease_weights(gram, best * ratio).astype(np.float32))
+        ease_scores = ease(cases)
+        deep = path_scores(side, cases, False)
+        shares = (None, 4.0, 2.0, 1.0)
+        for label, share in ((f"EASE λ(n) + deep, share {s:g}" if s else "EASE λ(n) only", s)
+                             for s in shares):
+            if share is None:
+                scores = ease_scores
+            else:
+                scores = mix({"deep": deep["deep"], "item": ease_scores,
+                              "popularity": deep["popularity"]}, share, 0.0)
+            metrics = protocol.list_metrics(protocol.ranked_lists(scores, cases), cases)
+            rows.setdefault(label, {})[str(n)] = metrics[args.metric]
+        print(f"  seed {seed}, n={n}: EASE λ(n) = {best * ratio:.0f}", flush=True)
         for stars in (False, True):
             paths = path_scores(side, cases, stars)
             settings: list[tuple[str, float | None, float | None]] = [("served", None, None)]

@@ -530,19 +530,23 @@ def mean_over_seeds(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 def print_tables(summary: dict[str, Any], ns: Sequence[int], metric: str) -> None:
     """Rows = methods, columns = n (mean over seeds), then the light-user row."""
+    def cell(values: list[float]) -> str:
+        mean, std = values
+        return f"{mean:.3f} ± {std:.3f}" if std else f"{mean:.3f}"
+
     header = ["method", *[f"n={n}" for n in ns]]
     rows = []
     for label, columns in summary["visitors"].items():
-        rows.append([label, *[columns[str(n)][metric][0] if str(n) in columns else "-"
+        rows.append([label, *[cell(columns[str(n)][metric]) if str(n) in columns else "-"
                               for n in ns]])
-    print(f"\nVisitors: {metric} (mean over seeds)")
+    print(f"\nVisitors: {metric} (mean ± std over seeds)")
     print(table(rows, header))
     light = summary["light_users"]
     if light:
         users = next(iter(light.values()))["users"][0]
-        print(f"\nLight users (<= {LIGHT_MAX_TRAINING} training ratings, {users:.0f} users): "
-              f"{metric}")
-        print(table([[label, cells[metric][0]] for label, cells in light.items()],
+        print(f"\nLight users (<= {LIGHT_MAX_TRAINING} training ratings, {users:.0f} users "
+              f"a seed): {metric}")
+        print(table([[label, cell(cells[metric])] for label, cells in light.items()],
                     ["method", metric]))
 
 
