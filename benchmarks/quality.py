@@ -7,6 +7,7 @@ three seeds of the random 80/20 split and the temporal split of a data set
     python benchmarks/quality.py                 # full run (peers need .[peers])
     python benchmarks/quality.py --data ../shared/data/ml-latest-small-2016
     python benchmarks/quality.py --smoke         # seconds: tiny epochs, one seed
+    python benchmarks/quality.py --visitors      # also the visitor protocol (visitors.py)
 
 Four tables: retrieval (top-K), ranking (stars), the two stages together, and
 item-to-item ("movies like this one", movierec.evaluation.item_to_item). Prints
@@ -213,6 +214,9 @@ def main() -> None:
                         help="cornac autoencoder peers to run (needs torch; none: skip)")
     parser.add_argument("--smoke", action="store_true", help="one seed, 1 epoch, no peers")
     parser.add_argument("--out", type=Path, help="JSON path (default results/quality-<data>.json)")
+    parser.add_argument("--visitors", action="store_true",
+                        help="also run benchmarks/visitors.py on the same data and seeds "
+                        "(trains its own models; writes results/visitors-<data>.json)")
     args = parser.parse_args()
     if args.smoke:
         args.seeds, args.no_temporal = args.seeds[:1], True
@@ -251,6 +255,11 @@ def main() -> None:
                     results[name], "item-to-item/", ITEM_COLUMNS)
     write_json(args.out, results)
     print(f"\nwrote {args.out}")
+    if args.visitors:
+        import visitors
+
+        visitors.main(["--data", args.data, "--seed", *map(str, args.seeds),
+                       *(["--smoke"] if args.smoke else [])])
 
 
 if __name__ == "__main__":
