@@ -54,7 +54,8 @@ def path_scores(
     (binary rows, or ``stars - 2.5`` weights) and the popularity path, as served."""
     queries = side.query_vectors(cases)
     candidates, cols = side.candidates, side.columns
-    deep = queries[:, cols["deep"]] @ candidates[:, cols["deep"]].T + candidates[:, -1][None, :]
+    bias = candidates[:, side.bias][None, :]  # the column after the network's paths
+    deep = queries[:, cols["deep"]] @ candidates[:, cols["deep"]].T + bias
     network = side.recommender.retrieval.retriever.network
     if stars:
         table_rows = np.asarray(network.item_query_table.numpy())

@@ -285,6 +285,10 @@ class MovierecVisitor:
         self.candidates = np.asarray(recommender._candidates, np.float32)
         network = getattr(recommender.retrieval.retriever, "network", None)  # reads it
         self.columns = network.column_slices() if hasattr(network, "column_slices") else {}
+        # The network's columns end with the bias; the short-history path's follow it.
+        self.bias = max((c.stop for c in self.columns.values()), default=-1)
+        if self.columns and self.candidates.shape[1] > self.bias + 1:
+            self.columns["short_history"] = slice(self.bias + 1, self.candidates.shape[1])
 
     def ratings(self, visitor: Visitor) -> list[tuple[str, float]]:
         """The visitor's ``extra_ratings``: (raw movie id, stars)."""
@@ -311,7 +315,7 @@ class MovierecVisitor:
             cols = np.zeros(queries.shape[1], bool)
             cols[self.columns[path]] = True
             if path == "deep":
-                cols[-1] = True
+                cols[self.bias] = True
             return queries[:, cols] @ self.candidates[:, cols].T
 
         return score
@@ -325,7 +329,7 @@ class MovierecVisitor:
             if cols.stop > cols.start:
                 scores = queries[:, cols] @ self.candidates[:, cols].T
                 out[path] = float(np.mean(scores[:, 1:].std(axis=1)))
-        out["bias"] = float(self.candidates[1:, -1].std())
+        out["bias"] = float(self.candidates[1:, self.bias].std())
         return out
 
     def recommend(self, visitors: list[Visitor]) -> list[list[int]]:
@@ -453,6 +457,8 @@ def run_seed(dataset, seed: int, args) -> dict[str, Any]:
         scorers["movierec item-item path"] = movierec_side.path_scorer("item_item")
     if "deep" in movierec_side.columns:
         scorers["movierec deep part"] = movierec_side.path_scorer("deep")
+    if "short_history" in movierec_side.columns:
+        scorers["movierec short-history path"] = movierec_side.path_scorer("short_history")
     scorers |= {
         f"EASE fold-in, λ {EASE_FIXED_LAMBDA:g}": fold_in(ease_fixed),
         "EASE fold-in, λ visitor-tuned": fold_in(ease_visitor),
