@@ -424,6 +424,36 @@ def dcn_step_table(result: dict[str, Any]) -> str:
     return markdown_table(["updates", "wall s / step", "CPU s / step"], rows)
 
 
+#: Rows of the visitor table that are diagnostics of movierec's paths, not answers.
+VISITOR_DIAGNOSTICS = ("movierec item-item path", "movierec deep part",
+                       "movierec short-history path")
+
+
+def visitors_table(result: dict[str, Any]) -> str:
+    """NDCG@10 of lists for visitors known by n ratings (``benchmarks/visitors.py``);
+    the best answer at each n in bold (movierec's path diagnostics left out)."""
+    rows = {k: v for k, v in result["mean"]["visitors"].items() if k not in VISITOR_DIAGNOSTICS}
+    ns = sorted({n for row in rows.values() for n in row}, key=int)
+    best = {n: max(row[n]["ndcg@10"][0] for row in rows.values() if n in row) for n in ns}
+    body = [
+        [bold(name, name.startswith("movierec"))]
+        + [bold(mean_std(row[n]["ndcg@10"]), row[n]["ndcg@10"][0] == best[n])
+           if n in row else "-" for n in ns]
+        for name, row in rows.items()
+    ]
+    return markdown_table(["given ratings"] + [f"n={n}" for n in ns], body)
+
+
+def light_users_table(result: dict[str, Any]) -> str:
+    """NDCG@10 of known users with at most 20 training ratings (``benchmarks/visitors.py``)."""
+    rows = result["mean"]["light_users"]
+    top = max(row["ndcg@10"][0] for row in rows.values())
+    body = [[bold(name, name.startswith("movierec")),
+             bold(mean_std(row["ndcg@10"]), row["ndcg@10"][0] == top)]
+            for name, row in rows.items()]
+    return markdown_table(["known users, <= 20 training ratings", "NDCG@10"], body)
+
+
 def tables() -> dict[str, str]:
     """Every generated table, by file name under ``docs/benchmarks/tables/``."""
     out: dict[str, str] = {}
@@ -433,6 +463,10 @@ def tables() -> dict[str, str]:
         out[f"quality-{data}-ranking.md"] = quality_ranking(result)
         out[f"quality-{data}-two-stage.md"] = quality_two_stage(result)
         out[f"quality-{data}-item-to-item.md"] = quality_item_to_item(result)
+        if (RESULTS / f"visitors-{data}.json").is_file():
+            visitors = load(f"visitors-{data}.json")
+            out[f"visitors-{data}.md"] = visitors_table(visitors)
+            out[f"visitors-{data}-light-users.md"] = light_users_table(visitors)
     perf = load("performance.json")
     out["speed-retrieval.md"] = speed_retrieval(perf)
     out["speed-end-to-end.md"] = speed_end_to_end(perf)
