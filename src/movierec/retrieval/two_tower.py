@@ -137,13 +137,15 @@ class ShortHistoryPath:
             ok = (movies > 0) & (movies < num_movies)
             count = int(ok.sum())
             weight = max(0.0, 1.0 - count / self.length) if user == 0 else 0.0
+            if weight == 0.0:  # a known user, or a long enough history: the network's
+                continue
             counts = star_weights(np.asarray(stars, np.float32)[ok], self.rating_scale)
-            if weight == 0.0 or not (counts > 0).any():  # nothing liked: the network's
+            if not (counts > 0).any():  # nothing liked: the network's answer alone
                 continue
             shrink = self.values / (self.values + short_lambda(self.lambdas, count))
             short = (counts @ self.vectors[movies[ok]]) * shrink
-            own = float(np.std(self.short_probe @ short))
-            if own <= 0.0:
+            own = float(np.std(self.short_probe @ short)) if len(self.short_probe) else 0.0
+            if not own > 0.0:
                 continue
             theirs = float(np.std(self.network_probe @ network[row]))
             out[row, :width] = (1.0 - weight) * network[row]
