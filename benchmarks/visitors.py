@@ -44,11 +44,11 @@ known-user path, ``EASE`` (λ chosen by ``choose_l2`` on held-out training ratin
 ``benchmarks/quality.py`` fits it), ``EASE, λ 500``, ``item-kNN`` and ``popularity``.
 
     python benchmarks/visitors.py                       # ML-100K, seed 42, trains both models
-    python benchmarks/visitors.py --models /tmp/m-{seed}  # reuse `movierec train --seed S` dirs
+    python benchmarks/visitors.py --models /tmp/m-{seed}  # `train --holdout --seed S` dirs
     python benchmarks/visitors.py --data ../shared/data/ml-latest-small-2016 --seed 42 43 44
     python benchmarks/visitors.py --smoke               # seconds: 1 epoch, few users
 
-``--models DIR`` reuses models trained on the split's train part (``movierec train
+``--models DIR`` reuses models trained on the split's train part (``movierec train --holdout
 --seed S --models DIR``, random split, test fraction 0.2; ``{seed}`` in DIR is replaced
 by each seed); the script checks the manifest's split against its own. Without it the
 default models are trained here through :func:`movierec.workflow.train_model` (as

@@ -115,7 +115,8 @@ def test_process_settings_are_checked():
 
 @pytest.mark.slow
 def test_two_processes_train_as_well_as_one_and_share_each_epoch(planted_shards, tmp_path):
-    base = ["train", "ranking", "--data", str(planted_shards), "--quiet", *SETTINGS]
+    # --holdout: one process compares like with like (several keep the split's model).
+    base = ["train", "ranking", "--data", str(planted_shards), "--quiet", "--holdout", *SETTINGS]
     for mode, extra in (("memory", []), ("stream", ["--stream"])):
         models = tmp_path / f"two-{mode}"
         results = _finish(_start([*base, *extra, "--models", str(models)], 2), timeout=400)
@@ -171,7 +172,8 @@ def test_two_processes_train_the_retriever_as_well_as_one(planted_shards, tmp_pa
     """The two-tower retriever trains with Keras DataParallel over both processes' devices."""
     settings = ["--set", "embedding_dim=32", "--set", "hidden_dim=0", "--set", "batch_size=32",
                 "--epochs", "15"]  # fmt: skip
-    base = ["train", "retrieval", "--data", str(planted_shards), "--quiet", *settings]
+    base = ["train", "retrieval", "--data", str(planted_shards), "--quiet", "--holdout",
+            *settings]
     two_models, one_models = tmp_path / "two", tmp_path / "one"
     results = _finish(_start([*base, "--models", str(two_models)], 2), timeout=400)
     for code, _, stderr in results:

@@ -37,7 +37,8 @@ def _state(directory: Path) -> dict | None:
 
 @pytest.mark.slow
 def test_killed_mid_epoch_then_resumed_equals_an_uninterrupted_run(planted_shards, tmp_path):
-    base = ["train", "ranking", "--data", str(planted_shards), "--quiet", *SETTINGS]
+    # --holdout: the uninterrupted run keeps the split's model too, as checkpointed runs do.
+    base = ["train", "ranking", "--data", str(planted_shards), "--quiet", "--holdout", *SETTINGS]
     checkpoints = tmp_path / "checkpoints"
     killed = start_cli(
         [*base, "--models", str(tmp_path / "killed"), "--checkpoint-dir", str(checkpoints),
