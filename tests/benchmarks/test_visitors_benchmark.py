@@ -17,7 +17,8 @@ import visitors  # noqa: E402
 
 ROWS = {
     "movierec recommend", "movierec retrieval", "movierec item-item path",
-    "movierec deep part", "EASE fold-in, λ 500", "EASE fold-in, λ visitor-tuned", "item-kNN",
+    "movierec deep part", "movierec short-history path", "EASE fold-in, λ 500",
+    "EASE fold-in, λ visitor-tuned", "item-kNN",
     "item-kNN, star-weighted", "session-kNN", "popularity", "random",
 }
 LIGHT_ROWS = {
