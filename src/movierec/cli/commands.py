@@ -268,13 +268,12 @@ def _train_all(args: argparse.Namespace) -> int:
     logger.info("loading data set %s", args.data)
     dataset = load_dataset(args.data)
     stored = _stored_ratings(args.ratings_db) if args.ratings_db else None
-    every = dataset.ratings
+    every, added = dataset.ratings, 0  # what a refit (or --no-eval) trains on
     if stored is not None:
         every, added = _merge_stored(every, every.iloc[:0], stored, dataset)
-    if mode == ALL_RATINGS:
-        split = None
-        train_ratings, test_ratings, split_info = every, None, {"method": ALL_RATINGS,
-                                                                 "ratings": len(every)}
+    if mode == "all":
+        train_ratings, test_ratings = every, None
+        split_info: dict[str, Any] = {"method": ALL_RATINGS, "ratings": len(every)}
     else:
         split = make_split(
             dataset.ratings,
@@ -285,10 +284,11 @@ def _train_all(args: argparse.Namespace) -> int:
         )
         check_evaluable(dataset.ratings, split, f"data set {dataset.name}")
         train_ratings, test_ratings, split_info = split.train, split.test, dict(split.info)
-    if stored is not None:
-        if split is not None:
+        if stored is not None:
             train_ratings, held_out_added = _merge_stored(split.train, split.test, stored, dataset)
-            added = held_out_added if mode == "holdout" else added  # what the saved model saw
+            if mode == "holdout":  # the saved model is the split's
+                added = held_out_added
+    if stored is not None:
         where = _describe_db(args.ratings_db)
         print(f"adding {added} of {len(stored)} ratings stored in {where}")
         split_info["stored_ratings"] = {"db": where, "count": added}
