@@ -71,3 +71,25 @@ def test_api_display_lasts_one_call_and_only_when_nothing_routes_the_logger(
         assert fresh_logger.handlers == [handler]
         fresh_logger.info("to the application")
     assert records == ["to the application"] and capfd.readouterr().err == ""
+
+
+def test_the_cli_handler_follows_stderr_when_it_is_replaced(monkeypatch):
+    import io
+    import sys
+
+    from movierec.progress import configure_cli_logging, logger
+
+    saved = logger.handlers[:], logger.level, logger.propagate
+    try:
+        first = io.StringIO()
+        monkeypatch.setattr(sys, "stderr", first)
+        configure_cli_logging()
+        first.close()  # as a test's captured stream is, once the test is over
+        second = io.StringIO()
+        monkeypatch.setattr(sys, "stderr", second)
+        logger.info("after the swap")
+        assert second.getvalue() == "after the swap\n"
+    finally:
+        logger.handlers[:] = saved[0]
+        logger.setLevel(saved[1])
+        logger.propagate = saved[2]

@@ -36,10 +36,28 @@ PROGRESS_EVERY = 30.0
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+class StderrHandler(logging.StreamHandler):
+    """A stream handler writing to whatever ``sys.stderr`` is when a record is emitted.
+
+    A plain ``StreamHandler(sys.stderr)`` keeps the stream it was given: once that one
+    is replaced (a test's captured stderr, a redirect) and closed, every later record
+    fails with "I/O operation on closed file".
+    """
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        """The current ``sys.stderr``."""
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        """Ignored: the stream is always the current ``sys.stderr``."""
+
+
 def configure_cli_logging(quiet: bool = False, verbose: bool = False) -> None:
     """INFO to stderr by default; WARNING with ``quiet``; DEBUG with ``verbose``."""
     level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
-    handler = logging.StreamHandler(sys.stderr)
+    handler = StderrHandler()
     handler.setFormatter(logging.Formatter("%(message)s"))
     logger.handlers[:] = [handler]
     logger.setLevel(level)
@@ -75,7 +93,7 @@ def progress_on_stderr(verbose: int) -> Iterator[None]:
     ):
         yield
         return
-    handler = logging.StreamHandler(sys.stderr)
+    handler = StderrHandler()
     handler.setFormatter(logging.Formatter("%(message)s"))
     level, propagate = logger.level, logger.propagate
     logger.addHandler(handler)
