@@ -101,7 +101,8 @@ class TrainedModel:
 
     def _provenance(self) -> dict[str, Any]:
         """What a refitted model's manifest says of its metrics."""
-        from movierec.workflow import ALL_RATINGS, METRICS_FROM_HOLDOUT
+        from movierec.data.splits import ALL_RATINGS
+        from movierec.workflow import METRICS_FROM_HOLDOUT
 
         refitted = self.split_info.get("method") == ALL_RATINGS and "holdout" in self.split_info
         return {"metrics_from": METRICS_FROM_HOLDOUT} if refitted else {}
@@ -200,9 +201,9 @@ def train_model(
             measured on (too few ratings, no test rating of a known user and movie).
     """
     from movierec.data.loading import LOADED_FROM
-    from movierec.data.splits import check_evaluable
+    from movierec.data.splits import ALL_RATINGS, check_evaluable
     from movierec.models.registry import DEFAULT_RANKER, DEFAULT_RETRIEVER
-    from movierec.workflow import ALL_RATINGS, refit_split_info
+    from movierec.workflow import refit_split_info
     from movierec.workflow import train_model as fit
 
     name = name or (DEFAULT_RETRIEVER if kind == "retrieval" else DEFAULT_RANKER)
@@ -316,10 +317,10 @@ def evaluate(
     Returns:
         Metrics by kind (``"retrieval"``, ``"ranking"``), each a dict of name to value.
     """
+    from movierec.data.splits import ALL_RATINGS
     from movierec.errors import ModelError
     from movierec.evaluation.evaluate import evaluate_ranker, evaluate_retriever
     from movierec.models.base import Ranker
-    from movierec.workflow import ALL_RATINGS
 
     if isinstance(model, TrainedModel):
         models = [(model.kind, model.model, model.train_set, model.split_info)]

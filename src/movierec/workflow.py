@@ -15,6 +15,7 @@ from typing import Any
 
 from movierec.data.schema import Dataset
 from movierec.data.shards import HashSplit, ShardedTrainingSet
+from movierec.data.splits import ALL_RATINGS
 from movierec.data.training import TrainingSet
 from movierec.distributed import (
     check_batch_size,
@@ -216,8 +217,6 @@ def train_model(
     return _finish(result, history, out_dir, split_info, extra)
 
 
-#: ``manifest["split"]["method"]`` of a model trained on every rating.
-ALL_RATINGS = "all"
 #: ``manifest["metrics_from"]`` of a refitted model: what its metrics measured.
 METRICS_FROM_HOLDOUT = (
     "a fit on the train part of split.holdout, scored on its test part; the saved model "

@@ -243,8 +243,8 @@ def _train(args: argparse.Namespace) -> int:
 
 def _train_all(args: argparse.Namespace) -> int:
     from movierec.data.loading import load_dataset
-    from movierec.data.splits import check_evaluable, make_split
-    from movierec.workflow import ALL_RATINGS, train_model
+    from movierec.data.splits import ALL_RATINGS, check_evaluable, make_split
+    from movierec.workflow import train_model
 
     kinds = ["retrieval", "ranking"] if args.kind == "all" else [args.kind]
     if args.help_settings is not None:
@@ -442,6 +442,7 @@ def _merge_stored(train, test, stored, dataset) -> tuple[Any, int]:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    from movierec.data.splits import ALL_RATINGS
     from movierec.models.artifacts import load_model
 
     kinds = ["retrieval", "ranking"] if args.kind == "all" else [args.kind]
@@ -456,7 +457,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         saved = load_model(directory, lazy=True)
         manifest = saved.manifest
         split_info = manifest.get("split", {})
-        if split_info.get("method") == "all":
+        if split_info.get("method") == ALL_RATINGS:
             report[kind] = {"model": manifest["model"], **_recorded_metrics(args, directory,
                                                                             manifest)}
             labels[kind] = "recorded when trained, on the held-out split before the refit"

@@ -251,6 +251,11 @@ def _make(ratings: pd.DataFrame, test_mask: np.ndarray, info: dict[str, Any]) ->
     return Split(train=train, test=test, info=info)
 
 
+#: ``manifest["split"]["method"]`` of a model trained on every rating (refitted after
+#: its evaluation, or trained with no held-out part).
+ALL_RATINGS = "all"
+
+
 def split_from_manifest(ratings: pd.DataFrame, info: dict[str, Any]) -> Split:
     """The split a saved model records (its manifest's ``split``), made again.
 
@@ -269,8 +274,8 @@ def split_from_manifest(ratings: pd.DataFrame, info: dict[str, Any]) -> Split:
         MovierecError: The record names no split that can be re-created (a model
             trained on every rating with no held-out part).
     """
-    info = info.get("holdout", info) if info.get("method") == "all" else info
-    if info.get("method") in (None, "all", "none"):
+    info = info.get("holdout", info) if info.get("method") == ALL_RATINGS else info
+    if info.get("method") in (None, ALL_RATINGS, "none"):
         raise MovierecError("the model was trained on every rating: there is no held-out split")
     return make_split(
         ratings,

@@ -45,6 +45,7 @@ import movierec
 from movierec.atomic import atomic_directory
 from movierec.data.loading import LOADED_FROM
 from movierec.data.schema import Dataset
+from movierec.data.splits import ALL_RATINGS
 from movierec.data.training import TrainingSet
 from movierec.data.vocab import Vocabulary
 from movierec.errors import ModelError
@@ -347,7 +348,7 @@ def lineage(manifest: dict[str, Any]) -> dict[str, Any]:
     """The data (name, sizes, source checksum) and split a model was trained on."""
     data = manifest.get("data", {})
     split = dict(manifest.get("split", {}))
-    if split.get("method") == "all" and "holdout" in split:  # refitted after a held-out run
+    if split.get("method") == ALL_RATINGS and "holdout" in split:  # refitted after a held-out run
         holdout = split.pop("holdout")
         split = {**holdout, **split, "method": holdout["method"], "refitted on": "every rating"}
     return {
