@@ -325,23 +325,43 @@ def choose_l2(
     Returns:
         The chosen ``lambda`` and the validation NDCG@10 of every grid value.
     """
-    rng = np.random.default_rng(seed)
-    held = rng.random(len(train)) < validation_fraction
-    part = TrainingSet.build(
-        train.dataset, train.ratings[~held], users=train.users, movies=train.movies
-    )
+    rng, part, held_users, held_movies = _hold_out(train, seed, validation_fraction)
     spectrum = LowRankEASE(
         *top_eigenpairs(session_gram(part, window_seconds, far_weight), rank, seed)
     )
     return _best_l2(
         spectrum,
         interaction_matrix(part),
-        np.asarray(train.user_index)[held],
-        np.asarray(train.movie_index)[held],
+        held_users,
+        held_movies,
         _VALIDATION_USERS,
         rng,
         validation_fraction,
     )
+
+
+def _hold_out(
+    train: TrainingSet, seed: int, validation_fraction: float
+) -> tuple[np.random.Generator, TrainingSet, np.ndarray, np.ndarray]:
+    """A seeded ``validation_fraction`` of ``train``'s ratings held out: the generator
+    (drawn from once, for the next draws), the rest as a training set with ``train``'s
+    vocabularies, and the held-out ratings' user and movie indices."""
+    rng = np.random.default_rng(seed)
+    held = rng.random(len(train)) < validation_fraction
+    part = TrainingSet.build(
+        train.dataset, train.ratings[~held], users=train.users, movies=train.movies
+    )
+    return rng, part, np.asarray(train.user_index)[held], np.asarray(train.movie_index)[held]
+
+
+def _held_relevance(
+    held_users: np.ndarray, held_movies: np.ndarray, max_users: int, rng: np.random.Generator
+) -> tuple[np.ndarray, list[set[int]]]:
+    """Up to ``max_users`` users drawn by ``rng`` and each one's held-out movies (index 0,
+    an unknown movie, is never relevant; a user with none is left out)."""
+    kept = np.isin(held_users, sample_users(np.unique(held_users), max_users, rng))
+    kept &= held_movies > 0
+    return relevant_sets(held_users[kept], held_movies[kept])
 
 
 def _best_l2(
@@ -359,11 +379,7 @@ def _best_l2(
     movies are excluded from each list); the best is scaled by
     ``1 / (1 - validation_fraction)`` for the Gram matrix of every rating."""
 
-    # Each sampled user's held movies (index 0, an unknown movie, is never relevant;
-    # a user with none scores nothing in NDCG, so is left out).
-    kept = np.isin(held_users, sample_users(np.unique(held_users), max_users, rng))
-    kept &= held_movies > 0
-    users, relevant = relevant_sets(held_users[kept], held_movies[kept])
+    users, relevant = _held_relevance(held_users, held_movies, max_users, rng)
     rows = seen[users]
     scores: dict[float, float] = {}
     for candidate in LAMBDA_GRID:
@@ -607,17 +623,9 @@ def fit_short_history(
     rank = min(rank, train.movies.size)
     scores: dict[int, dict[float, float]] = {}
     if l2 is None:
-        rng = np.random.default_rng(seed)
-        held = rng.random(len(train)) < validation_fraction
-        part = TrainingSet.build(
-            train.dataset, train.ratings[~held], users=train.users, movies=train.movies
-        )
+        rng, part, held_users, held_movies = _hold_out(train, seed, validation_fraction)
         values, vectors = top_eigenpairs(session_gram(part, 0.0, 1.0), rank, seed)
-        held_users = np.asarray(train.user_index)[held]
-        held_movies = np.asarray(train.movie_index)[held]
-        kept = np.isin(held_users, sample_users(np.unique(held_users), _VALIDATION_USERS, rng))
-        kept &= held_movies > 0
-        users, relevant = relevant_sets(held_users[kept], held_movies[kept])
+        users, relevant = _held_relevance(held_users, held_movies, _VALIDATION_USERS, rng)
         seen = interaction_matrix(part)[users]
         for length, rows, given in _short_queries(seen, rng):
             projected = given @ vectors
