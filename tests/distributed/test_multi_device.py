@@ -19,7 +19,7 @@ import sys
 from movierec.cli.main import main
 data, models = sys.argv[1], sys.argv[2]
 for n in (1, 2):
-    argv = ["train", "ranking", "--model", "example", "--data", data, "--quiet",
+    argv = ["train", "ranking", "--model", "example", "--data", data, "--quiet", "--holdout",
             "--models", f"{models}/d{n}", "--epochs", "20", "--set", "batch_size=64",
             "--devices", str(n)]
     assert main(argv) == 0
