@@ -18,6 +18,7 @@ benchmarks/results/quality-<data>.json (or --out).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections import defaultdict
@@ -81,6 +82,8 @@ def run_split(dataset, split, seed: int, args) -> dict[str, dict[str, float]]:
     rows: dict[str, dict[str, float]] = {}
 
     def timed(label, fn):
+        if args.only and not any(label.startswith(prefix) for prefix in args.only):
+            return
         started = time.perf_counter()
         try:
             result = fn()
@@ -108,6 +111,12 @@ def run_split(dataset, split, seed: int, args) -> dict[str, dict[str, float]]:
                     peers.implicit_scorer(train, a, seed), train, test
                 ),
             )
+
+        def fit_tuned_ials():
+            score, chosen = peers.tuned_ials(train, seed)
+            return {**retrieval_metrics(score, train, test), **chosen}
+
+        timed("retrieval/implicit-als-tuned", fit_tuned_ials)
         for algorithm in args.cornac:
             timed(
                 f"retrieval/cornac-{algorithm}",
@@ -172,6 +181,27 @@ def run_split(dataset, split, seed: int, args) -> dict[str, dict[str, float]]:
     return rows
 
 
+def previous_rows(path: Path, data: dict, args) -> dict[str, dict[str, dict[str, float]]]:
+    """The rows of an earlier run in ``path`` by seed (and ``"temporal"``), for ``--only``
+    to merge new rows into; refused unless that run used the same data and seeds."""
+    if not path.exists():
+        sys.exit(f"--only merges into {path}, which does not exist: run the whole benchmark")
+    earlier = json.loads(path.read_text())
+    same = ("ratings_digest",) if "ratings_digest" in earlier["data"] else ("name", "ratings")
+    if any(earlier["data"].get(key) != data.get(key) for key in same):
+        sys.exit(f"--only: {path} was measured on other ratings")
+    if earlier["settings"]["seeds"] != args.seeds:
+        sys.exit(f"--only: {path} used seeds {earlier['settings']['seeds']}, not {args.seeds}")
+    rows = dict(earlier["random_per_seed"])
+    if "temporal" in earlier and not args.no_temporal:
+        # One run: its mean is the row (the std of one value is 0).
+        rows["temporal"] = {
+            system: {metric: mean for metric, (mean, _) in metrics.items()}
+            for system, metrics in earlier["temporal"].items()
+        }
+    return rows
+
+
 def summarise(runs: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, list[float]]]:
     table: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for run in runs:
@@ -214,6 +244,10 @@ def main() -> None:
                         help="cornac autoencoder peers to run (needs torch; none: skip)")
     parser.add_argument("--smoke", action="store_true", help="one seed, 1 epoch, no peers")
     parser.add_argument("--out", type=Path, help="JSON path (default results/quality-<data>.json)")
+    parser.add_argument("--only", nargs="+", metavar="PREFIX",
+                        help="run only the systems whose label starts with one of these "
+                        "(e.g. retrieval/implicit-als-tuned) and merge their rows into the "
+                        "existing results file, keeping every other row")
     parser.add_argument("--visitors", action="store_true",
                         help="also run benchmarks/visitors.py on the same data and seeds "
                         "(trains its own models; writes results/visitors-<data>.json)")
@@ -227,11 +261,13 @@ def main() -> None:
         args.out = Path(__file__).parent / f"results/quality-{name}.json"
     results: dict[str, object] = {"data": dataset.describe(), "settings": vars(args) | {
         "out": str(args.out)}}
+    earlier = previous_rows(args.out, dataset.describe(), args) if args.only else {}
     random_runs = []
     for seed in args.seeds:
         print(f"random 80/20 split, seed {seed}", flush=True)
         split = make_split(dataset.ratings, "random", seed=seed, test_fraction=0.2)
-        random_runs.append(run_split(dataset, split, seed, args))
+        rows = run_split(dataset, split, seed, args)
+        random_runs.append({**earlier.get(str(seed), {}), **rows})
         # Written after every split, so a long run that is stopped keeps what it measured.
         results["random"] = summarise(random_runs)
         results["random_per_seed"] = dict(zip(map(str, args.seeds), random_runs, strict=False))
@@ -239,7 +275,8 @@ def main() -> None:
     if not args.no_temporal:
         print("temporal split (latest 20% of ratings)", flush=True)
         split = make_split(dataset.ratings, "temporal", test_fraction=0.2)
-        results["temporal"] = summarise([run_split(dataset, split, args.seeds[0], args)])
+        rows = run_split(dataset, split, args.seeds[0], args)
+        results["temporal"] = summarise([{**earlier.get("temporal", {}), **rows}])
 
     for name in ("random", "temporal"):
         if name not in results:
