@@ -104,7 +104,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--sasrec-python", help="python of a venv with RecBole 1.2.1")
     parser.add_argument("--sasrec-epochs", type=int, default=50)
     parser.add_argument("--smoke", action="store_true", help="1 epoch, no tuned peers")
-    parser.add_argument("--out", type=Path, help="JSON path (default results/next-item-<data>.json)")
+    parser.add_argument("--out", type=Path,
+                        help="JSON path (default results/next-item-<data>.json)")
     args = parser.parse_args(argv)
 
     dataset = load_dataset(args.data)
