@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ QUALITY = {
 RETRIEVERS = {
     "retrieval/movierec-two-tower": "movierec two-tower",
     "retrieval/EASE": "EASE",
+    "retrieval/implicit-als-tuned": "implicit iALS, tuned",
     "retrieval/implicit-als": "implicit ALS (64 factors)",
     "retrieval/cornac-mult-vae": "cornac Mult-VAE",
     "retrieval/implicit-bpr": "implicit BPR",
@@ -444,6 +446,26 @@ def visitors_table(result: dict[str, Any]) -> str:
     return markdown_table(["given ratings"] + [f"n={n}" for n in ns], body)
 
 
+def next_item_table(result: dict[str, Any]) -> str:
+    """Leave-last-one NDCG@10 and HR@10 (``benchmarks/next_item.py``), mean over model
+    seeds; the best of each column in bold."""
+    per_seed = list(result["per_seed"].values())
+    systems = list(per_seed[0])
+    columns = [("NDCG@10", "ndcg@10"), ("HR@10", "hit_rate@10"), ("NDCG@100", "ndcg@100"),
+               ("HR@100", "hit_rate@100")]
+    means = {
+        system: {key: statistics.fmean(run[system][key] for run in per_seed if system in run)
+                 for _, key in columns}
+        for system in systems
+    }
+    best = {key: max(row[key] for row in means.values()) for _, key in columns}
+    body = [[bold(system, system.startswith("movierec"))]
+            + [bold(f"{means[system][key]:.3f}", means[system][key] == best[key])
+               for _, key in columns]
+            for system in systems]
+    return markdown_table(["leave-last-one", *(c[0] for c in columns)], body)
+
+
 def light_users_table(result: dict[str, Any]) -> str:
     """NDCG@10 of known users with at most 20 training ratings (``benchmarks/visitors.py``)."""
     rows = result["mean"]["light_users"]
@@ -467,6 +489,8 @@ def tables() -> dict[str, str]:
             visitors = load(f"visitors-{data}.json")
             out[f"visitors-{data}.md"] = visitors_table(visitors)
             out[f"visitors-{data}-light-users.md"] = light_users_table(visitors)
+        if (RESULTS / f"next-item-{data}.json").is_file():
+            out[f"next-item-{data}.md"] = next_item_table(load(f"next-item-{data}.json"))
     perf = load("performance.json")
     out["speed-retrieval.md"] = speed_retrieval(perf)
     out["speed-end-to-end.md"] = speed_end_to_end(perf)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
 
 import pytest
 from conftest import make_planted_dataset, write_ml_latest
@@ -232,3 +235,13 @@ def test_metrics_that_cannot_be_computed_never_read_nan(capsys):
     out = capsys.readouterr().out
     assert "NaN" not in out
     assert json.loads(out) == {"ranking": {"rmse": None, "k": [None, 1.5]}}
+
+
+def test_python_dash_m_runs_the_command_line_with_its_exit_status(tmp_path):
+    ok = subprocess.run([sys.executable, "-m", "movierec", "--version"], capture_output=True,
+                        text=True, timeout=60)
+    assert ok.returncode == 0 and ok.stdout.startswith("movierec ")
+    bad = subprocess.run([sys.executable, "-m", "movierec", "search", "x", "--limit", "0"],
+                         capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "MOVIEREC_HOME": str(tmp_path)})
+    assert bad.returncode == 2 and "error" in bad.stderr and "Traceback" not in bad.stderr
