@@ -728,7 +728,7 @@ def _serve(args: argparse.Namespace) -> int:
     rate = parse_rate(args.rate_limit)
     from movierec.serving.retrain import parse_duration
 
-    retrain_every = parse_duration(args.retrain_every) if args.retrain_every else None
+    retrain_every = None if args.retrain_every is None else parse_duration(args.retrain_every)
     timeouts = {"--header-timeout": args.header_timeout, "--body-timeout": args.body_timeout}
     for option, value in timeouts.items():
         if not 0 < value <= 600:

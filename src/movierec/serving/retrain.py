@@ -22,6 +22,7 @@ import logging
 import os
 import re
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -195,11 +196,13 @@ class RetrainSchedule:
             p for p in (package_root, os.environ.get("PYTHONPATH")) if p
         )
         try:
-            child = await asyncio.create_subprocess_exec(
-                *self.command,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
+            # subprocess, not the event loop's own: uvloop forks through Python's
+            # at-fork hooks, where JAX warns of a deadlock (the child execs at once).
+            child = subprocess.Popen(
+                self.command,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
                 env=env,
                 start_new_session=True,  # its own process group: stopped as a whole
             )
@@ -207,13 +210,13 @@ class RetrainSchedule:
             return "failed", f"cannot start {self.command[0]}: {error}"
         self._child = child
         try:
-            output, _ = await asyncio.wait_for(child.communicate(), self.period)
-        except TimeoutError:
+            output, _ = await asyncio.to_thread(child.communicate, None, self.period)
+        except subprocess.TimeoutExpired:
             await self._stop(child)
             return "timeout", f"still running after the period ({self.period:g} s); stopped"
         finally:
-            if child.returncode is None:  # cancelled (shutdown): stop it too
-                await asyncio.shield(self._stop(child))
+            if child.poll() is None:  # cancelled (shutdown): stop it too
+                await asyncio.shield(self._stop(child, drain=False))
             self._child = None
         tail = " | ".join(output.decode(errors="replace").strip().splitlines()[-TAIL_LINES:])
         if child.returncode == 0:
@@ -222,18 +225,27 @@ class RetrainSchedule:
             return "rejected", tail
         return "failed", f"exit status {child.returncode}: {tail}"
 
-    async def _stop(self, child: asyncio.subprocess.Process) -> None:
-        """SIGINT to the child's group (it removes its staging directory), then SIGKILL."""
-        for sig, wait in ((signal.SIGINT, STOP_GRACE_S), (signal.SIGKILL, STOP_GRACE_S)):
-            if child.returncode is not None:
+    async def _stop(self, child: subprocess.Popen, *, drain: bool = True) -> None:
+        """SIGINT to the child's group (it removes its staging directory), then SIGKILL.
+
+        ``drain``: read the child's output meanwhile (unless a thread still does), so
+        that it never blocks on a full pipe while it cleans up.
+        """
+        wait = (
+            (lambda: child.communicate(timeout=STOP_GRACE_S))
+            if drain
+            else (lambda: child.wait(STOP_GRACE_S))
+        )
+        for sig in (signal.SIGINT, signal.SIGKILL):
+            if child.poll() is not None:
                 return
             try:
                 os.killpg(child.pid, sig)
             except ProcessLookupError:
                 return
             try:
-                await asyncio.wait_for(child.wait(), wait)
-            except TimeoutError:
+                await asyncio.to_thread(wait)
+            except subprocess.TimeoutExpired:
                 continue
 
 
