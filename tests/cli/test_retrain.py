@@ -54,7 +54,7 @@ def errors(capsys) -> list[str]:
 
 
 def test_no_models_directory_is_one_error(tmp_path, capsys):
-    assert main(["retrain", "--models", str(tmp_path / "none")]) == 2
+    assert main(["retrain", "--models", str(tmp_path / "none"), "--nice", "0"]) == 2
     assert errors(capsys) == [
         f"movierec: error: no trained models in {tmp_path / 'none'}; run `movierec train` first"
     ]
@@ -62,7 +62,7 @@ def test_no_models_directory_is_one_error(tmp_path, capsys):
 
 def test_a_directory_without_a_retrieval_model_is_one_error(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
-    assert main(["retrain", "--models", str(tmp_path / "empty")]) == 2
+    assert main(["retrain", "--models", str(tmp_path / "empty"), "--nice", "0"]) == 2
     [line] = errors(capsys)
     assert "no retrieval model under" in line and "movierec train" in line
 
@@ -183,3 +183,47 @@ def test_new_models_that_fail_verification_leave_the_live_ones(
     assert line.endswith(f"the live models in {live} are unchanged")
     assert artifacts(live) == before and leftovers(live) == []
     Recommender.load(live)  # still loads: nothing was half-swapped
+
+
+def _staged(live: Path, created: dict[str, str]) -> Path:
+    """A verified staging directory as a retrain writes it just before its swap."""
+    staging = live / ".retrain-20261202T000000-1"
+    for kind in KINDS:
+        shutil.copytree(live / kind, staging / kind)
+    (staging / "verified.json").write_text(json.dumps({"created": created}))
+    return staging
+
+
+def test_a_swap_cut_short_is_finished_by_the_next_retrain(live):
+    from movierec.cli.retrain import _recover
+
+    created = {kind: read_manifest(live / kind)["created"] for kind in KINDS}
+    staging = _staged(live, created)
+    shutil.rmtree(staging / "retrieval")  # retrieval was swapped in already ...
+    shutil.rmtree(live / "ranking")  # ... and the live ranking renamed aside: then killed
+    _recover(live)
+    assert leftovers(live) == [] and (live / "ranking").is_dir()
+    Recommender.load(live)
+
+
+def test_a_swap_cut_between_its_first_two_renames_is_finished(live):
+    from movierec.cli.retrain import _recover
+
+    created = {kind: read_manifest(live / kind)["created"] for kind in KINDS}
+    _staged(live, created)
+    shutil.rmtree(live / "retrieval")  # the live retrieval renamed aside: then killed
+    _recover(live)
+    assert leftovers(live) == [] and (live / "retrieval").is_dir()
+    Recommender.load(live)
+
+
+def test_a_staged_pair_overtaken_by_a_training_by_hand_is_thrown_away(live):
+    from movierec.cli.retrain import _recover
+
+    before = artifacts(live)
+    staging = _staged(live, {"retrieval": "2000-01-01T00:00:00Z", "ranking": "x"})
+    shutil.rmtree(staging / "retrieval")  # "moved", but the live one is another model now
+    (staging / "ranking" / "movies.json").write_text("[]")  # would break the live pair
+    _recover(live)
+    assert leftovers(live) == [] and artifacts(live) == before
+    Recommender.load(live)

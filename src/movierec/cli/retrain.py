@@ -111,6 +111,7 @@ def retrain(
         plans = {kind: train_argv(kind, manifest) for kind, manifest in live.items()}
         staging = models / f"{STAGING_PREFIX}{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
         staging.mkdir()
+        swapping = False
         try:
             from movierec.serving.store import describe_url, snapshot
 
@@ -128,10 +129,15 @@ def retrain(
                 )
             _rebuild_index(models, staging)
             new = verify(staging, live)
-            (staging / VERIFIED_FILE).write_text(json.dumps({"verified": _now()}) + "\n")
+            created = {kind: facts["created"] for kind, facts in new.items()}
+            marker = {"verified": _now(), "created": created}
+            (staging / VERIFIED_FILE).write_text(json.dumps(marker) + "\n")
+            swapping = True
             _swap_in(staging, models)
+            swapping = False
         finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            if not swapping:  # else cut short mid-swap: the next retrain finishes it
+                shutil.rmtree(staging, ignore_errors=True)
     retrieval = new["retrieval"]
     return RetrainResult(
         models=models,
@@ -350,10 +356,27 @@ def _swap_in(staging: Path, models: Path) -> None:
 
 
 def _recover(models: Path) -> None:
-    """What an interrupted retrain left: a verified staging directory (the swap was cut
-    short) is swapped in; anything else is removed."""
+    """What an interrupted retrain left: a swap cut short between its renames (the live
+    pair is then mixed, which ``serve`` refuses) is finished; anything else is removed.
+
+    A swap is finished only while the kinds it already moved are still the live ones
+    (same ``created`` as recorded when verified): a model trained by hand since wins.
+    """
+    from movierec.models.artifacts import read_manifest
+
     for leftover in sorted(models.glob(f"{STAGING_PREFIX}*")):
-        if (leftover / VERIFIED_FILE).is_file():
+        try:
+            marker = json.loads((leftover / VERIFIED_FILE).read_text())
+            created = dict(marker["created"])
+            moved = [kind for kind in created if not (leftover / kind).is_dir()]
+            # cut between a kind's two renames: the live one is aside, the new one here
+            cut = [kind for kind in created if kind not in moved and not (models / kind).exists()]
+            begun = bool(moved or cut) and all(
+                read_manifest(models / kind).get("created") == created[kind] for kind in moved
+            )
+        except (OSError, ValueError, KeyError, TypeError, MovierecError):
+            begun = False
+        if begun:
             print(f"finishing the swap of {leftover} that an earlier retrain began", flush=True)
             _swap_in(leftover, models)
         shutil.rmtree(leftover, ignore_errors=True)
