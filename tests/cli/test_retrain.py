@@ -227,3 +227,61 @@ def test_a_staged_pair_overtaken_by_a_training_by_hand_is_thrown_away(live):
     _recover(live)
     assert leftovers(live) == [] and artifacts(live) == before
     Recommender.load(live)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path):
+    """An empty ratings database of each kind (PostgreSQL: the test server that
+    `.ci/postgres` starts, named by $MOVIEREC_TEST_POSTGRES_URL, as the store tests use)."""
+    import os
+
+    import sqlalchemy
+
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'live.sqlite3'}"
+        return
+    url = os.environ.get("MOVIEREC_TEST_POSTGRES_URL")
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail("CI must run the PostgreSQL tests: set MOVIEREC_TEST_POSTGRES_URL")
+        pytest.skip("no PostgreSQL server: run `bash .ci/postgres` and set "
+                    "MOVIEREC_TEST_POSTGRES_URL")  # fmt: skip
+
+    def drop() -> None:
+        engine = sqlalchemy.create_engine(url)
+        with engine.begin() as connection:
+            for table in ("ratings", "other"):
+                connection.execute(sqlalchemy.text(f"DROP TABLE IF EXISTS {table}"))
+        engine.dispose()
+
+    drop()
+    yield url
+    drop()
+
+
+def test_the_snapshot_holds_every_table_as_of_one_moment(tmp_path, store_url):
+    """Both models train on the snapshot: later writes stay out of it, and tables the
+    store has besides ``ratings`` come along (SQLite through its online backup, other
+    databases table by table in one transaction)."""
+    from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select
+
+    from movierec.serving.store import make_engine, read_ratings, snapshot
+
+    live = RatingStore(store_url)
+    for movie in ("1", "2", "3"):
+        live.upsert("u", movie, 4.0, 100)
+    extra = Table("other", MetaData(), Column("id", Integer, primary_key=True),
+                  Column("kind", String(16)))  # fmt: skip
+    extra.create(live.engine)
+    with live.engine.begin() as connection:
+        connection.execute(insert(extra).values(kind="watched"))
+    snapshot_url = snapshot(store_url, tmp_path / "snapshot.sqlite3")
+    live.upsert("u", "4", 5.0, 200)  # after the snapshot
+    live.close()
+    assert snapshot_url.startswith("sqlite:///")
+    assert sorted(read_ratings(snapshot_url)["movie_id"]) == ["1", "2", "3"]
+    assert sorted(read_ratings(store_url)["movie_id"]) == ["1", "2", "3", "4"]
+    engine = make_engine(snapshot_url)
+    with engine.connect() as connection:
+        assert connection.execute(select(extra.c.kind)).scalars().all() == ["watched"]
+    engine.dispose()

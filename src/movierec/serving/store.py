@@ -291,6 +291,9 @@ def _copy_tables(engine: Engine, path: Path) -> None:
         with engine.connect().execution_options(**isolation) as source:
             with source.begin():
                 tables.reflect(bind=source)
+                for table in tables.tables.values():
+                    for column in table.columns:  # e.g. PostgreSQL's nextval(...): not SQL here
+                        column.server_default = None
                 tables.create_all(target)
                 with target.begin() as copy:
                     for table in tables.sorted_tables:
