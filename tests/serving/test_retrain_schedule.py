@@ -62,11 +62,12 @@ def scheduled(live: Path, command: list[str], period: float = 3600.0):
     ],
 )  # fmt: skip
 def test_a_run_that_does_not_succeed_leaves_the_live_models(live, code, result, logged, caplog):
-    period = 1.0 if result == "timeout" else 3600.0
-    app = scheduled(live, python(code), period)
+    app = scheduled(live, python(code))  # the schedule's own first run: in an hour
     with TestClient(app) as client, caplog.at_level(logging.WARNING, "movierec.serving"):
         before = client.get("/version").json()
         assert before["retrain"]["last_result"] is None
+        if result == "timeout":
+            app.state.retrain.period = 1.0  # this run's limit
         started = time.perf_counter()
         assert client.portal.call(app.state.retrain.run_once) == result
         if result == "timeout":  # stopped at the period, not after the child's 60 s
@@ -79,6 +80,21 @@ def test_a_run_that_does_not_succeed_leaves_the_live_models(live, code, result, 
     [record] = [r for r in caplog.records if r.getMessage().startswith("retrain ")]
     assert record.levelno == logging.WARNING and logged in record.getMessage()
     assert "the live models keep serving" in record.getMessage()
+
+
+def test_the_schedule_starts_runs_itself_and_shutdown_stops_a_running_child(live, tmp_path):
+    pid_file = tmp_path / "child.pid"
+    code = f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
+    app = scheduled(live, python(code), period=3.0)
+    with TestClient(app) as client:
+        deadline = time.monotonic() + 20
+        while not pid_file.exists() or not pid_file.read_text():
+            assert time.monotonic() < deadline, "the schedule started no run"
+            time.sleep(0.1)
+        assert client.get("/version").json()["retrain"]["running"] is True
+        pid = int(pid_file.read_text())
+    with pytest.raises(ProcessLookupError):  # stopped (and reaped) by the shutdown
+        os.kill(pid, 0)
 
 
 def test_a_run_whose_models_the_reload_refuses_leaves_the_live_models(live, caplog):
