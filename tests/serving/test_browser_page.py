@@ -83,3 +83,21 @@ def test_page_start_view_known_user_controls_unknown_id_and_switch(server_url): 
         assert "User nobody-here: a new profile" in page.text_content("#profile-status")
         assert page.locator("#training-box").is_hidden()
         assert errors == []
+
+
+def test_the_page_says_when_and_on_how_many_ratings_the_model_was_trained(server_url):  # noqa: F811
+    import re
+
+    import httpx
+    from playwright.sync_api import expect
+
+    version = httpx.get(server_url + "/version").json()
+    with open_page() as (page, errors):
+        page.goto(server_url + "/")
+        age = page.locator("#model-age")
+        expect(age).to_contain_text("Model trained", timeout=TIMEOUT_MS)
+        day, clock = version["trained_at"][:10], version["trained_at"][11:16]
+        count = f"{version['trained_on_ratings']:,}"
+        assert age.text_content() == f"Model trained {day} {clock} UTC on {count} ratings."
+        assert re.fullmatch(r"\d{4}-\d\d-\d\d", day)
+        assert errors == []

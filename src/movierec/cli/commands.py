@@ -30,6 +30,7 @@ def run(args: argparse.Namespace) -> int:
         "search": _search,
         "quickstart": _quickstart,
         "serve": _serve,
+        "retrain": _retrain,
         "index": _index,
     }[args.command]
     return handler(args)
@@ -533,6 +534,13 @@ def _evaluate_saved(args: argparse.Namespace, kind: str, saved: Any) -> dict[str
     )
 
 
+def _retrain(args: argparse.Namespace) -> int:
+    """See :mod:`movierec.cli.retrain`."""
+    from movierec.cli.retrain import run_command
+
+    return run_command(args)
+
+
 def _index(args: argparse.Namespace) -> int:
     """Only the settings given on the command line; the index's defaults fill the rest."""
     from movierec.pipeline import RETRIEVAL_DIR
@@ -718,6 +726,9 @@ def _serve(args: argparse.Namespace) -> int:
             "(or $MOVIEREC_API_KEY), or --no-auth if something in front checks who calls"
         )
     rate = parse_rate(args.rate_limit)
+    from movierec.serving.retrain import parse_duration
+
+    retrain_every = None if args.retrain_every is None else parse_duration(args.retrain_every)
     timeouts = {"--header-timeout": args.header_timeout, "--body-timeout": args.body_timeout}
     for option, value in timeouts.items():
         if not 0 < value <= 600:
@@ -728,7 +739,7 @@ def _serve(args: argparse.Namespace) -> int:
         hosts = list(LOOPBACK_HOSTS) if is_loopback(args.host) else None
     sockets = bind_sockets(args.host, args.port)
     try:
-        return _serve_on(args, sockets, keys, rate, hosts)
+        return _serve_on(args, sockets, keys, rate, hosts, retrain_every)
     finally:
         for sock in sockets:
             sock.close()
@@ -740,6 +751,7 @@ def _serve_on(
     keys: list[str],
     rate: float | None,
     hosts: list[str] | None,
+    retrain_every: float | None = None,
 ) -> int:
     """``serve`` once its options are checked and its port is bound: load, then run."""
     import logging
@@ -766,6 +778,7 @@ def _serve_on(
         allowed_hosts=hosts,
         body_timeout=args.body_timeout,
         tune_process=True,
+        retrain_every=retrain_every,
     )
     server = uvicorn.Server(
         uvicorn_config(app, args.host, args.port, header_timeout=args.header_timeout)
@@ -776,7 +789,9 @@ def _serve_on(
         server,
         app,
         f"serving on http://{args.host}:{args.port}/ (API docs at /docs; {auth}; "
-        f"ratings in {describe_url(db_url)})",
+        f"ratings in {describe_url(db_url)}"
+        + (f"; retraining every {args.retrain_every.strip()}" if retrain_every else "")
+        + ")",
     )
     server.run(sockets=sockets)
     return 0

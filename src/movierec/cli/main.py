@@ -54,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
         _evaluate_parser,
         _answer_parsers,
         _serve_parser,
+        _retrain_parser,
         _index_parser,
         _quickstart_parser,
     ):
@@ -357,6 +358,46 @@ def _serve_parser(sub: Subparsers) -> None:
         default=10.0,
         metavar="S",
         help="answer 408 to request bodies that take longer (default 10)",
+    )
+    serve.add_argument(
+        "--retrain-every",
+        default=None,
+        metavar="DURATION",
+        help="every DURATION (e.g. 30m, 6h, 1d), run `movierec retrain` in a separate "
+        "low-priority process and swap the verified new models in (default: never)",
+    )
+
+
+def _retrain_parser(sub: Subparsers) -> None:
+    """``retrain``: the live models trained again on their data plus the stored ratings."""
+    retrain = sub.add_parser(
+        "retrain",
+        help="train the models again on their data plus every stored rating, verify, swap in",
+        description="Train the models in --models again with the data and settings their "
+        "manifests record plus every rating stored by `movierec serve`, into a new directory "
+        "beside them; verify it (loads, answers a probe, same lineage) and only then swap it "
+        "in. Exit status: 0 swapped in, 3 the new models failed verification (the live ones "
+        "are unchanged), 2 any other error (nothing changed).",
+    )
+    _models_option(retrain)
+    retrain.add_argument(
+        "--ratings-db",
+        default=None,
+        metavar="URL",
+        help="SQLAlchemy URL of the ratings store (default: $MOVIEREC_RATINGS_DB, else "
+        "ratings.sqlite3 beside the models, as `serve` uses)",
+    )
+    retrain.add_argument(
+        "--nice",
+        type=int,
+        default=10,
+        metavar="N",
+        help="lower this process's CPU priority by N, 0-19 (default 10: the service "
+        "answering on the same machine comes first)",
+    )
+    retrain.add_argument("--quiet", action="store_true", help="print results only, no progress")
+    retrain.add_argument(
+        "--verbose", action="store_true", help="more detail: settings, timings, debug logs"
     )
 
 

@@ -43,6 +43,7 @@ from movierec.serving.middleware import (
     StrictUtf8,
 )
 from movierec.serving.observe import Metrics, Observe
+from movierec.serving.retrain import RetrainSchedule, retrain_command
 from movierec.serving.security import (
     DOCS_ASSETS_URL,
     DOCS_URL,
@@ -136,6 +137,13 @@ class Service:
         self.reloads = reloads
         self.loaded_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         self.model_version = model_version(recommender)
+        retrieval = recommender.retrieval
+        #: When the live retrieval model was trained (UTC), on how many ratings, and how
+        #: many of those were stored through the service.
+        self.trained_at: str | None = retrieval.manifest.get("created")
+        self.trained_on_ratings = len(retrieval.train.rating)
+        stored = (retrieval.manifest.get("split") or {}).get("stored_ratings") or {}
+        self.trained_on_stored = int(stored.get("count") or 0)
         self.movies = recommender.retrieval.train.movies
         scale = recommender.retrieval.manifest.get("rating_scale") or (1.0, 5.0)
         self.rating_scale = (float(scale[0]), float(scale[1]))
@@ -206,6 +214,8 @@ def create_app(
     rate_burst: float | None = None,
     allowed_hosts: Sequence[str] | None = None,
     tune_process: bool = False,
+    retrain_every: float | None = None,
+    retrain: Sequence[str] | None = None,
 ) -> FastAPI:
     """The app for ``models_dir`` (or an already loaded ``recommender``).
 
@@ -219,6 +229,10 @@ def create_app(
         allowed_hosts: Host header values accepted (port ignored); None or ``*``: any.
         tune_process: the process serves only this app (``movierec serve``): after a
             reload, re-freeze the garbage collector and re-pin thread pools as at start.
+        retrain_every: seconds between retrains (``serve --retrain-every``): each runs
+            ``retrain`` (default: ``movierec retrain`` on ``models_dir``) in a child
+            process and reloads when it succeeds (:mod:`movierec.serving.retrain`).
+        retrain: the retrain child's command line.
     """
     if models_dir is None and recommender is None:
         raise ModelError("create_app needs models_dir or a recommender")
@@ -231,6 +245,8 @@ def create_app(
 
     if models_dir is None and recommender is not None and recommender.retrieval.directory:
         models_dir = Path(recommender.retrieval.directory).parent
+    if retrain_every is not None and models_dir is None:
+        raise ModelError("retraining needs the models directory the service loads")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -242,9 +258,14 @@ def create_app(
         # a database connection and a worker thread, ready for the first request
         await run_in_threadpool(store.user_ratings, "")
         app.state.service = Service(loaded, store, Path(models_dir) if models_dir else None)
+        schedule = app.state.retrain
+        task = asyncio.create_task(schedule.run_forever()) if schedule is not None else None
         try:
             yield
         finally:
+            if task is not None:
+                task.cancel()  # stops a running retrain child too
+                await asyncio.gather(task, return_exceptions=True)
             app.state.service = None
             store.close()
 
@@ -284,6 +305,16 @@ def create_app(
         app.add_middleware(AllowedHosts, hosts=allowed_hosts)
     app.add_middleware(SecurityHeaders)
     app.state.metrics = Metrics(lambda: app.state.service)
+    app.state.retrain = None
+    if retrain_every is not None:
+        assert models_dir is not None
+        app.state.retrain = RetrainSchedule(
+            retrain_every,
+            retrain if retrain is not None else retrain_command(Path(models_dir)),
+            db_url,
+            lambda: reload_models(app),
+            app.state.metrics.registry,
+        )
     app.add_middleware(Observe, metrics=app.state.metrics)
     _add_error_handlers(app)
     _add_routes(app)
@@ -372,7 +403,7 @@ def _add_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": str(error)}, status_code=400)
 
 
-def _version(service: Service) -> schemas.Version:
+def _version(service: Service, schedule: RetrainSchedule | None = None) -> schemas.Version:
     ranking = service.recommender.ranking
     return schemas.Version(
         movierec=movierec.__version__,
@@ -380,6 +411,10 @@ def _version(service: Service) -> schemas.Version:
         models_dir=str(service.models_dir) if service.models_dir else None,
         loaded_at=service.loaded_at,
         reloads=service.reloads,
+        trained_at=service.trained_at,
+        trained_on_ratings=service.trained_on_ratings,
+        trained_on_stored_ratings=service.trained_on_stored,
+        retrain=schedule.status() if schedule is not None else None,
         retrieval=service.recommender.retrieval.manifest,
         ranking=ranking.manifest if ranking is not None else None,
     )
@@ -503,9 +538,10 @@ def _add_routes(app: FastAPI) -> None:
         )
 
     @app.get("/version", response_model=schemas.Version, tags=["service"])
-    def version(service: Svc) -> schemas.Version:
-        """What is live: the models' version and manifests (data, split, settings, metrics)."""
-        return _version(service)
+    def version(request: Request, service: Svc) -> schemas.Version:
+        """What is live: the models' version and manifests (data, split, settings, metrics),
+        when they were trained and on how many ratings, and the retrain schedule."""
+        return _version(service, request.app.state.retrain)
 
     @app.get(
         "/metrics",
@@ -536,7 +572,7 @@ def _add_routes(app: FastAPI) -> None:
         """Load the models directory again (a newly trained model), verify it, warm it
         up and swap it in; requests keep being answered by the old models until then.
         409, and the old models stay live, when the new ones are refused."""
-        return _version(await reload_models(request.app))
+        return _version(await reload_models(request.app), request.app.state.retrain)
 
     @app.get(
         "/users/{user_id}/recommendations",

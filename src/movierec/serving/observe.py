@@ -95,12 +95,38 @@ class _ServiceCollector:
         reloads = GaugeMetricFamily("movierec_model_reloads", "Successful reloads since start")
         reloads.add_metric([], service.reloads)
         yield reloads
+        trained_at = _unix(service.trained_at)
+        if trained_at is not None:
+            trained = GaugeMetricFamily(
+                "movierec_model_trained_timestamp_seconds",
+                "When the live retrieval model was trained (Unix time): alert on its age",
+            )
+            trained.add_metric([], trained_at)
+            yield trained
+        ratings = GaugeMetricFamily(
+            "movierec_model_training_ratings",
+            "Ratings the live retrieval model was trained on, by origin",
+            labels=["origin"],
+        )
+        ratings.add_metric(["all"], service.trained_on_ratings)
+        ratings.add_metric(["stored"], service.trained_on_stored)
+        yield ratings
         stored = GaugeMetricFamily("movierec_ratings_stored", "Ratings in the ratings database")
         try:
             stored.add_metric([], service.store.count())
         except Exception:  # noqa: BLE001 - a busy database must not fail the scrape
             return
         yield stored
+
+
+def _unix(utc: str | None) -> float | None:
+    """``2026-12-02T03:25:28Z`` as seconds since the epoch (None if it is not that)."""
+    import calendar
+
+    try:
+        return float(calendar.timegm(time.strptime(str(utc), "%Y-%m-%dT%H:%M:%SZ")))
+    except ValueError:
+        return None
 
 
 def route_of(scope: Scope) -> str:

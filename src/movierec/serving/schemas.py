@@ -137,6 +137,16 @@ class Health(BaseModel):
     ranking: bool
 
 
+class RetrainStatus(BaseModel):
+    every_seconds: float = Field(description="the period of `serve --retrain-every`")
+    running: bool = Field(description="whether a retrain runs now")
+    last_result: str | None = Field(
+        description="ok, failed, rejected (failed verification), timeout or reload_refused; "
+        "null before the first run"
+    )
+    next_at: str | None = Field(description="when the next retrain starts (UTC)")
+
+
 class Version(BaseModel):
     movierec: str
     model_version: str = Field(
@@ -145,5 +155,17 @@ class Version(BaseModel):
     models_dir: str | None
     loaded_at: str = Field(description="when these models went live (UTC)")
     reloads: int = Field(description="successful reloads since start")
+    trained_at: str | None = Field(
+        None, description="when the live retrieval model was trained (UTC, its manifest's created)"
+    )
+    trained_on_ratings: int = Field(
+        description="ratings the live retrieval model was trained on, stored ones included"
+    )
+    trained_on_stored_ratings: int = Field(
+        description="of those, ratings stored through this service (train --ratings-db)"
+    )
+    retrain: RetrainStatus | None = Field(
+        None, description="the schedule of `serve --retrain-every`; null without one"
+    )
     retrieval: dict[str, Any]
     ranking: dict[str, Any] | None

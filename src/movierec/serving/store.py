@@ -240,3 +240,65 @@ def read_ratings(url: str) -> pd.DataFrame:
         return store.all_ratings()
     finally:
         store.close()
+
+
+def snapshot(url: str, path: str | Path) -> str:
+    """Copy every table of the database at ``url`` into a new SQLite file ``path``, as
+    of one moment; the snapshot's URL.
+
+    Why: ``movierec retrain`` trains the retrieval and the ranking model one after the
+    other, each reading the stored ratings (and whatever else the store keeps); rows
+    written between the two reads would give the models different training data,
+    and :func:`~movierec.models.artifacts.stage_mismatch` would then refuse the pair.
+    Both read this snapshot instead. SQLite is copied with its online backup (a
+    consistent copy while the service writes); any other database table by table in
+    one repeatable-read transaction.
+
+    Raises:
+        DataError: The database cannot be opened or read.
+    """
+    import sqlite3
+
+    path = Path(path)
+    source = RatingStore(url)  # creates the tables when the store is still empty
+    try:
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+            live = sqlite3.connect(parsed.database, timeout=SQLITE_BUSY_TIMEOUT_S)
+            copy = sqlite3.connect(path)
+            try:
+                live.backup(copy)
+            finally:
+                copy.close()
+                live.close()
+        else:
+            _copy_tables(source.engine, path)
+    except (SQLAlchemyError, sqlite3.Error) as error:
+        path.unlink(missing_ok=True)
+        detail = _first_line(error) if isinstance(error, SQLAlchemyError) else str(error)
+        raise DataError(f"cannot read database {describe_url(url)}: {detail}") from None
+    finally:
+        source.close()
+    return f"sqlite:///{path.resolve()}"
+
+
+def _copy_tables(engine: Engine, path: Path) -> None:
+    """Every table of ``engine``'s database into SQLite ``path``, read in one transaction."""
+    tables = MetaData()
+    target = create_engine(f"sqlite:///{path}")
+    isolation = {} if engine.dialect.name == "sqlite" else {"isolation_level": "REPEATABLE READ"}
+    try:
+        with engine.connect().execution_options(**isolation) as source:
+            with source.begin():
+                tables.reflect(bind=source)
+                for table in tables.tables.values():
+                    for column in table.columns:  # e.g. PostgreSQL's nextval(...): not SQL here
+                        column.server_default = None
+                tables.create_all(target)
+                with target.begin() as copy:
+                    for table in tables.sorted_tables:
+                        rows = [dict(row._mapping) for row in source.execute(select(table))]
+                        if rows:
+                            copy.execute(table.insert(), rows)
+    finally:
+        target.dispose()

@@ -349,7 +349,30 @@ function onSearch() {
   }, 200);
 }
 
+// How old the live model is: "Model trained 2026-12-02 03:29 UTC on 4,010 ratings".
+// Fetched again now and then, as `serve --retrain-every` swaps new models in.
+const MODEL_AGE_MS = 5 * 60 * 1000;
+async function showModelAge() {
+  try {
+    const v = await api("/version");
+    if (!v.trained_at) return;
+    const when = v.trained_at.replace("T", " ").replace(/:\d\dZ$/, " UTC");
+    let text = `Model trained ${when} on ${v.trained_on_ratings.toLocaleString("en-US")} ratings`;
+    if (v.trained_on_stored_ratings) {
+      text += ` (${v.trained_on_stored_ratings.toLocaleString("en-US")} given here)`;
+    }
+    $("model-age").textContent = `${text}.`;
+    $("model-age").title = v.retrain
+      ? `retrained every ${v.retrain.every_seconds} s; last run: ${v.retrain.last_result ?? "none yet"}`
+      : "";
+  } catch (error) {
+    $("model-age").textContent = "";  // the footer is a note: no error shown there
+  }
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  showModelAge();
+  setInterval(showModelAge, MODEL_AGE_MS);
   $("profile-form").addEventListener("submit", (event) => {
     event.preventDefault();
     const id = $("user-id").value.trim();
