@@ -81,7 +81,10 @@ def test_serve_hands_uvicorn_the_port_it_bound_and_silences_jax(tmp_path, monkey
         again.bind(("127.0.0.1", port))
 
 
-def test_library_code_leaves_the_jax_logger_alone():
+def test_library_code_leaves_the_jax_logger_alone(monkeypatch):
+    # From a known state: a command line run in this process earlier (serve, which
+    # quiets the logger on purpose) may have set it; monkeypatch restores it after.
+    monkeypatch.setattr(logging.getLogger(JAX_BRIDGE), "level", logging.NOTSET)
     _, recommender = example_models()
     recommender.recommend(recommender.retrieval.train.users.ids[0], 3)
     assert logging.getLogger(JAX_BRIDGE).level == logging.NOTSET
