@@ -314,6 +314,5 @@ def test_training_streams_from_an_expansion(tmp_path, capsys):
     assert main([*train, *(a for s in settings for a in ("--set", s)), "--epochs", "2"]) == 0
     manifest = json.loads((models / "ranking" / "manifest.json").read_text())
     assert manifest["streamed"] is True
-    assert manifest["metrics"]["count"] > 0.1 * json.loads((out / "meta.json").read_text())[
-        "sizes"
-    ]["ratings"]
+    written = json.loads((out / "meta.json").read_text())["sizes"]["ratings"]
+    assert manifest["metrics"]["count"] > 0.1 * written  # the hash split's test share
