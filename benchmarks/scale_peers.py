@@ -130,9 +130,10 @@ def saved_retriever(models: Path, data: Path, split: dict[str, Any]) -> dict[str
         return None
     metrics = manifest["metrics"]
     return {
-        "model": manifest.get("name", "two-tower"),
+        "model": manifest.get("model", "two-tower"),
         **{k: metrics.get(k) for k in ("users", "ndcg@10", "recall@10", "recall@100")},
-        "train_seconds": manifest.get("train_seconds"),
+        "training_seconds": manifest.get("training_seconds"),
+        "peak_memory_mib": manifest.get("peak_memory_mib"),
     }
 
 

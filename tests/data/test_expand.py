@@ -204,6 +204,16 @@ def test_a_source_without_user_features_gives_none(tmp_path):
     assert load_dataset(tmp_path / "x").users is None
 
 
+def test_a_source_of_three_users_expands_too(source):
+    """Too small for a truncated SVD: the seed matrix comes from a dense one."""
+    few = source.ratings[source.ratings["user_id"].isin(["1", "2", "3"])]
+    tiny = Dataset("tiny", few, source.movies, rating_scale=(0.5, 5.0))
+    expansion = FractalExpansion(tiny, 4, 3, seed=0)
+    assert expansion.rank == 3 and expansion.probabilities.shape == (4, 3)
+    rows = sum(t.num_rows for t in expansion.rating_tables())
+    assert abs(rows - 4 * len(few)) < 0.2 * 4 * len(few)
+
+
 def test_bad_arguments_are_refused(source):
     for k, l_, match in ((0, 2, "whole numbers"), (1, 1, "1 x 1"), (2, 1, "look alike")):
         with pytest.raises(MovierecError, match=match):

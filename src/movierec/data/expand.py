@@ -161,7 +161,6 @@ class FractalExpansion:
         self.user, self.movie = user[order], movie[order]
         self.rating = frame["rating"].to_numpy(np.float32)[order]
         self.timestamp = stamp[order]
-        self.user_start = np.searchsorted(self.user, np.arange(self.m + 1))
 
     def _seed_matrix(self, rng: np.random.Generator) -> np.ndarray:
         """``P``, K x L keep probabilities with balanced rows and columns (module doc)."""
@@ -224,7 +223,8 @@ class FractalExpansion:
 
     def movies_table(self) -> pa.Table:
         """L copies of the catalogue: dense ids, "<title> [copy b]", the source's year, genres."""
-        catalogue = self.source.movies.set_index("movie_id").loc[self.movie_ids]
+        listed = self.source.movies.drop_duplicates("movie_id")  # one row, one id
+        catalogue = listed.set_index("movie_id").loc[self.movie_ids]
         titles = catalogue["title"].astype(str).tolist()
         years = pa.array(catalogue["year"].astype("Int64"), pa.int64(), from_pandas=True)
         genres = pa.array([list(g) for g in catalogue["genres"]], pa.list_(pa.string()))
