@@ -48,6 +48,8 @@ def _data(args: argparse.Namespace) -> int:
         return 0
     if args.data_command == "synth":
         return _synth(args)
+    if args.data_command == "expand":
+        return _expand(args)
     summary = load_dataset(args.data).describe()
     if args.json:
         print_json(summary)
@@ -96,6 +98,34 @@ def _synth(args: argparse.Namespace) -> int:
     sizes = meta["sizes"]
     print(
         f"wrote {sizes['ratings']} ratings ({sizes['users']} users, {sizes['movies']} movies) "
+        f"in {len(meta['shards'])} shard(s) to {args.out} "
+        f"in {time.perf_counter() - started:.1f} s; train with --data {args.out}"
+    )
+    return 0
+
+
+def _expand(args: argparse.Namespace) -> int:
+    """Streams a few user copies at a time into a staging directory swapped in at the end."""
+    import time
+
+    from movierec.data import load_dataset
+    from movierec.data.expand import FractalExpansion, write_expansion
+
+    if args.shard_size < 1:
+        raise MovierecError("--shard-size must be 1 or more")
+    started = time.perf_counter()
+    expansion = FractalExpansion(
+        load_dataset(args.data),
+        args.user_multiplier,
+        args.movie_multiplier,
+        ratings=args.ratings,
+        seed=args.seed,
+    )
+    meta = write_expansion(expansion, args.out, shard_size=args.shard_size)
+    sizes = meta["sizes"]
+    users = expansion.user_copies * expansion.m
+    print(
+        f"wrote {sizes['ratings']} ratings ({users} users, {sizes['movies']} movies) "
         f"in {len(meta['shards'])} shard(s) to {args.out} "
         f"in {time.perf_counter() - started:.1f} s; train with --data {args.out}"
     )

@@ -95,7 +95,7 @@ def _json_option(p: argparse.ArgumentParser) -> None:
 
 
 def _data_parser(sub: Subparsers) -> None:
-    """``data fetch | info | synth``."""
+    """``data fetch | info | synth | expand``."""
     data = sub.add_parser("data", help="fetch and inspect data sets")
     data_sub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
     fetch = data_sub.add_parser("fetch", help="fetch MovieLens 100K into the data home")
@@ -113,6 +113,33 @@ def _data_parser(sub: Subparsers) -> None:
     synth.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     synth.add_argument("--out", type=Path, required=True, help="output directory")
     synth.add_argument(
+        "--shard-size", type=int, default=1_000_000, help="ratings per Parquet shard"
+    )
+    expand = data_sub.add_parser(
+        "expand",
+        help="grow a real data set by randomized fractal expansion into Parquet shards",
+        description="Grow a real data set K x L times (users x movies) by randomized fractal "
+        "expansion (Belletti et al. 2019): copy a of user i rates copy b of movie j, with "
+        "i's stars, with a probability from a small matrix made from the source's SVD. "
+        "Count distributions keep the source's shape; titles say which movie a copy is of.",
+    )
+    _data_option(expand)
+    expand.add_argument(
+        "--user-multiplier", type=int, required=True, metavar="K", help="copies of each user"
+    )
+    expand.add_argument(
+        "--movie-multiplier", type=int, required=True, metavar="L", help="copies of each movie"
+    )
+    expand.add_argument(
+        "--ratings",
+        type=int,
+        default=None,
+        help="expected ratings in the result (default: the source's times K, so each user "
+        "copy keeps its source's number of ratings)",
+    )
+    expand.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    expand.add_argument("--out", type=Path, required=True, help="output directory")
+    expand.add_argument(
         "--shard-size", type=int, default=1_000_000, help="ratings per Parquet shard"
     )
 

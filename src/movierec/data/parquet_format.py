@@ -57,19 +57,25 @@ USERS_SCHEMA = pa.schema(
 
 
 class TableSource(Protocol):
-    """What :func:`write_parquet_shards` streams from: a synthetic generator's tables."""
+    """What :func:`write_parquet_shards` streams from: a generated data set's tables
+    (:mod:`movierec.data.synth`, :mod:`movierec.data.expand`)."""
 
     @property
     def name(self) -> str:
         """The data set's name."""
         ...
 
+    @property
+    def rating_scale(self) -> tuple[float, float]:
+        """Lowest and highest stars."""
+        ...
+
     def movies_table(self) -> pa.Table:
         """The catalogue, in :data:`MOVIES_SCHEMA`."""
         ...
 
-    def users_table(self) -> pa.Table:
-        """User features, in :data:`USERS_SCHEMA`."""
+    def users_table(self) -> pa.Table | None:
+        """User features, in :data:`USERS_SCHEMA` (None: the data set has none)."""
         ...
 
     def rating_tables(self) -> Iterator[pa.Table]:
@@ -77,7 +83,8 @@ class TableSource(Protocol):
         ...
 
     def settings(self) -> dict[str, Any]:
-        """What determines the data, recorded in ``meta.json``."""
+        """What determines the data, recorded in ``meta.json`` (``kind`` defaults to
+        ``"synthetic"``)."""
         ...
 
 
@@ -108,7 +115,8 @@ def write_parquet_shards(
     else:
         movies, users = source.movies_table(), source.users_table()
         chunks = source.rating_tables()
-        name, scale, info = source.name, [1.0, 5.0], {"kind": "synthetic", **source.settings()}
+        name, scale = source.name, list(source.rating_scale)
+        info = {"kind": "synthetic", **source.settings()}
     _write_table(movies, out / MOVIES_FILE)
     if users is not None:
         _write_table(users, out / USERS_FILE)

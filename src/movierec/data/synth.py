@@ -110,6 +110,9 @@ class SyntheticGenerator:
         self._thresholds = self._fit_thresholds(np.random.default_rng([seed, 3]))
         self.ratings_written: int | None = None
 
+    #: Whole stars, 1 to 5, as MovieLens.
+    rating_scale = (1.0, 5.0)
+
     @property
     def name(self) -> str:
         """The data set's name, spelling out its sizes and seed."""
