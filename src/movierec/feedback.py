@@ -120,7 +120,7 @@ def feedback_as_ratings(
     }
     stars_of = {k: None if v is None else level_stars(v, scale) for k, v in levels.items()}
     stars = feedback["type"].map(stars_of)
-    keep = stars.notna().to_numpy()
+    keep = stars.notna().to_numpy().copy()
     if len(ratings):
         rated = pd.MultiIndex.from_frame(ratings[["user_id", "movie_id"]])
         keep &= ~pd.MultiIndex.from_frame(feedback[["user_id", "movie_id"]]).isin(rated)
