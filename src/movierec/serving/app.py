@@ -78,9 +78,10 @@ Offset = Annotated[
 Exclude = Annotated[
     list[schemas.Id],
     Query(
-        max_length=schemas.MAX_EXCLUDE,
-        description="movie ids never to return (repeat the parameter: ?exclude=1&exclude=2); "
-        "the list is the one without them",
+        max_length=schemas.MAX_EXCLUDE_QUERY,
+        description="movie ids never to return (repeat the parameter: ?exclude=1&exclude=2), "
+        f"at most {schemas.MAX_EXCLUDE_QUERY}; the list is the one without them (page on "
+        "with offset rather than excluding every movie shown)",
     ),
 ]
 
@@ -784,7 +785,9 @@ def _add_routes(app: FastAPI) -> None:
             score_meaning=service.recommender.similarity_meaning(),
         )
 
-    @app.get("/popular", response_model=schemas.MovieList, tags=["movies"])
+    @app.get(
+        "/popular", response_model=schemas.MovieList, tags=["movies"], responses=_errors(404)
+    )
     def popular(
         service: Svc,
         k: K = 12,

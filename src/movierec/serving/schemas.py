@@ -14,8 +14,11 @@ MAX_RATINGS = 1000
 MAX_MOVIE_IDS = 1000
 #: The furthest a list can be paged (offset): beyond any catalogue the service is for.
 MAX_OFFSET = 100_000
-#: Movie ids one request may leave out (``exclude``).
+#: Movie ids one request body may leave out (``exclude``) ...
 MAX_EXCLUDE = 1000
+#: ... and one URL: 64 of the longest ids, percent-encoded, stay well under the 80 KiB
+#: that uvicorn's HTTP parser takes for a request line and headers.
+MAX_EXCLUDE_QUERY = 64
 # Request bodies are strict: a rating is a JSON number (not true, not "5"), a count an
 # integer (not 5.0), a flag a boolean; unknown fields are refused.
 STRICT = ConfigDict(extra="forbid", strict=True)
