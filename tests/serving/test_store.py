@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import os
+import signal
 import sqlite3
 import threading
 import time
 
+import httpx
 import pandas as pd
 import pytest
 import sqlalchemy
 from conftest import cli_example_models as example_models
-from conftest import free_port
+from conftest import free_port, start_server
 from fastapi.testclient import TestClient
 
 from movierec.serving import store as store_module
@@ -334,3 +336,44 @@ def test_database_urls_are_shown_without_password(capsys):
     err = capsys.readouterr().err
     assert "cannot open database postgresql+psycopg://alice:***@127.0.0.1:1/ratings" in err
     assert "s3cret" not in err
+
+
+@pytest.mark.slow
+def test_acknowledged_feedback_survives_kill_9_and_counts_after_restart(tmp_path):
+    """Every 201 is committed before it is sent: a server killed with SIGKILL right
+    after loses none of the rows, and the restarted one answers with them."""
+    models, _ = example_models()
+    db = tmp_path / "r.sqlite3"
+    acknowledged: list[tuple[str, str]] = []
+
+    def serve() -> tuple[object, str]:
+        port = free_port()
+        server = start_server(models, port, db)
+        line = server.stdout.readline()
+        assert line.startswith("serving on"), line
+        return server, f"http://127.0.0.1:{port}"
+
+    server, base = serve()
+    try:
+        with httpx.Client(base_url=base) as client:
+            for i, movie in enumerate(str(m) for m in range(1, 41)):
+                kind = "watched" if i % 2 else "not-interested"
+                body = {"movie_id": movie, "type": kind}
+                answer = client.post(f"/users/u{i % 4}/feedback", json=body)
+                if answer.status_code == 201:
+                    acknowledged.append((f"u{i % 4}", movie))
+    finally:
+        server.send_signal(signal.SIGKILL)
+        server.wait(timeout=30)
+    assert len(acknowledged) == 40
+    rows = read_feedback(f"sqlite:///{db}")
+    assert set(zip(rows["user_id"], rows["movie_id"], strict=True)) == set(acknowledged)
+    server, base = serve()
+    try:
+        mine = {m for u, m in acknowledged if u == "u1"}
+        answer = httpx.get(f"{base}/users/u1/recommendations", params={"k": 60}).json()
+        assert answer["used_feedback"] == len(mine)
+        assert not mine & {m["movie_id"] for m in answer["items"]}
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
