@@ -266,8 +266,8 @@ class Recommender:
         never = self._movie_indices([*exclude, *watched, *not_interested])
         extra = list(extra_ratings)
         level = self.feedback.feedback_watched_level
-        if level is not None and watched:
-            rated = {str(m) for m, _ in extra}
+        if level is not None and watched:  # stars say more: a rating wins, old or new
+            rated = {str(m) for m, _ in extra} | set(self.history(user_id))
             stars = level_stars(level, self.rating_scale)
             vocabulary = self.retrieval.train.movies
             extra += [

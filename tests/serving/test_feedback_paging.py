@@ -192,6 +192,18 @@ def test_watched_stands_for_its_level_of_stars_unless_rated(engine):
     assert answer(engine, watched=[top[0]], extra_ratings=rated) == answer(
         engine, extra_ratings=rated
     )
+    # ... and so does one from training: the query keeps the user's own stars
+    trained = engine.history(USER)[0]
+    queried: list[list[tuple[str, float]]] = []
+
+    class Spy(Recommender):
+        def _query(self, saved, user_id, extra_ratings):
+            queried.append(list(extra_ratings))
+            return super()._query(saved, user_id, extra_ratings)
+
+    spy = Spy(engine.retrieval, engine.ranking)
+    spy.recommend(USER, 10, watched=[trained, top[0]], exclude_seen=False)
+    assert queried and all(extra == [(top[0], stars)] for extra in queried)
     # without a level, watched only leaves the movie out
     off = FeedbackSettings(feedback_watched_level=None)
     plain = Recommender(engine.retrieval, engine.ranking, feedback=off)
