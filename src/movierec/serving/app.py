@@ -785,9 +785,7 @@ def _add_routes(app: FastAPI) -> None:
             score_meaning=service.recommender.similarity_meaning(),
         )
 
-    @app.get(
-        "/popular", response_model=schemas.MovieList, tags=["movies"], responses=_errors(404)
-    )
+    @app.get("/popular", response_model=schemas.MovieList, tags=["movies"], responses=_errors(404))
     def popular(
         service: Svc,
         k: K = 12,
