@@ -419,9 +419,44 @@ class Recommender:
             )
         return models_dir
 
-    def recommend(self, user: str, k: int = 10, *, exclude_seen: bool = True) -> pd.DataFrame:
-        """The ``k`` best movies for a known user, movies they rated left out by default."""
-        answer = self.engine.recommend(str(user), k=k, exclude_seen=exclude_seen)
+    def recommend(
+        self,
+        user: str,
+        k: int = 10,
+        *,
+        exclude_seen: bool = True,
+        offset: int = 0,
+        exclude: Iterable[str] = (),
+        watched: Iterable[str] = (),
+        not_interested: Iterable[str] = (),
+    ) -> pd.DataFrame:
+        """The ``k`` best movies for a known user, movies they rated left out by default.
+
+        Args:
+            user: A user id the model was trained with.
+            k: How many movies to return.
+            exclude_seen: Leave out the movies the user rated.
+            offset: How many movies of the list to skip: ``offset=k`` is the second
+                page; pages of one list never repeat or skip a movie.
+            exclude: Movie ids never to return (already shown, out of stock, ...).
+            watched: Movies the user watched without rating them: never returned, and
+                a weak positive (:class:`~movierec.feedback.FeedbackSettings`).
+            not_interested: Movies the user does not want: never returned, and the
+                movies most like them are pushed down the list.
+
+        Raises:
+            UnknownIdError: An unknown user or movie id.
+            MovierecError: A negative ``offset``.
+        """
+        answer = self.engine.recommend(
+            str(user),
+            k=k,
+            exclude_seen=exclude_seen,
+            offset=offset,
+            exclude=exclude,
+            watched=watched,
+            not_interested=not_interested,
+        )
         return _frame(answer.items)
 
     def recommend_for_ratings(
@@ -431,6 +466,10 @@ class Recommender:
         *,
         user: str | None = None,
         exclude_seen: bool = True,
+        offset: int = 0,
+        exclude: Iterable[str] = (),
+        watched: Iterable[str] = (),
+        not_interested: Iterable[str] = (),
     ) -> pd.DataFrame:
         """The ``k`` best movies for someone described by ratings ``{movie_id: stars}``
         (added to a known ``user``'s history when given).
@@ -441,6 +480,10 @@ class Recommender:
             k: How many movies to return.
             user: A known user id whose training history the ratings extend.
             exclude_seen: Leave out the movies in the (extended) history.
+            offset: How many movies of the list to skip (the next page).
+            exclude: Movie ids never to return.
+            watched: Movies watched without a rating (see :meth:`recommend`).
+            not_interested: Movies not wanted (see :meth:`recommend`).
 
         Returns:
             One row per movie, best first (columns as in :data:`ANSWER_COLUMNS`).
@@ -453,7 +496,16 @@ class Recommender:
         pairs = _pairs(ratings)
         if not pairs and user is None:
             raise ValueError("recommend_for_ratings needs at least one rating (or a user)")
-        answer = self.engine.recommend(user, k=k, exclude_seen=exclude_seen, extra_ratings=pairs)
+        answer = self.engine.recommend(
+            user,
+            k=k,
+            exclude_seen=exclude_seen,
+            extra_ratings=pairs,
+            offset=offset,
+            exclude=exclude,
+            watched=watched,
+            not_interested=not_interested,
+        )
         return _frame(answer.items)
 
     def rank(
@@ -467,15 +519,19 @@ class Recommender:
         movie_ids = list(dict.fromkeys(str(m) for m in movies))
         return _frame(self.engine.rank(user, movie_ids, _pairs(ratings)))
 
-    def similar(self, movie: str, k: int = 10) -> pd.DataFrame:
-        """The ``k`` movies most like ``movie``; ``score`` is the retrieval model's
-        similarity (for the two-tower, a sum of scores each standardised over the
-        catalogue: unbounded, higher is more alike; see ``Retriever.similar_scores``)."""
-        return _frame(self.engine.similar(str(movie), k=k))
+    def similar(
+        self, movie: str, k: int = 10, *, offset: int = 0, exclude: Iterable[str] = ()
+    ) -> pd.DataFrame:
+        """The ``k`` movies most like ``movie`` from ``offset`` (the next page), without
+        ``exclude``; ``score`` is the retrieval model's similarity (for the two-tower, a
+        sum of scores each standardised over the catalogue: unbounded, higher is more
+        alike; see ``Retriever.similar_scores``)."""
+        return _frame(self.engine.similar(str(movie), k=k, offset=offset, exclude=exclude))
 
-    def search(self, query: str, limit: int = 20) -> pd.DataFrame:
-        """Movies whose title contains every word of ``query`` (case-insensitive)."""
-        return _frame(self.engine.search(query, limit=limit))
+    def search(self, query: str, limit: int = 20, *, offset: int = 0) -> pd.DataFrame:
+        """Movies whose title contains every word of ``query`` (case-insensitive), in
+        catalogue order from ``offset``."""
+        return _frame(self.engine.search(query, limit=limit, offset=offset))
 
     def history(self, user: str) -> list[str]:
         """Movie ids the user rated in training."""

@@ -160,3 +160,67 @@ def test_new_profile_rates_three_movies_and_sees_recommendations_change(server_u
         if keep:
             for name in ("page.png", "phone.png"):
                 shutil.copy(tmp_path / name, Path(keep) / name)
+
+
+def test_not_interested_watched_and_more_on_the_cards(server_url):
+    with open_page() as (page, errors):
+        from playwright.sync_api import expect
+
+        page.goto(server_url + "/")
+        page.click("#new-profile")
+        recs_updates = expect(page.locator("#recs")).to_have_attribute
+        recs_updates("data-updates", "1")
+        assert page.locator("#recs-more").is_hidden()  # nothing to page yet
+        page.locator('#popular li button[data-stars="5"]').first.click()
+        recs_updates("data-updates", "2")
+
+        def recs() -> list[str]:
+            items = page.locator("#recs li")
+            return [items.nth(i).get_attribute("data-movie-id") for i in range(items.count())]
+
+        first = recs()
+        assert len(first) == 10
+        # every card has both buttons
+        for list_id in ("#recs", "#popular"):
+            cards = page.locator(f"{list_id} li")
+            assert cards.count() > 0
+            for i in range(cards.count()):
+                for kind in ("watched", "not-interested"):
+                    assert cards.nth(i).locator(f'button[data-feedback="{kind}"]').count() == 1
+
+        def press(movie: str, kind: str) -> None:
+            card = page.locator(f'#recs li[data-movie-id="{movie}"]')
+            card.locator(f'button[data-feedback="{kind}"]').click()
+
+        disliked = first[0]
+        press(disliked, "not-interested")
+        recs_updates("data-updates", "3")
+        after = recs()
+        assert disliked not in after and len(after) == 10
+        seen = after[0]
+        press(seen, "watched")
+        recs_updates("data-updates", "4")
+        assert seen not in recs() and disliked not in recs()
+        listed = page.locator("#my-feedback li")
+        assert [listed.nth(i).get_attribute("data-movie-id") for i in range(2)] == [seen, disliked]
+        assert "not interested" in page.text_content(f'#my-feedback li[data-movie-id="{disliked}"]')
+        cards = page.locator("#popular li")
+        popular = {cards.nth(i).get_attribute("data-movie-id") for i in range(cards.count())}
+        assert popular and not {seen, disliked} & popular
+
+        # "More": the next ten, none twice, none of the movies given feedback
+        page.click("#recs-more")
+        recs_updates("data-updates", "5")
+        twenty = recs()
+        assert len(twenty) == 20 and len(set(twenty)) == 20
+        assert not {seen, disliked} & set(twenty)
+        page.click("#recs-more")
+        recs_updates("data-updates", "6")
+        assert len(recs()) == 30 and len(set(recs())) == 30
+
+        # undo: the not-interested movie may be recommended again (it was the top one)
+        page.locator(f'#my-feedback li[data-movie-id="{disliked}"] button.undo').click()
+        recs_updates("data-updates", "7")
+        assert page.locator("#my-feedback li").count() == 1
+        assert disliked in recs() and len(recs()) == 10
+        assert errors == []

@@ -34,6 +34,9 @@ def test_metrics_count_requests_by_route_and_status(tmp_path):
         assert client.get("/users/nobody/recommendations", headers=auth).status_code == 404
         assert client.get("/users/2/recommendations").status_code == 401
         client.post("/users/web/ratings", json={"movie_id": "1", "rating": 4}, headers=auth)
+        for movie in ("2", "3"):
+            body = {"movie_id": movie, "type": "watched"}
+            client.post("/users/web/feedback", json=body, headers=auth)
         assert client.get("/metrics").status_code == 401
         response = client.get("/metrics", headers=auth)
     assert response.status_code == 200
@@ -55,6 +58,7 @@ def test_metrics_count_requests_by_route_and_status(tmp_path):
     )
     assert got[bucket] == 3
     assert got[("movierec_ratings_stored", ())] == 1
+    assert got[("movierec_feedback_stored", ())] == 2
     assert got[("movierec_model_reloads", ())] == 0
     [info] = [key for key in got if key[0] == "movierec_model_info"]
     labels = dict(info[1])

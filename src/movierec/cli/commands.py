@@ -212,7 +212,26 @@ def _help_settings(args: argparse.Namespace) -> int:
         else:
             for key, value in cls.default_settings().items():
                 print(f"  {key} = {json.dumps(value)}")
+    if not args.help_settings:
+        from movierec.feedback import FeedbackSettings
+
+        print()
+        print("stored feedback settings (movierec train --ratings-db URL --set KEY=VALUE; "
+              "answers from the trained models use the same):")
+        print(FeedbackSettings.describe())
     return 0
+
+
+def _feedback_settings(args: argparse.Namespace, overrides: dict[str, Any]):
+    """The ``feedback_*`` settings among ``overrides`` (taken out of them), checked."""
+    from movierec.feedback import FeedbackSettings
+
+    mine = {k: overrides.pop(k) for k in list(overrides) if k in FeedbackSettings.names()}
+    if mine and not args.ratings_db:
+        raise MovierecError(
+            f"--set {next(iter(mine))} weighs stored feedback: add --ratings-db URL"
+        )
+    return FeedbackSettings(**FeedbackSettings.check(mine))
 
 
 def _train_options(args: argparse.Namespace, streamed: bool):
@@ -283,6 +302,7 @@ def _train_all(args: argparse.Namespace) -> int:
     if not 0.0 < args.test_fraction < 1.0:
         raise MovierecError("--test-fraction must be between 0 and 1")
     overrides = _parse_overrides(args.overrides)
+    feedback = _feedback_settings(args, overrides)
     if args.epochs is not None:
         if args.epochs < 1:
             raise MovierecError("--epochs must be at least 1")
@@ -298,7 +318,9 @@ def _train_all(args: argparse.Namespace) -> int:
     mode = _final_fit(args, several)
     logger.info("loading data set %s", args.data)
     dataset = load_dataset(args.data)
-    stored = _stored_ratings(args.ratings_db) if args.ratings_db else None
+    stored, feedback_rows = None, 0
+    if args.ratings_db:
+        stored, feedback_rows = _stored_ratings(args.ratings_db, feedback, dataset.rating_scale)
     every, added = dataset.ratings, 0  # what a refit (or --no-eval) trains on
     if stored is not None:
         every, added = _merge_stored(every, every.iloc[:0], stored, dataset)
@@ -322,7 +344,13 @@ def _train_all(args: argparse.Namespace) -> int:
     if stored is not None:
         where = _describe_db(args.ratings_db)
         print(f"adding {added} of {len(stored)} ratings stored in {where}")
-        split_info["stored_ratings"] = {"db": where, "count": added}
+        if feedback_rows:
+            print(f"  ({feedback_rows} of them 'watched' or 'not-interested' rows, as ratings)")
+        split_info["stored_ratings"] = {
+            "db": where,
+            "count": added,
+            "feedback": {**feedback.to_dict(), "rows": feedback_rows},
+        }
     verbose = keras_verbosity(args.quiet)
     for kind, name in names.items():
         options = _train_options(args, streamed=False)
@@ -448,14 +476,25 @@ def _train_streaming(
     return 0
 
 
-def _stored_ratings(url: str):
-    """Every rating the service stored in ``url`` (SQLite or PostgreSQL)."""
+def _stored_ratings(url: str, feedback, scale) -> tuple[Any, int]:
+    """Every rating the service stored in ``url`` (SQLite or PostgreSQL), then its
+    feedback rows as ratings (:func:`movierec.feedback.feedback_as_ratings` with the
+    ``feedback`` settings on the data's rating ``scale``); and how many of those."""
     from movierec.extras import require
 
     require("sqlalchemy", "--ratings-db")
-    from movierec.serving.store import read_ratings
+    import pandas as pd
 
-    return read_ratings(url)
+    from movierec.feedback import feedback_as_ratings
+    from movierec.serving.store import read_feedback, read_ratings
+
+    ratings = read_ratings(url)
+    extra = feedback_as_ratings(read_feedback(url), ratings, feedback, tuple(scale))
+    if not len(extra):
+        return ratings, 0
+    return pd.concat([ratings, extra.astype(ratings.dtypes.to_dict())], ignore_index=True), len(
+        extra
+    )
 
 
 def _describe_db(url: str) -> str:
@@ -638,10 +677,22 @@ def _check_k(k: int) -> None:
     _check_count(k, "-k")
 
 
+def _check_offset(offset: int) -> None:
+    if offset < 0:
+        raise MovierecError(f"--offset must be 0 or more, got {offset}")
+
+
 def _recommend(args: argparse.Namespace) -> int:
     _check_k(args.k)
     recommender = _recommender(args)
-    answer = recommender.recommend(args.user, k=args.k, exclude_seen=not args.include_seen)
+    _check_offset(args.offset)
+    answer = recommender.recommend(
+        args.user,
+        k=args.k,
+        exclude_seen=not args.include_seen,
+        offset=args.offset,
+        exclude=args.exclude,
+    )
     if recommender.ranking:
         if not args.json:
             print(f"Top {args.k} movies for user {args.user}, ordered by blended:")
@@ -672,8 +723,9 @@ def _rank(args: argparse.Namespace) -> int:
 def _similar(args: argparse.Namespace) -> int:
     _check_k(args.k)
     recommender = _recommender(args)
+    _check_offset(args.offset)
     source = recommender.movie(args.movie)
-    results = recommender.similar(args.movie, k=args.k)
+    results = recommender.similar(args.movie, k=args.k, offset=args.offset, exclude=args.exclude)
     if not args.json:
         print(f"Movies like {source.title}, most similar first:")
     _show_movies([r.to_dict() for r in results], args, ["score"], recommender.similarity_meaning())

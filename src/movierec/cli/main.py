@@ -280,8 +280,9 @@ def _train_parser(sub: Subparsers) -> None:
         "--ratings-db",
         default=None,
         metavar="URL",
-        help="also train on the ratings stored by `movierec serve` in this database "
-        "(SQLAlchemy URL, e.g. sqlite:///models/ratings.sqlite3)",
+        help="also train on the ratings and feedback stored by `movierec serve` in this "
+        "database (SQLAlchemy URL, e.g. sqlite:///models/ratings.sqlite3); the feedback_* "
+        "settings (--help-settings) weigh 'watched' and 'not-interested' rows",
     )
 
 
@@ -306,6 +307,24 @@ def _evaluate_parser(sub: Subparsers) -> None:
     _json_option(evaluate)
 
 
+def _paging_options(parser: argparse.ArgumentParser) -> None:
+    """``--offset`` and ``--exclude``: the next page of a list, without given movies."""
+    parser.add_argument(
+        "--offset",
+        type=int,
+        default=0,
+        metavar="N",
+        help="skip the first N movies of the list: the next page (default 0)",
+    )
+    parser.add_argument(
+        "--exclude",
+        nargs="+",
+        default=[],
+        metavar="MOVIE",
+        help="movie ids never to list (e.g. those already shown)",
+    )
+
+
 def _answer_parsers(sub: Subparsers) -> None:
     """``recommend``, ``rank``, ``similar`` and ``search``: answers from saved models."""
     recommend = sub.add_parser("recommend", help="top movies for a user")
@@ -313,6 +332,7 @@ def _answer_parsers(sub: Subparsers) -> None:
     recommend.add_argument("--user", required=True, help="user id")
     recommend.add_argument("-k", type=int, default=10, help="how many movies (1-1000, default 10)")
     recommend.add_argument("--include-seen", action="store_true", help="allow watched movies")
+    _paging_options(recommend)
     _json_option(recommend)
 
     rank = sub.add_parser("rank", help="predicted stars for given movies")
@@ -325,6 +345,7 @@ def _answer_parsers(sub: Subparsers) -> None:
     _models_option(similar)
     similar.add_argument("--movie", required=True, help="movie id (find one with `search`)")
     similar.add_argument("-k", type=int, default=10, help="how many movies (1-1000, default 10)")
+    _paging_options(similar)
     _json_option(similar)
 
     search = sub.add_parser("search", help="find movies by title")

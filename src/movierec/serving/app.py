@@ -33,6 +33,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import movierec
 from movierec.errors import ModelError, MovierecError, UnknownIdError
+from movierec.feedback import split_feedback
 from movierec.pipeline import MovieResult, Recommender
 from movierec.serving import schemas
 from movierec.serving.middleware import (
@@ -66,6 +67,24 @@ MovieId = Annotated[
     str, PathParam(min_length=1, max_length=MAX_ID_LENGTH, pattern=schemas.ID_PATTERN)
 ]
 K = Annotated[int, Query(ge=1, le=schemas.MAX_K, description="how many movies")]
+Offset = Annotated[
+    int,
+    Query(
+        ge=0,
+        le=schemas.MAX_OFFSET,
+        description="how many movies of the list to skip: 0 for the first page, then the "
+        "answer's next_offset (or offset + k); pages never repeat or skip a movie",
+    ),
+]
+Exclude = Annotated[
+    list[schemas.Id],
+    Query(
+        max_length=schemas.MAX_EXCLUDE_QUERY,
+        description="movie ids never to return (repeat the parameter: ?exclude=1&exclude=2), "
+        f"at most {schemas.MAX_EXCLUDE_QUERY}; the list is the one without them (page on "
+        "with offset rather than excluding every movie shown)",
+    ),
+]
 
 
 def _invalid(loc: tuple[str | int, ...], message: str, value: Any) -> RequestValidationError:
@@ -174,6 +193,16 @@ class Service:
         """The user's stored ratings of movies this model knows (a retrained
         model may have dropped some)."""
         return [(m, r) for m, r, _ in self.store.user_ratings(user_id) if m in self.movies]
+
+    def feedback(self, user_id: str) -> list[tuple[str, str]]:
+        """The user's stored (movie_id, type) feedback on movies this model knows."""
+        return [(m, t) for m, t, _ in self.store.user_feedback(user_id) if m in self.movies]
+
+    def check_movies(self, movie_ids: Sequence[str]) -> None:
+        """404 naming the first id this model does not know."""
+        for movie_id in movie_ids:
+            if movie_id not in self.movies:
+                raise UnknownIdError("movie", movie_id)
 
 
 def _finite(value: Any) -> Any:
@@ -581,20 +610,40 @@ def _add_routes(app: FastAPI) -> None:
         responses=_errors(404),
     )
     def user_recommendations(
-        service: Svc, user_id: UserId, k: K = 10, exclude_seen: bool = True
+        service: Svc,
+        user_id: UserId,
+        k: K = 10,
+        exclude_seen: bool = True,
+        offset: Offset = 0,
+        exclude: Exclude = [],  # noqa: B006 (FastAPI copies defaults)
     ) -> schemas.Recommendations:
-        """Top ``k`` for a user: training history plus every rating stored for them."""
+        """Top ``k`` for a user from ``offset``: training history plus every rating and
+        feedback row stored for them (watched and not-interested movies never come back)."""
         started = time.perf_counter()
         stored = service.stored(user_id)
+        feedback = service.feedback(user_id)
         store_ms = (time.perf_counter() - started) * 1000
         known = service.recommender.knows_user(user_id)
-        if not known and not stored:
+        watched, not_interested = split_feedback(feedback)
+        if not known and not stored and not watched:
             raise UnknownIdError("user", user_id)
-        answer = service.recommender.recommend(user_id, k, exclude_seen, stored)
+        answer = service.recommender.recommend(
+            user_id,
+            k,
+            exclude_seen,
+            stored,
+            offset=offset,
+            exclude=exclude,
+            watched=watched,
+            not_interested=not_interested,
+        )
         return schemas.Recommendations(
             user_id=user_id,
             known_to_model=known,
             used_ratings=len(stored),
+            used_feedback=len(feedback),
+            offset=offset,
+            next_offset=offset + len(answer.items),
             items=_movies(answer.items),
             timings_ms={"store": store_ms, **answer.timings_ms},
         )
@@ -610,11 +659,23 @@ def _add_routes(app: FastAPI) -> None:
     ) -> schemas.Recommendations:
         """Top ``k`` for a visitor described only by the movies they rated."""
         ratings = service.check_ratings(query.ratings)
-        answer = service.recommender.recommend(None, query.k, query.exclude_seen, ratings)
+        answer = service.recommender.recommend(
+            None,
+            query.k,
+            query.exclude_seen,
+            ratings,
+            offset=query.offset,
+            exclude=query.exclude,
+            watched=query.watched,
+            not_interested=query.not_interested,
+        )
         return schemas.Recommendations(
             user_id=None,
             known_to_model=False,
             used_ratings=len(ratings),
+            used_feedback=len(query.watched) + len(query.not_interested),
+            offset=query.offset,
+            next_offset=query.offset + len(answer.items),
             items=_movies(answer.items),
             timings_ms=answer.timings_ms,
         )
@@ -633,6 +694,55 @@ def _add_routes(app: FastAPI) -> None:
         created = service.store.upsert(user_id, movie_id, stars, timestamp)
         return schemas.StoredRating(
             user_id=user_id, movie_id=movie_id, rating=stars, timestamp=timestamp, created=created
+        )
+
+    @app.post(
+        "/users/{user_id}/feedback",
+        response_model=schemas.StoredFeedback,
+        status_code=201,
+        tags=["ratings"],
+        responses=_errors(404, 413),
+    )
+    def add_feedback(
+        service: Svc, user_id: UserId, feedback: schemas.FeedbackIn
+    ) -> schemas.StoredFeedback:
+        """Store (or replace) "watched" or "not-interested" for a movie; the user's next
+        answers never include it. DELETE the row to undo it."""
+        service.check_movies([feedback.movie_id])
+        timestamp = int(time.time())
+        created = service.store.put_feedback(user_id, feedback.movie_id, feedback.type, timestamp)
+        return schemas.StoredFeedback(
+            user_id=user_id,
+            movie_id=feedback.movie_id,
+            type=feedback.type,
+            timestamp=timestamp,
+            created=created,
+        )
+
+    @app.get("/users/{user_id}/feedback", response_model=schemas.UserFeedback, tags=["ratings"])
+    def user_feedback(service: Svc, user_id: UserId) -> schemas.UserFeedback:
+        """Feedback stored for a user, oldest first (an unknown user simply has none yet)."""
+        items = []
+        for movie_id, kind, timestamp in service.store.user_feedback(user_id):
+            if movie_id in service.movies:
+                movie = service.recommender.movie(movie_id).to_dict()
+                items.append(schemas.FeedbackMovie(**movie, type=kind, timestamp=timestamp))
+        return schemas.UserFeedback(user_id=user_id, items=items)
+
+    @app.delete(
+        "/users/{user_id}/feedback/{movie_id}",
+        response_model=schemas.StoredFeedback,
+        tags=["ratings"],
+        responses=_errors(404),
+    )
+    def delete_feedback(service: Svc, user_id: UserId, movie_id: MovieId) -> schemas.StoredFeedback:
+        """Undo a feedback row: the movie can be recommended again. 404 when there is none."""
+        removed = service.store.delete_feedback(user_id, movie_id)
+        if removed is None:
+            raise HTTPException(404, f"user {user_id!r} has no feedback on movie {movie_id!r}")
+        kind, timestamp = removed
+        return schemas.StoredFeedback(
+            user_id=user_id, movie_id=movie_id, type=kind, timestamp=timestamp, created=False
         )
 
     @app.get("/users/{user_id}/ratings", response_model=schemas.UserRatings, tags=["ratings"])
@@ -675,11 +785,13 @@ def _add_routes(app: FastAPI) -> None:
             ),
         ],
         limit: Annotated[int, Query(ge=1, le=schemas.MAX_K)] = 20,
+        offset: Offset = 0,
     ) -> schemas.MovieList:
-        """Movies whose title contains every word of ``query``."""
+        """Movies whose title contains every word of ``query``, in catalogue order."""
         if not query.split():
             raise _invalid(("query", "query"), "the search has no words", query)
-        return schemas.MovieList(items=_movies(service.recommender.search(query, limit)))
+        found = service.recommender.search(query, limit, offset=offset)
+        return schemas.MovieList(items=_movies(found))
 
     @app.get(
         "/movies/{movie_id}", response_model=schemas.Movie, tags=["movies"], responses=_errors(404)
@@ -693,17 +805,23 @@ def _add_routes(app: FastAPI) -> None:
         tags=["movies"],
         responses=_errors(404),
     )
-    def similar(service: Svc, movie_id: MovieId, k: K = 10) -> schemas.Similar:
+    def similar(
+        service: Svc,
+        movie_id: MovieId,
+        k: K = 10,
+        offset: Offset = 0,
+        exclude: Exclude = [],  # noqa: B006 (FastAPI copies defaults)
+    ) -> schemas.Similar:
         """The movies most like this one; ``score_meaning`` says what their scores are."""
         source = service.recommender.movie(movie_id)
-        results = service.recommender.similar(movie_id, k)
+        results = service.recommender.similar(movie_id, k, offset=offset, exclude=exclude)
         return schemas.Similar(
             movie=schemas.Movie(**source.to_dict()),
             items=_movies(results),
             score_meaning=service.recommender.similarity_meaning(),
         )
 
-    @app.get("/popular", response_model=schemas.MovieList, tags=["movies"])
+    @app.get("/popular", response_model=schemas.MovieList, tags=["movies"], responses=_errors(404))
     def popular(
         service: Svc,
         k: K = 12,
@@ -713,18 +831,22 @@ def _add_routes(app: FastAPI) -> None:
                 min_length=1,
                 max_length=MAX_ID_LENGTH,
                 pattern=schemas.ID_PATTERN,
-                description="leave out the movies this user rated (in training or here); "
-                "an unknown user has rated none",
+                description="leave out the movies this user rated (in training or here) or "
+                "gave feedback on; an unknown user has rated none",
             ),
         ] = None,
+        offset: Offset = 0,
+        exclude: Exclude = [],  # noqa: B006 (FastAPI copies defaults)
     ) -> schemas.MovieList:
         """The movies rated most often in training (the page's start view)."""
         recommender = service.recommender
-        if user_id is None:
-            return schemas.MovieList(items=_movies(recommender.popular(k)))
-        rated = set(recommender.history(user_id)) | {m for m, _ in service.stored(user_id)}
-        movies = [m for m in recommender.popular(k + len(rated)) if m.movie_id not in rated]
-        return schemas.MovieList(items=_movies(movies[:k]))
+        left_out = list(exclude)
+        if user_id is not None:
+            left_out += recommender.history(user_id)
+            left_out += [m for m, _ in service.stored(user_id)]
+            left_out += [m for m, _ in service.feedback(user_id)]
+        movies = recommender.popular(k, offset=offset, exclude=left_out)
+        return schemas.MovieList(items=_movies(movies))
 
     @app.get(
         "/users/{user_id}/history",

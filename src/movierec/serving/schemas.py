@@ -6,11 +6,19 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from movierec.feedback import FeedbackType
 from movierec.serving.store import MAX_ID_LENGTH
 
 MAX_K = 100
 MAX_RATINGS = 1000
 MAX_MOVIE_IDS = 1000
+#: The furthest a list can be paged (offset): beyond any catalogue the service is for.
+MAX_OFFSET = 100_000
+#: Movie ids one request body may leave out (``exclude``) ...
+MAX_EXCLUDE = 1000
+#: ... and one URL: 64 of the longest ids, percent-encoded, stay well under the 80 KiB
+#: that uvicorn's HTTP parser takes for a request line and headers.
+MAX_EXCLUDE_QUERY = 64
 # Request bodies are strict: a rating is a JSON number (not true, not "5"), a count an
 # integer (not 5.0), a flag a boolean; unknown fields are refused.
 STRICT = ConfigDict(extra="forbid", strict=True)
@@ -84,8 +92,42 @@ class Recommendations(BaseModel):
     user_id: str | None
     known_to_model: bool
     used_ratings: int = Field(description="ratings used on top of the training history")
+    used_feedback: int = Field(0, description="'watched' and 'not-interested' rows used")
+    offset: int = Field(0, description="where in the list these items start")
+    next_offset: int = Field(description="the offset of the next page (offset + number of items)")
     items: list[Movie]
     timings_ms: dict[str, float]
+
+
+class FeedbackIn(BaseModel):
+    """Feedback without stars: ``watched`` (seen, no rating: never recommended again, a
+    weak positive) or ``not-interested`` (never recommended again; the most similar
+    movies are pushed down)."""
+
+    model_config = STRICT
+    movie_id: Id
+    type: FeedbackType = Field(examples=["not-interested"])
+
+
+class StoredFeedback(BaseModel):
+    user_id: str
+    movie_id: str
+    type: FeedbackType
+    timestamp: int
+    created: bool = Field(
+        description="false when it replaced this movie's earlier feedback (the deleted "
+        "row, in a DELETE answer)"
+    )
+
+
+class FeedbackMovie(Movie):
+    type: FeedbackType
+    timestamp: int
+
+
+class UserFeedback(BaseModel):
+    user_id: str
+    items: list[FeedbackMovie] = Field(description="the user's feedback rows, oldest first")
 
 
 class VisitorQuery(BaseModel):
@@ -96,6 +138,16 @@ class VisitorQuery(BaseModel):
     ratings: list[RatingIn] = Field(min_length=1, max_length=MAX_RATINGS)
     k: Count = Field(10, ge=1, le=MAX_K)
     exclude_seen: bool = True
+    offset: Count = Field(0, ge=0, le=MAX_OFFSET, description="skip this many: the next page")
+    exclude: list[Id] = Field(
+        [], max_length=MAX_EXCLUDE, description="movie ids never to return (already shown, ...)"
+    )
+    watched: list[Id] = Field(
+        [], max_length=MAX_MOVIE_IDS, description="watched without a rating: a weak positive"
+    )
+    not_interested: list[Id] = Field(
+        [], max_length=MAX_MOVIE_IDS, description="never returned; their look-alikes pushed down"
+    )
 
 
 class RankQuery(BaseModel):
