@@ -13,7 +13,7 @@ from movierec.ranking.blend import blend_scores
 
 @pytest.fixture(scope="module")
 def setup(example_pair):
-    from conftest import make_planted_dataset
+    from movierec.testing import make_planted_dataset
 
     root, split, train, retriever, ranker = example_pair
     return make_planted_dataset(), split, train, retriever, ranker, Recommender.load(root)

@@ -10,9 +10,9 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import make_planted_dataset, write_ml_latest
 
 from movierec.pipeline import Recommender
+from movierec.testing import make_planted_dataset, write_ml_latest
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import make_planted_dataset, movie_taste
 
 import movierec  # noqa: F401  (selects the JAX backend before keras loads)
 from movierec.data.training import TrainingSet
@@ -19,6 +18,7 @@ from movierec.errors import ModelError
 from movierec.models.base import QueryBatch
 from movierec.models.settings import SettingsError
 from movierec.ranking.rating_model import RatingModel
+from movierec.testing import make_planted_dataset, movie_taste
 
 N_USERS, N_MOVIES, PER_USER = 80, 40, 24
 FAST = {

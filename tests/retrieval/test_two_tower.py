@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import make_planted_dataset, movie_taste, user_taste
 
 import movierec  # noqa: F401  (sets the Keras backend)
 from movierec.data.schema import Dataset
@@ -19,6 +18,7 @@ from movierec.errors import ModelError
 from movierec.models.base import QueryBatch
 from movierec.retrieval.item_item import interaction_matrix
 from movierec.retrieval.two_tower import TwoTowerRetriever
+from movierec.testing import make_planted_dataset, movie_taste, user_taste
 
 N_USERS, N_MOVIES, PER_USER, TOP = 48, 24, 6, 3
 FAST = {

@@ -9,11 +9,10 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import numpy as np
 import pytest
-from conftest import cli_example_models as example_models
-from conftest import free_port, start_server
 
 from movierec.pipeline import Recommender
 from movierec.serving.app import warm_up
+from movierec.testing import free_port, start_server
 
 
 def answer(recommender: Recommender, user: str) -> list[tuple[str, float]]:
@@ -21,8 +20,8 @@ def answer(recommender: Recommender, user: str) -> list[tuple[str, float]]:
     return [(item.movie_id, round(item.predicted_rating, 5)) for item in items]
 
 
-def test_parallel_reads_give_the_sequential_answers():
-    _, recommender = example_models()
+def test_parallel_reads_give_the_sequential_answers(example_models):
+    _, recommender = example_models
     warm_up(recommender)
     users = recommender.retrieval.train.users.ids[:24]
     expected = {user: answer(recommender, user) for user in users}
@@ -38,8 +37,8 @@ def test_parallel_reads_give_the_sequential_answers():
         assert [r.predicted_rating for r in results] == [r.predicted_rating for r in ranked[user]]
 
 
-def test_warm_up_makes_the_first_answer_as_fast_as_the_rest():
-    models, _ = example_models()
+def test_warm_up_makes_the_first_answer_as_fast_as_the_rest(example_models):
+    models, _ = example_models
     recommender = Recommender.load(models)
     assert warm_up(recommender) > 0
     user = recommender.retrieval.train.users.ids[5]
@@ -54,8 +53,8 @@ def test_warm_up_makes_the_first_answer_as_fast_as_the_rest():
 
 
 @pytest.mark.slow
-def test_serving_on_is_printed_only_when_ready(tmp_path):
-    models, _ = example_models()
+def test_serving_on_is_printed_only_when_ready(example_models, tmp_path):
+    models, _ = example_models
     port = free_port()
     server = start_server(models, port, tmp_path / "r.sqlite3")
     try:

@@ -9,13 +9,12 @@ import time
 
 import pytest
 import sqlalchemy
-from conftest import cli_example_models as example_models
-from conftest import free_port
 from fastapi.testclient import TestClient
 
 from movierec.serving import store as store_module
 from movierec.serving.app import create_app
 from movierec.serving.store import RatingStore, StoreBusyError, describe_url, read_ratings
+from movierec.testing import free_port
 
 POSTGRES_ENV = "MOVIEREC_TEST_POSTGRES_URL"
 
@@ -84,10 +83,10 @@ def test_concurrent_first_ratings_of_one_pair_make_one_row(db_url):
     store.close()
 
 
-def test_service_and_train_use_the_database(db_url, tmp_path, capsys):
+def test_service_and_train_use_the_database(example_models, db_url, tmp_path, capsys):
     from movierec.cli.main import main
 
-    models, recommender = example_models()
+    models, recommender = example_models
     with TestClient(create_app(db_url=db_url, recommender=recommender)) as client:
         for movie in ("1", "2", "3"):
             response = client.post("/users/web-pg/ratings", json={"movie_id": movie, "rating": 5})
@@ -180,12 +179,14 @@ def test_a_busy_database_is_waited_for_then_retried(tmp_path, monkeypatch):
     store.close()
 
 
-def test_a_database_locked_throughout_is_a_503_with_retry_after(tmp_path, monkeypatch):
+def test_a_database_locked_throughout_is_a_503_with_retry_after(
+    example_models, tmp_path, monkeypatch
+):
     monkeypatch.setattr(store_module, "SQLITE_BUSY_TIMEOUT_S", 0.02)
     monkeypatch.setattr(store_module, "BUSY_ATTEMPTS", 2)
     path = tmp_path / "r.sqlite3"
     RatingStore(f"sqlite:///{path}").close()
-    _, recommender = example_models()
+    _, recommender = example_models
     with TestClient(create_app(db_url=f"sqlite:///{path}", recommender=recommender)) as client:
         holder = hold_write_lock(path, 1.0)
         response = client.post("/users/2/ratings", json={"movie_id": "1", "rating": 4})
@@ -205,12 +206,12 @@ def test_a_database_locked_throughout_is_a_503_with_retry_after(tmp_path, monkey
             store.close()
 
 
-def test_database_urls_are_shown_without_password(capsys):
+def test_database_urls_are_shown_without_password(example_models, capsys):
     from movierec.cli.main import main
 
     url = "postgresql+psycopg://alice:s3cret@127.0.0.1:1/ratings"
     assert "s3cret" not in describe_url(url) and "alice" in describe_url(url)
-    models, _ = example_models()
+    models, _ = example_models
     # nothing listens on port 1: the error names the database without the password
     port = str(free_port())
     assert main(["serve", "--models", str(models), "--db", url, "--port", port]) == 2
