@@ -19,31 +19,6 @@ def setup(example_pair):
     return make_planted_dataset(), split, train, retriever, ranker, Recommender.load(root)
 
 
-def test_only_serving_pins_threads_and_freezes_gc(setup):
-    """A library load leaves the process alone; ``serving=True`` pins BLAS/OpenMP to one
-    thread and freezes the heap (serving answers one query at a time)."""
-    import gc
-
-    from threadpoolctl import threadpool_info, threadpool_limits
-
-    def pools():
-        return [p for p in threadpool_info() if p["user_api"] in ("blas", "openmp")]
-
-    root = setup[5].retrieval.directory.parent
-    before = [p["num_threads"] for p in pools()]
-    frozen = gc.get_freeze_count()
-    Recommender.load(root)
-    assert [p["num_threads"] for p in pools()] == before
-    assert gc.get_freeze_count() == frozen
-    try:
-        Recommender.load(root, serving=True)
-        assert pools() and all(p["num_threads"] == 1 for p in pools())
-        assert gc.get_freeze_count() > frozen
-    finally:
-        gc.unfreeze()
-        threadpool_limits(max(before) if before else None)
-
-
 def test_recommend_excludes_history_and_explains(setup):
     _, _, _, _, _, recommender = setup
     answer = recommender.recommend("2", k=5)

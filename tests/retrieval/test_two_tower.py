@@ -207,7 +207,7 @@ def test_without_user_table_item_item_and_with_in_batch_negatives():
 
 @pytest.mark.parametrize("steps", [1, 5, 6, 75, 600, 10_000])
 def test_weight_averaging_window_fits_the_run(steps):
-    from movierec.retrieval.two_tower import averaging_momentum
+    from movierec.retrieval.two_tower_network import averaging_momentum
 
     momentum = averaging_momentum(0.99, steps)
     assert 0.0 <= momentum <= 0.99

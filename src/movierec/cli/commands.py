@@ -28,7 +28,6 @@ def run(args: argparse.Namespace) -> int:
         "rank": _rank,
         "similar": _similar,
         "search": _search,
-        "quickstart": _quickstart,
         "serve": _serve,
         "index": _index,
     }[args.command]
@@ -663,9 +662,10 @@ def _search(args: argparse.Namespace) -> int:
     return 0
 
 
-def _quickstart(args: argparse.Namespace) -> int:
-    """Fetch, check the user exists, train both default models, recommend."""
-    from movierec.cli.main import build_parser
+def prepare_quickstart(args: argparse.Namespace) -> None:
+    """``quickstart``'s first step: fetch MovieLens 100K and check the user exists, so
+    a wrong ``--user`` fails before minutes of training. The train and recommend steps
+    are the ordinary commands (:func:`movierec.cli.main.quickstart`)."""
     from movierec.data import fetch_ml100k, load_dataset
     from movierec.errors import UnknownIdError
 
@@ -676,15 +676,6 @@ def _quickstart(args: argparse.Namespace) -> int:
         raise UnknownIdError("user", args.user).with_hint(
             f"MovieLens 100K has users {_id_range(ratings['user_id'])}; pick one with --user"
         )
-    # The same commands, parsed from the command lines a person would type.
-    parser = build_parser()
-    models = ["--models", str(args.models)]
-    train = ["train", "--data", "ml-100k", *models]
-    train += ["--quiet"] * args.quiet + ["--verbose"] * args.verbose
-    _train(parser.parse_args(train))
-    print()
-    recommend = ["recommend", "--user", str(args.user), "-k", str(args.k), *models]
-    return _recommend(parser.parse_args(recommend))
 
 
 def _id_range(ids) -> str:
@@ -748,6 +739,7 @@ def _serve_on(
 
     from movierec.pipeline import Recommender
     from movierec.serving.app import create_app
+    from movierec.serving.process import tune_process_for_serving
     from movierec.serving.server import uvicorn_config
     from movierec.serving.store import RatingStore, default_url, describe_url
 
@@ -756,7 +748,8 @@ def _serve_on(
     logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
     db_url = args.db or default_url(args.models)
     RatingStore(db_url).close()
-    recommender = Recommender.load(args.models, serving=True)
+    recommender = Recommender.load(args.models)
+    tune_process_for_serving()
     app = create_app(
         args.models,
         db_url,

@@ -29,7 +29,6 @@ retrieval and a ranking model were trained on the same data and split.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 import threading
@@ -41,7 +40,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-import movierec
+from movierec._version import __version__
 from movierec.atomic import atomic_directory
 from movierec.data.loading import LOADED_FROM
 from movierec.data.schema import Dataset
@@ -51,11 +50,15 @@ from movierec.data.vocab import Vocabulary
 from movierec.errors import ModelError
 from movierec.models.base import QueryBatch, Ranker, RecommenderModel, Retriever
 from movierec.models.catalogue import CATALOGUE_JSON, write_catalogue_json
+from movierec.models.manifest import (
+    FORMAT_VERSION,
+    MANIFEST,
+    artifact_digests,
+    read_manifest,
+    verify_artifacts,
+)
 from movierec.models.registry import model_class
 
-MANIFEST = "manifest.json"
-# 2: the manifest lists every artifact's SHA-256 ("artifacts").
-FORMAT_VERSION = 2
 USER_QUERIES = "user_queries.npy"
 USER_STARS = "user_stars.npy"
 SIMILAR_QUERIES = "similar_queries.npy"
@@ -139,7 +142,7 @@ def versions() -> dict[str, str]:
     import keras_rs
 
     return {
-        "movierec": movierec.__version__,
+        "movierec": __version__,
         "keras": keras.__version__,
         "keras_rs": keras_rs.__version__,
         "jax": jax.__version__,
@@ -207,28 +210,6 @@ def save_model(
     return directory
 
 
-def read_manifest(directory: str | Path) -> dict[str, Any]:
-    """The manifest of the model in ``directory``; :class:`ModelError` if it is missing,
-    unreadable or of another format version."""
-    path = Path(directory) / MANIFEST
-    if not path.is_file():
-        raise ModelError(
-            f"no trained model in {directory} (missing {MANIFEST}); run `movierec train` first"
-        )
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise ModelError(f"{path} is unreadable: {error}") from error
-    if manifest.get("format") != FORMAT_VERSION:
-        hint = (
-            " (written before artifacts were checksummed: train it again)"
-            if (manifest.get("format") == 1)
-            else ""
-        )
-        raise ModelError(f"{path}: unsupported model format {manifest.get('format')!r}{hint}")
-    return manifest
-
-
 def export_inference(model: RecommenderModel, train: TrainingSet, directory: Path) -> None:
     """Write what answering a known user needs as NumPy tables (see the module doc).
 
@@ -270,45 +251,6 @@ def export_inference(model: RecommenderModel, train: TrainingSet, directory: Pat
             stars = model.predict(queries, np.tile(every_movie, len(rows)))
             table[rows] = stars.reshape(len(rows), movies)
         table.flush()
-
-
-def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes, read a MiB at a time."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def artifact_digests(directory: Path) -> dict[str, str]:
-    """SHA-256 of every file under ``directory`` but the manifest, by relative path."""
-    return {
-        path.relative_to(directory).as_posix(): sha256_file(path)
-        for path in sorted(directory.rglob("*"))
-        if path.is_file() and path.name != MANIFEST
-    }
-
-
-def verify_artifacts(directory: str | Path, manifest: dict[str, Any]) -> None:
-    """Raise :class:`ModelError` naming the first artifact that is missing or differs
-    from the SHA-256 in the manifest. Files the manifest does not list (an index
-    built later, with its own manifest) are not checked."""
-    directory = Path(directory)
-    artifacts = manifest.get("artifacts")
-    if not isinstance(artifacts, dict) or not artifacts:
-        raise ModelError(f"{directory / MANIFEST}: lists no artifact checksums; train it again")
-    for name, expected in sorted(artifacts.items()):
-        path = directory / name
-        if ".." in Path(name).parts or Path(name).is_absolute():
-            raise ModelError(f"{directory / MANIFEST}: artifact path {name!r} leaves the model")
-        if not path.is_file():
-            raise ModelError(f"{path}: missing (listed in the manifest); train the model again")
-        if sha256_file(path) != expected:
-            raise ModelError(
-                f"{path}: SHA-256 differs from the manifest (changed after training); "
-                "restore it or train the model again"
-            )
 
 
 def read_candidates(directory: str | Path) -> tuple[np.ndarray, dict[str, Any]]:

@@ -66,7 +66,11 @@ from movierec.retrieval.item_item import (
 )
 from movierec.retrieval.recent_popularity import recent_popularity
 from movierec.retrieval.two_tower_examples import UserExamples
-from movierec.retrieval.two_tower_network import TwoTowerModel, rating_weight
+from movierec.retrieval.two_tower_network import (
+    TwoTowerModel,
+    rating_weight,
+    training_optimizer,
+)
 from movierec.retrieval.two_tower_settings import TwoTowerSettings
 
 FEATURES_FILE = "features.json"
@@ -151,26 +155,6 @@ class ShortHistoryPath:
             out[row, :width] = (1.0 - weight) * network[row]
             out[row, width:] = (weight * theirs / own) * short
         return out
-
-
-def averaging_momentum(momentum: float, steps: int) -> float:
-    """The moving average starts at the first step's weights and has no bias correction, so
-    a short run (a tiny data set, a few epochs) averages over a shorter window instead: the
-    start's share of the average, ``momentum ** steps``, stays below e^-5."""
-    return max(0.0, min(momentum, 1.0 - 5.0 / max(steps, 1)))  # 0 (off) stays 0
-
-
-def training_optimizer(settings: dict[str, Any], steps_per_pass: int) -> keras.optimizers.Adam:
-    """Adam for a whole two-tower run, in memory or streamed: the step size decays along a
-    cosine over every step of ``epochs`` epochs (``steps_per_epoch``, or
-    ``steps_per_pass`` for one pass over the users), and with ``ema_momentum`` Keras
-    keeps a moving average of the weights that ``fit`` writes into the model at its end."""
-    steps = (settings["steps_per_epoch"] or steps_per_pass) * int(settings["epochs"])
-    rate: Any = float(settings["learning_rate"])
-    if settings["cosine_decay"]:
-        rate = keras.optimizers.schedules.CosineDecay(rate, steps)
-    momentum = averaging_momentum(float(settings["ema_momentum"]), steps)
-    return keras.optimizers.Adam(rate, use_ema=momentum > 0, ema_momentum=momentum)
 
 
 def _history_inputs(

@@ -31,7 +31,7 @@ from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-import movierec
+from movierec._version import __version__
 from movierec.errors import ModelError, MovierecError, UnknownIdError
 from movierec.pipeline import MovieResult, Recommender
 from movierec.serving import schemas
@@ -43,6 +43,7 @@ from movierec.serving.middleware import (
     StrictUtf8,
 )
 from movierec.serving.observe import Metrics, Observe
+from movierec.serving.process import tune_process_for_serving
 from movierec.serving.security import (
     DOCS_ASSETS_URL,
     DOCS_URL,
@@ -234,9 +235,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        loaded = (
-            recommender if recommender is not None else Recommender.load(models_dir, serving=True)
-        )
+        loaded = recommender if recommender is not None else Recommender.load(models_dir)
+        if recommender is None and tune_process:
+            tune_process_for_serving()
         store = RatingStore(db_url)
         await asyncio.to_thread(warm_up, loaded)
         # a database connection and a worker thread, ready for the first request
@@ -259,7 +260,7 @@ def create_app(
         # no "valid" badge fetched from validator.swagger.io
         swagger_ui_parameters={"validatorUrl": None},
         title="movierec",
-        version=movierec.__version__,
+        version=__version__,
         description="Two-stage movie recommendations: retrieval, then ranking.",
         lifespan=lifespan,
         # Every route can answer these: models not loaded / database busy, and a
@@ -375,7 +376,7 @@ def _add_error_handlers(app: FastAPI) -> None:
 def _version(service: Service) -> schemas.Version:
     ranking = service.recommender.ranking
     return schemas.Version(
-        movierec=movierec.__version__,
+        movierec=__version__,
         model_version=service.model_version,
         models_dir=str(service.models_dir) if service.models_dir else None,
         loaded_at=service.loaded_at,
@@ -415,8 +416,6 @@ async def reload_models(app: FastAPI) -> Service:
             ) from None
         app.state.service = Service(loaded, current.store, current.models_dir, current.reloads + 1)
         if app.state.tune_process:
-            from movierec.pipeline import tune_process_for_serving
-
             gc.unfreeze()  # let the replaced models be collected
             tune_process_for_serving()
         logger.info(
