@@ -157,7 +157,7 @@ class Recommender:
             return []
         train = self.retrieval.train
         index = train.users.index(user_id)
-        return [train.movies.id_of(int(m)) for m in self._histories[index]] if index else []
+        return [train.movies.known_id(int(m)) for m in self._histories[index]] if index else []
 
     def training_ratings(self, user_id: str, limit: int | None = None) -> list[MovieResult]:
         """The movies a user rated in training with their stars (in ``predicted_rating``),
@@ -170,7 +170,7 @@ class Recommender:
         order = np.argsort(-stars, kind="stable")[:limit]
         results = []
         for i in order:
-            result = self.movie(train.movies.id_of(int(movies[i])))
+            result = self.movie(train.movies.known_id(int(movies[i])))
             result.predicted_rating = float(stars[i])
             results.append(result)
         return results
@@ -183,7 +183,7 @@ class Recommender:
             counts[OOV_INDEX] = -1
             self._popular = np.argsort(-counts, kind="stable")
         top = self._popular[: min(k, len(self._popular) - 1)]  # the OOV row sorts last
-        return [self.movie(self.retrieval.train.movies.id_of(int(i))) for i in top]
+        return [self.movie(self.retrieval.train.movies.known_id(int(i))) for i in top]
 
     # -- the two stages ----------------------------------------------------------
 
@@ -236,7 +236,7 @@ class Recommender:
         ranked = time.perf_counter()
         items = []
         for position in order:
-            result = self.movie(self.retrieval.train.movies.id_of(int(indices[position])))
+            result = self.movie(self.retrieval.train.movies.known_id(int(indices[position])))
             result.score = float(scores[position])
             if predicted is not None:
                 result.predicted_rating = float(predicted[position])
@@ -293,7 +293,7 @@ class Recommender:
         for score, i in zip(top_scores[0], top_indices[0], strict=True):
             if i < 0:
                 continue
-            result = self.movie(self.retrieval.train.movies.id_of(int(i)))
+            result = self.movie(self.retrieval.train.movies.known_id(int(i)))
             result.score = float(score)
             results.append(result)
         return results

@@ -713,6 +713,7 @@ def _serve(args: argparse.Namespace) -> int:
     for option, value in timeouts.items():
         if not 0 < value <= 600:
             raise MovierecError(f"{option} must be in (0, 600] seconds")
+    hosts: list[str] | None
     if args.allowed_hosts is not None:
         hosts = [h.strip() for h in args.allowed_hosts.split(",") if h.strip()]
     else:

@@ -35,7 +35,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -58,6 +58,9 @@ from movierec.models.manifest import (
     verify_artifacts,
 )
 from movierec.models.registry import model_class
+
+if TYPE_CHECKING:
+    from movierec.data.shards import ShardedTrainingSet
 
 USER_QUERIES = "user_queries.npy"
 USER_STARS = "user_stars.npy"
@@ -153,7 +156,7 @@ def versions() -> dict[str, str]:
 
 def save_model(
     model: RecommenderModel,
-    train: TrainingSet,
+    train: TrainingSet | ShardedTrainingSet,
     directory: str | Path,
     *,
     split: dict[str, Any],
@@ -210,7 +213,9 @@ def save_model(
     return directory
 
 
-def export_inference(model: RecommenderModel, train: TrainingSet, directory: Path) -> None:
+def export_inference(
+    model: RecommenderModel, train: TrainingSet | ShardedTrainingSet, directory: Path
+) -> None:
     """Write what answering a known user needs as NumPy tables (see the module doc).
 
     Row ``u`` is user index ``u`` with their whole training history, exactly what the
@@ -221,10 +226,10 @@ def export_inference(model: RecommenderModel, train: TrainingSet, directory: Pat
         return  # a set streamed from shards has no per-user query rows here: use the network
     users = train.users.size
     if isinstance(model, Retriever):
-        queries, candidates = model.similar_vectors()
-        if queries.size + candidates.size <= EXPORT_MAX_VALUES:
-            np.save(directory / SIMILAR_QUERIES, queries)
-            np.save(directory / SIMILAR_CANDIDATES, candidates)
+        similar_queries, similar_candidates = model.similar_vectors()
+        if similar_queries.size + similar_candidates.size <= EXPORT_MAX_VALUES:
+            np.save(directory / SIMILAR_QUERIES, similar_queries)
+            np.save(directory / SIMILAR_CANDIDATES, similar_candidates)
         first = model.query_embeddings(QueryBatch.from_training(train, np.array([0])))
         if users * first.shape[1] > EXPORT_MAX_VALUES:
             return
@@ -345,11 +350,9 @@ def load_model(directory: str | Path, *, lazy: bool = False) -> SavedModel:
         )
         candidates_path = directory / CANDIDATES
         candidates = np.load(candidates_path) if candidates_path.exists() else None
-        tables = {
-            name: _table(directory / file, train)
-            for name, file in (("user_queries", USER_QUERIES), ("user_stars", USER_STARS))
-        }
-        tables["similar"] = _similar_tables(directory, train)
+        user_queries = _table(directory / USER_QUERIES, train)
+        user_stars = _table(directory / USER_STARS, train)
+        similar = _similar_tables(directory, train)
     except (OSError, KeyError, ValueError) as error:
         raise ModelError(f"{directory}: incomplete or damaged model ({error})") from error
 
@@ -361,7 +364,17 @@ def load_model(directory: str | Path, *, lazy: bool = False) -> SavedModel:
             raise ModelError(f"{directory}: incomplete or damaged model ({error})") from error
 
     model = None if lazy else read_network()
-    return SavedModel(model, train, manifest, candidates, directory, loader=read_network, **tables)
+    return SavedModel(
+        model,
+        train,
+        manifest,
+        candidates,
+        directory,
+        loader=read_network,
+        user_queries=user_queries,
+        user_stars=user_stars,
+        similar=similar,
+    )
 
 
 def _table(path: Path, train: TrainingSet) -> np.ndarray | None:

@@ -212,6 +212,8 @@ class TwoTowerRetriever(Retriever):
     name = "two-tower"
     #: ``fit`` also takes a sharded training set (:mod:`movierec.retrieval.two_tower_stream`).
     streams = True
+    #: (network, its compiled query tower), made on first use.
+    _query_fn: tuple[Any, CompiledInference] | None = None
 
     def __init__(self, **settings: Any):
         super().__init__(**settings)
@@ -224,7 +226,10 @@ class TwoTowerRetriever(Retriever):
     multi_process = True
 
     def _new_model(
-        self, train: TrainingSet, tables: FeatureTables, time_buckets: int = 0
+        self,
+        train: TrainingSet | ShardedTrainingSet,
+        tables: FeatureTables,
+        time_buckets: int = 0,
     ) -> TwoTowerModel:
         s = self.settings
         if s["negatives"] not in ("full", "in-batch"):
@@ -251,7 +256,7 @@ class TwoTowerRetriever(Retriever):
 
     def fit(
         self,
-        train: TrainingSet,
+        train: TrainingSet | ShardedTrainingSet,
         *,
         verbose: int = 1,
         callbacks: list | None = None,
@@ -359,13 +364,14 @@ class TwoTowerRetriever(Retriever):
             l2=None if s["short_history_lambda"] is None else float(s["short_history_lambda"]),
         )
         logger.debug("%s: short-history path lambdas %s", model_label(self), found.lambdas)
+        low, high = train.dataset.rating_scale
         return ShortHistoryPath.build(
             found.vectors,
             found.values,
             found.lambdas,
             self.candidate_embeddings(),
             length=length,
-            rating_scale=tuple(train.dataset.rating_scale),
+            rating_scale=(float(low), float(high)),
             seed=int(s["seed"]),
         )
 
@@ -382,7 +388,10 @@ class TwoTowerRetriever(Retriever):
         if model.item_item_rank:
             model.item_scale.assign(1.0)  # the spread is measured at scale 1
         self._candidates = None
-        by_user = self.train.by_user if by_user is None else by_user
+        if by_user is None:
+            if self.train is None:
+                raise ModelError("the two-tower model has no training set to measure spreads on")
+            by_user = self.train.by_user
         rng = np.random.default_rng(int(self.settings["seed"]))
         known = np.flatnonzero(np.diff(by_user.offsets) > 0)
         sample = rng.choice(known, min(users, len(known)), replace=False).astype(np.int32)
@@ -406,7 +415,7 @@ class TwoTowerRetriever(Retriever):
     def query_embeddings(self, queries: QueryBatch) -> np.ndarray:
         """(n, query_dim) float32 query embeddings, computed in chunks of bounded history."""
         model = self.require_network()
-        if getattr(self, "_query_fn", None) is None or self._query_fn[0] is not model:
+        if self._query_fn is None or self._query_fn[0] is not model:
             self._query_fn = (model, CompiledInference(model, model.query))
         compiled = self._query_fn[1]
         users = np.where(queries.user_index < model.num_users, queries.user_index, 0)

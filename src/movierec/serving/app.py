@@ -224,10 +224,11 @@ def create_app(
     if models_dir is None and recommender is None:
         raise ModelError("create_app needs models_dir or a recommender")
     if db_url is None:
-        if models_dir is None:
-            models_dir_for_db = Path(recommender.retrieval.directory or ".").parent
-        else:
+        if models_dir is not None:
             models_dir_for_db = Path(models_dir)
+        else:
+            assert recommender is not None  # one of the two, checked above
+            models_dir_for_db = Path(recommender.retrieval.directory or ".").parent
         db_url = default_url(models_dir_for_db)
 
     if models_dir is None and recommender is not None and recommender.retrieval.directory:
@@ -235,9 +236,13 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        loaded = recommender if recommender is not None else Recommender.load(models_dir)
-        if recommender is None and tune_process:
-            tune_process_for_serving()
+        if recommender is not None:
+            loaded = recommender
+        else:
+            assert models_dir is not None  # one of the two, checked above
+            loaded = Recommender.load(models_dir)
+            if tune_process:
+                tune_process_for_serving()
         store = RatingStore(db_url)
         await asyncio.to_thread(warm_up, loaded)
         # a database connection and a worker thread, ready for the first request
@@ -307,7 +312,7 @@ def _document_limits(app: FastAPI) -> None:
         if not is_public(route.path):
             extra.append(401)
             limited.add(route.path)
-        if "POST" in route.methods:
+        if "POST" in (route.methods or ()):
             extra += [408, 413]
         route.responses = {**_errors(*extra), **route.responses}
 
@@ -402,8 +407,10 @@ async def reload_models(app: FastAPI) -> Service:
         if current.models_dir is None:
             raise HTTPException(409, "this service was not started from a models directory")
 
+        directory = current.models_dir
+
         def load() -> Recommender:
-            loaded = Recommender.load(current.models_dir)
+            loaded = Recommender.load(directory)
             warm_up(loaded)
             return loaded
 
