@@ -82,6 +82,7 @@ def test_ranker_beats_the_global_mean(key, planted, fitted):
 @pytest.mark.parametrize("key", MODELS, ids="-".join)
 def test_save_and_load_give_identical_answers(key, planted, fitted, saved):
     contract.check_save_and_load_give_identical_answers(fitted(key), planted[2], saved(key))
+    assert load_model(saved(key)).manifest["split"] == planted[1].info
 
 
 @pytest.mark.parametrize("key", MODELS, ids="-".join)

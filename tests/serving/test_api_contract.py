@@ -23,7 +23,7 @@ from movierec.serving.server import uvicorn_config
 from movierec.testing import free_port
 
 KEY = "contract-test-key-0123456789"
-MAX_EXAMPLES = int(os.environ.get("MOVIEREC_CONTRACT_EXAMPLES", "15"))  # more for a deeper run
+MAX_EXAMPLES = int(os.environ.get("MOVIEREC_CONTRACT_EXAMPLES", "10"))  # more for a deeper run
 CONFIG = """
 seed = 11
 [checks.positive_data_acceptance]

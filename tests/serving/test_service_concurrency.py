@@ -7,7 +7,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
-import numpy as np
 import pytest
 
 from movierec.pipeline import Recommender
@@ -37,19 +36,45 @@ def test_parallel_reads_give_the_sequential_answers(example_models):
         assert [r.predicted_rating for r in results] == [r.predicted_rating for r in ranked[user]]
 
 
-def test_warm_up_makes_the_first_answer_as_fast_as_the_rest(example_models):
+def _compiles_during(requests) -> int:
+    """How many programs JAX traces (compiles) while ``requests()`` runs."""
+    import jax.monitoring
+
+    traced = []
+
+    def listen(event: str, duration: float, **kwargs) -> None:
+        if event == "/jax/core/compile/jaxpr_trace_duration":
+            traced.append(duration)
+
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    try:
+        requests()
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listen)
+    return len(traced)
+
+
+def test_after_warm_up_the_first_answers_compile_nothing(example_models):
+    """A program compiled on first use costs a request hundreds of milliseconds: after
+    warm_up, no request kind compiles one (without it, the same requests do)."""
     models, _ = example_models
-    recommender = Recommender.load(models)
-    assert warm_up(recommender) > 0
-    user = recommender.retrieval.train.users.ids[5]
-    timings = []
-    for _ in range(11):
-        started = time.perf_counter()
-        recommender.recommend(user, 10, True, [("7", 4.0)])
-        recommender.rank(user, [str(m) for m in range(1, 31)])
-        timings.append(time.perf_counter() - started)
-    # a program compiled on first use costs hundreds of milliseconds
-    assert timings[0] < 5 * float(np.median(timings[1:])) + 0.05, timings
+
+    def requests_of(recommender: Recommender):
+        user = recommender.retrieval.train.users.ids[5]
+
+        def run() -> None:
+            recommender.recommend(user, 10, True, [("7", 4.0)])
+            recommender.recommend(None, 10, True, [("7", 4.0)])
+            recommender.rank(user, [str(m) for m in range(1, 31)])
+            recommender.rank(None, [str(m) for m in range(1, 31)], [("7", 4.0)])
+
+        return run
+
+    cold = Recommender.load(models)
+    assert _compiles_during(requests_of(cold)) > 0
+    warm = Recommender.load(models)
+    assert warm_up(warm) > 0
+    assert _compiles_during(requests_of(warm)) == 0
 
 
 @pytest.mark.slow

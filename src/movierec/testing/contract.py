@@ -106,7 +106,8 @@ def _raises(error: type[Exception], call: Callable[[], object], match: str | Non
 def check_retriever_learns_the_planted_taste(
     recommender: Any, users: Iterable[str], *, least_share: float = 0.75
 ) -> float:
-    """A retriever's top 10 lie mostly in each user's own taste group.
+    """A retriever's top 10 lie mostly in each user's own taste group, far more than
+    the most popular movies (the same list for everyone) do.
 
     Args:
         recommender: A :class:`movierec.pipeline.Recommender` over the retriever.
@@ -117,13 +118,16 @@ def check_retriever_learns_the_planted_taste(
     Returns:
         The mean share reached.
     """
-    shares = []
+    popular = np.array([movie_taste(r.movie_id) for r in recommender.popular(10)])
+    shares, baseline = [], []
     for user in users:
         top = [r.movie_id for r in recommender.recommend(user, k=10).items]
         groups = np.array([movie_taste(m) for m in top])
         shares.append(np.mean(groups == user_taste(user)))
-    share = float(np.mean(shares))
+        baseline.append(np.mean(popular == user_taste(user)))
+    share, popular_share = float(np.mean(shares)), float(np.mean(baseline))
     assert share > least_share, f"own-taste share {share:.2f} <= {least_share}"
+    assert share > popular_share + 0.2, f"{share:.2f} against popularity's {popular_share:.2f}"
     return share
 
 
