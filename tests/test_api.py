@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import make_planted_dataset, movie_taste, user_taste
 
 import movierec
+from movierec.testing import make_planted_dataset, movie_taste, user_taste
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

@@ -202,6 +202,7 @@ def train_model(
     """
     from movierec.data.loading import LOADED_FROM
     from movierec.data.splits import ALL_RATINGS, check_evaluable
+    from movierec.data.training import TrainingSet
     from movierec.models.registry import DEFAULT_RANKER, DEFAULT_RETRIEVER
     from movierec.workflow import refit_split_info
     from movierec.workflow import train_model as fit
@@ -227,6 +228,7 @@ def train_model(
         verbose=verbose,
         refit_ratings=every,
     )
+    assert isinstance(result.train, TrainingSet)  # the API trains in memory
     return TrainedModel(
         kind,
         name,
@@ -320,7 +322,7 @@ def evaluate(
     from movierec.data.splits import ALL_RATINGS
     from movierec.errors import ModelError
     from movierec.evaluation.evaluate import evaluate_ranker, evaluate_retriever
-    from movierec.models.base import Ranker
+    from movierec.models.base import Ranker, Retriever
 
     if isinstance(model, TrainedModel):
         models = [(model.kind, model.model, model.train_set, model.split_info)]
@@ -339,7 +341,7 @@ def evaluate(
     for kind, fitted, train_set, _ in models:
         if isinstance(fitted, Ranker):
             report[kind] = evaluate_ranker(fitted, train_set, data.test)
-        else:
+        elif isinstance(fitted, Retriever):
             report[kind] = evaluate_retriever(
                 fitted,
                 train_set,

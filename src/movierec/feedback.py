@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import pandas as pd
 
@@ -83,13 +83,13 @@ def level_stars(level: float, scale: tuple[float, float]) -> float:
     return float(low + level * (high - low))
 
 
-def check_feedback_type(kind: str) -> str:
+def check_feedback_type(kind: str) -> FeedbackType:
     """``kind`` when it is a feedback type; a ValueError naming the valid ones otherwise."""
     if kind not in FEEDBACK_TYPES:
         raise ValueError(
             f"unknown feedback type {kind!r}; expected one of {', '.join(FEEDBACK_TYPES)}"
         )
-    return kind
+    return cast(FeedbackType, kind)
 
 
 def feedback_as_ratings(

@@ -7,7 +7,6 @@ it, so "recommend", "rank" and "similar" mean the same thing everywhere.
 
 from __future__ import annotations
 
-import gc
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -109,13 +108,11 @@ class Recommender:
             self._ranking_movie = np.concatenate([[OOV_INDEX], ranking.train.movies.lookup(ids)])
 
     @classmethod
-    def load(
-        cls, models_dir: str | Path, num_candidates: int = 200, *, serving: bool = False
-    ) -> Recommender:
+    def load(cls, models_dir: str | Path, num_candidates: int = 200) -> Recommender:
         """Load ``models_dir/retrieval`` and, when present, ``models_dir/ranking``.
 
-        ``serving=True`` also tunes the whole process for answering one query at a
-        time (see :func:`tune_process_for_serving`); a library caller leaves it off.
+        Nothing process-wide changes; a server tunes its process itself
+        (:func:`movierec.serving.process.tune_process_for_serving`).
         """
         models_dir = Path(models_dir)
         if not (models_dir / RETRIEVAL_DIR).is_dir():
@@ -135,10 +132,7 @@ class Recommender:
                     f"--models {models_dir}` with one --data/--split/--seed), or keep each "
                     "pair in its own --models directory"
                 )
-        recommender = cls(retrieval, ranking, num_candidates, index=index)
-        if serving:
-            tune_process_for_serving()
-        return recommender
+        return cls(retrieval, ranking, num_candidates, index=index)
 
     # -- lookups -----------------------------------------------------------------
 
@@ -171,7 +165,7 @@ class Recommender:
             return []
         train = self.retrieval.train
         index = train.users.index(user_id)
-        return [train.movies.id_of(int(m)) for m in self._histories[index]] if index else []
+        return [train.movies.known_id(int(m)) for m in self._histories[index]] if index else []
 
     def training_ratings(self, user_id: str, limit: int | None = None) -> list[MovieResult]:
         """The movies a user rated in training with their stars (in ``predicted_rating``),
@@ -184,7 +178,7 @@ class Recommender:
         order = np.argsort(-stars, kind="stable")[:limit]
         results = []
         for i in order:
-            result = self.movie(train.movies.id_of(int(movies[i])))
+            result = self.movie(train.movies.known_id(int(movies[i])))
             result.predicted_rating = float(stars[i])
             results.append(result)
         return results
@@ -210,7 +204,7 @@ class Recommender:
         if len(left_out):
             order = order[~np.isin(order, left_out)]
         top = order[offset : offset + k]
-        return [self.movie(self.retrieval.train.movies.id_of(int(i))) for i in top]
+        return [self.movie(self.retrieval.train.movies.known_id(int(i))) for i in top]
 
     # -- the two stages ----------------------------------------------------------
 
@@ -312,7 +306,7 @@ class Recommender:
         ranked = time.perf_counter()
         items = []
         for position in order:
-            result = self.movie(self.retrieval.train.movies.id_of(int(indices[position])))
+            result = self.movie(self.retrieval.train.movies.known_id(int(indices[position])))
             result.score = float(scores[position])
             if predicted is not None and final is not None:
                 result.predicted_rating = float(predicted[position])
@@ -374,7 +368,7 @@ class Recommender:
         for score, i in zip(top_scores[0][offset:], top_indices[0][offset:], strict=True):
             if i < 0:
                 continue
-            result = self.movie(self.retrieval.train.movies.id_of(int(i)))
+            result = self.movie(self.retrieval.train.movies.known_id(int(i)))
             result.score = float(score)
             results.append(result)
         return results
@@ -519,21 +513,3 @@ def similarity_meaning(settings: Mapping[str, Any]) -> str:
             "spread over the catalogue (higher is more alike; no fixed bound)"
         )
     return "score = cosine of the two movies' embeddings (-1 to 1, higher is more alike)"
-
-
-def tune_process_for_serving() -> None:
-    """Process-wide settings for a server that has loaded its models: ``movierec serve``
-    calls this; library code never does, since it changes the whole process.
-
-    What is loaded lives as long as the process: freezing it keeps the garbage
-    collector from rescanning it during requests (a large share of the tail latency).
-    A request is one query: a second BLAS thread barely speeds its matrix-vector
-    product up, and spins for milliseconds after each one, taking a core from the rest
-    of the request (measurements: ``benchmarks/NOTES.md``). faiss searches one query on
-    one thread anyway; its idle OpenMP threads spin too.
-    """
-    from threadpoolctl import threadpool_limits
-
-    gc.collect()
-    gc.freeze()
-    threadpool_limits(1)  # every BLAS and OpenMP pool loaded so far

@@ -9,14 +9,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import cli_example_models as example_models
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
-def test_load_benchmark_reads_and_mix(tmp_path):
-    models, _ = example_models()
+def test_load_benchmark_reads_and_mix(example_models, tmp_path):
+    models, _ = example_models
     out = tmp_path / "load.json"
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     run = subprocess.run(

@@ -8,15 +8,15 @@ import sys
 
 import pandas as pd
 import pytest
-from conftest import cli_example_models, make_planted_dataset, write_ml_latest
 
 from movierec.cli.main import main
+from movierec.testing import make_planted_dataset, write_ml_latest
 
 
 @pytest.fixture(scope="module")
-def trained():
+def trained(example_models):
     """Data on disk plus example models trained through `movierec train` (session-shared)."""
-    models, _ = cli_example_models()
+    models, _ = example_models
     return models.parent / "data", models
 
 

@@ -8,9 +8,9 @@ import subprocess
 import sys
 
 import pytest
-from conftest import make_planted_dataset, write_ml_latest
 
 from movierec.cli.main import build_parser, main
+from movierec.testing import make_planted_dataset, write_ml_latest
 
 
 def _actions(parser: argparse.ArgumentParser, path: str = "movierec"):

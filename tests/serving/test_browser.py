@@ -19,7 +19,6 @@ from typing import Any
 
 import pytest
 import uvicorn
-from conftest import cli_example_models as example_models
 
 from movierec.serving.app import create_app
 
@@ -90,9 +89,9 @@ def open_page(
 
 
 @pytest.fixture
-def server_url(tmp_path) -> Iterator[str]:
+def server_url(example_models, tmp_path) -> Iterator[str]:
     """A real uvicorn server in a thread, on a free loopback port."""
-    _, recommender = example_models()
+    _, recommender = example_models
     app = create_app(db_url=f"sqlite:///{tmp_path / 'ratings.sqlite3'}", recommender=recommender)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import cli_example_models as example_models
 from fastapi.testclient import TestClient
 
 from movierec.serving.app import create_app
@@ -24,8 +23,8 @@ POSTS = [
 
 
 @pytest.fixture
-def client(tmp_path):
-    _, recommender = example_models()
+def client(example_models, tmp_path):
+    _, recommender = example_models
     app = create_app(db_url=f"sqlite:///{tmp_path / 'ratings.sqlite3'}", recommender=recommender)
     with TestClient(app, raise_server_exceptions=False) as client:
         yield client

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 
-from conftest import cli_example_models as example_models
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -22,8 +21,8 @@ def samples(text: str) -> dict[tuple[str, tuple], float]:
     }
 
 
-def test_metrics_count_requests_by_route_and_status(tmp_path):
-    _, recommender = example_models()
+def test_metrics_count_requests_by_route_and_status(example_models, tmp_path):
+    _, recommender = example_models
     app = create_app(
         db_url=f"sqlite:///{tmp_path / 'r.sqlite3'}", recommender=recommender, api_keys=[KEY]
     )
@@ -65,8 +64,8 @@ def test_metrics_count_requests_by_route_and_status(tmp_path):
     assert labels["retrieval"] == "example" and len(labels["model_version"]) == 16
 
 
-def test_two_apps_keep_separate_counts(tmp_path):
-    _, recommender = example_models()
+def test_two_apps_keep_separate_counts(example_models, tmp_path):
+    _, recommender = example_models
     apps = [
         create_app(db_url=f"sqlite:///{tmp_path / f'{i}.sqlite3'}", recommender=recommender)
         for i in range(2)
@@ -82,8 +81,8 @@ def test_two_apps_keep_separate_counts(tmp_path):
     assert counts[0][key] == 2 and key not in counts[1]
 
 
-def test_access_log_is_one_json_line_without_secrets(tmp_path, caplog):
-    _, recommender = example_models()
+def test_access_log_is_one_json_line_without_secrets(example_models, tmp_path, caplog):
+    _, recommender = example_models
     app = create_app(
         db_url=f"sqlite:///{tmp_path / 'r.sqlite3'}", recommender=recommender, api_keys=[KEY]
     )

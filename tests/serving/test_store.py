@@ -12,8 +12,6 @@ import httpx
 import pandas as pd
 import pytest
 import sqlalchemy
-from conftest import cli_example_models as example_models
-from conftest import free_port, start_server
 from fastapi.testclient import TestClient
 
 from movierec.serving import store as store_module
@@ -25,6 +23,7 @@ from movierec.serving.store import (
     read_feedback,
     read_ratings,
 )
+from movierec.testing import free_port, start_server
 
 POSTGRES_ENV = "MOVIEREC_TEST_POSTGRES_URL"
 
@@ -94,10 +93,10 @@ def test_concurrent_first_ratings_of_one_pair_make_one_row(db_url):
     store.close()
 
 
-def test_service_and_train_use_the_database(db_url, tmp_path, capsys):
+def test_service_and_train_use_the_database(example_models, db_url, tmp_path, capsys):
     from movierec.cli.main import main
 
-    models, recommender = example_models()
+    models, recommender = example_models
     with TestClient(create_app(db_url=db_url, recommender=recommender)) as client:
         for movie in ("1", "2", "3"):
             response = client.post("/users/web-pg/ratings", json={"movie_id": movie, "rating": 5})
@@ -187,12 +186,12 @@ def test_a_database_from_before_feedback_is_upgraded_keeping_every_rating(db_url
     engine.dispose()
 
 
-def test_train_weighs_stored_feedback_by_its_settings(db_url, tmp_path, capsys):
+def test_train_weighs_stored_feedback_by_its_settings(example_models, db_url, tmp_path, capsys):
     from movierec.cli.main import main
     from movierec.feedback import FeedbackSettings
     from movierec.pipeline import Recommender
 
-    models, recommender = example_models()
+    models, recommender = example_models
     with TestClient(create_app(db_url=db_url, recommender=recommender)) as client:
         client.post("/users/fb/ratings", json={"movie_id": "1", "rating": 5})
         for movie, kind in (("2", "watched"), ("3", "not-interested"), ("1", "watched")):
@@ -299,12 +298,14 @@ def test_a_busy_database_is_waited_for_then_retried(tmp_path, monkeypatch):
     store.close()
 
 
-def test_a_database_locked_throughout_is_a_503_with_retry_after(tmp_path, monkeypatch):
+def test_a_database_locked_throughout_is_a_503_with_retry_after(
+    example_models, tmp_path, monkeypatch
+):
     monkeypatch.setattr(store_module, "SQLITE_BUSY_TIMEOUT_S", 0.02)
     monkeypatch.setattr(store_module, "BUSY_ATTEMPTS", 2)
     path = tmp_path / "r.sqlite3"
     RatingStore(f"sqlite:///{path}").close()
-    _, recommender = example_models()
+    _, recommender = example_models
     with TestClient(create_app(db_url=f"sqlite:///{path}", recommender=recommender)) as client:
         holder = hold_write_lock(path, 1.0)
         response = client.post("/users/2/ratings", json={"movie_id": "1", "rating": 4})
@@ -324,12 +325,12 @@ def test_a_database_locked_throughout_is_a_503_with_retry_after(tmp_path, monkey
             store.close()
 
 
-def test_database_urls_are_shown_without_password(capsys):
+def test_database_urls_are_shown_without_password(example_models, capsys):
     from movierec.cli.main import main
 
     url = "postgresql+psycopg://alice:s3cret@127.0.0.1:1/ratings"
     assert "s3cret" not in describe_url(url) and "alice" in describe_url(url)
-    models, _ = example_models()
+    models, _ = example_models
     # nothing listens on port 1: the error names the database without the password
     port = str(free_port())
     assert main(["serve", "--models", str(models), "--db", url, "--port", port]) == 2
@@ -339,10 +340,10 @@ def test_database_urls_are_shown_without_password(capsys):
 
 
 @pytest.mark.slow
-def test_acknowledged_feedback_survives_kill_9_and_counts_after_restart(tmp_path):
+def test_acknowledged_feedback_survives_kill_9_and_counts_after_restart(example_models, tmp_path):
     """Every 201 is committed before it is sent: a server killed with SIGKILL right
     after loses none of the rows, and the restarted one answers with them."""
-    models, _ = example_models()
+    models, _ = example_models
     db = tmp_path / "r.sqlite3"
     acknowledged: list[tuple[str, str]] = []
 

@@ -28,9 +28,7 @@ def run(args: argparse.Namespace) -> int:
         "rank": _rank,
         "similar": _similar,
         "search": _search,
-        "quickstart": _quickstart,
         "serve": _serve,
-        "retrain": _retrain,
         "index": _index,
     }[args.command]
     return handler(args)
@@ -603,13 +601,6 @@ def _evaluate_saved(args: argparse.Namespace, kind: str, saved: Any) -> dict[str
     )
 
 
-def _retrain(args: argparse.Namespace) -> int:
-    """See :mod:`movierec.cli.retrain`."""
-    from movierec.cli.retrain import run_command
-
-    return run_command(args)
-
-
 def _index(args: argparse.Namespace) -> int:
     """Only the settings given on the command line; the index's defaults fill the rest."""
     from movierec.pipeline import RETRIEVAL_DIR
@@ -753,9 +744,10 @@ def _search(args: argparse.Namespace) -> int:
     return 0
 
 
-def _quickstart(args: argparse.Namespace) -> int:
-    """Fetch, check the user exists, train both default models, recommend."""
-    from movierec.cli.main import build_parser
+def prepare_quickstart(args: argparse.Namespace) -> None:
+    """``quickstart``'s first step: fetch MovieLens 100K and check the user exists, so
+    a wrong ``--user`` fails before minutes of training. The train and recommend steps
+    are the ordinary commands (:func:`movierec.cli.main.quickstart`)."""
     from movierec.data import fetch_ml100k, load_dataset
     from movierec.errors import UnknownIdError
 
@@ -766,15 +758,6 @@ def _quickstart(args: argparse.Namespace) -> int:
         raise UnknownIdError("user", args.user).with_hint(
             f"MovieLens 100K has users {_id_range(ratings['user_id'])}; pick one with --user"
         )
-    # The same commands, parsed from the command lines a person would type.
-    parser = build_parser()
-    models = ["--models", str(args.models)]
-    train = ["train", "--data", "ml-100k", *models]
-    train += ["--quiet"] * args.quiet + ["--verbose"] * args.verbose
-    _train(parser.parse_args(train))
-    print()
-    recommend = ["recommend", "--user", str(args.user), "-k", str(args.k), *models]
-    return _recommend(parser.parse_args(recommend))
 
 
 def _id_range(ids) -> str:
@@ -815,6 +798,7 @@ def _serve(args: argparse.Namespace) -> int:
     for option, value in timeouts.items():
         if not 0 < value <= 600:
             raise MovierecError(f"{option} must be in (0, 600] seconds")
+    hosts: list[str] | None
     if args.allowed_hosts is not None:
         hosts = [h.strip() for h in args.allowed_hosts.split(",") if h.strip()]
     else:
@@ -842,6 +826,7 @@ def _serve_on(
 
     from movierec.pipeline import Recommender
     from movierec.serving.app import create_app
+    from movierec.serving.process import tune_process_for_serving
     from movierec.serving.server import uvicorn_config
     from movierec.serving.store import RatingStore, default_url, describe_url
 
@@ -850,7 +835,8 @@ def _serve_on(
     logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
     db_url = args.db or default_url(args.models)
     RatingStore(db_url).close()
-    recommender = Recommender.load(args.models, serving=True)
+    recommender = Recommender.load(args.models)
+    tune_process_for_serving()
     app = create_app(
         args.models,
         db_url,

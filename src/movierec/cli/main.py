@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import movierec  # noqa: F401  (sets the Keras backend before anything imports keras)
+from movierec._version import __version__
 from movierec.cli import commands
 from movierec.errors import MovierecError
 
@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="movierec",
         description="A two-stage movie recommender: two-tower retrieval, then ranking.",
     )
-    parser.add_argument("--version", action="version", version=f"movierec {movierec.__version__}")
+    parser.add_argument("--version", action="version", version=f"movierec {__version__}")
     # Every command's namespace has these, whether or not the command takes the option.
     parser.set_defaults(models=None, quiet=False, verbose=False)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -530,6 +530,10 @@ def _main(argv: Sequence[str] | None) -> int:
         from movierec.progress import configure_cli_logging
 
         configure_cli_logging(args.quiet, args.verbose)
+        if args.command == "quickstart":
+            return quickstart(parser, args)
+        if args.command == "retrain":
+            return retrain(parser, args)
         return commands.run(args)
     except MovierecError as error:
         print(f"movierec: error: {error}", file=sys.stderr)
@@ -538,6 +542,30 @@ def _main(argv: Sequence[str] | None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
+
+
+def quickstart(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """``quickstart``: fetch, check the user, then the commands a person would type
+    (``train`` both default models, ``recommend``), parsed by the same parser."""
+    commands.prepare_quickstart(args)
+    models = ["--models", str(args.models)]
+    train = ["train", "--data", "ml-100k", *models]
+    train += ["--quiet"] * args.quiet + ["--verbose"] * args.verbose
+    code = commands.run(parser.parse_args(train))
+    if code:
+        return code
+    print()
+    recommend = ["recommend", "--user", str(args.user), "-k", str(args.k), *models]
+    return commands.run(parser.parse_args(recommend))
+
+
+def retrain(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """``retrain``: :mod:`movierec.cli.retrain`, training through ``train`` command lines
+    parsed by the same parser (as ``quickstart`` does), so it runs the very code a
+    person's ``movierec train`` would."""
+    from movierec.cli.retrain import run_command
+
+    return run_command(args, lambda argv: commands.run(parser.parse_args(argv)))
 
 
 class InterruptGuard:

@@ -26,7 +26,6 @@ from movierec.models.settings import ModelSettings, SettingsError
 if TYPE_CHECKING:  # Keras loads only when a model trains or a network is read
     import keras
 
-    from movierec.data.shards import ShardedTrainingSet
 
 
 @dataclass
@@ -91,7 +90,7 @@ class RecommenderModel(ABC):
         random generators as they were (see :mod:`movierec.models.seeding`)."""
         super().__init_subclass__(**kwargs)
         if "fit" in cls.__dict__:
-            cls.fit = keeps_random_state(cls.fit)
+            cls.fit = keeps_random_state(cls.fit)  # type: ignore[method-assign]  # wraps each override once
 
     #: The model's typed settings (types, bounds, help); ``settings`` is checked against it.
     settings_class: ClassVar[type[ModelSettings]]
@@ -108,13 +107,12 @@ class RecommenderModel(ABC):
         return cls.settings_class.defaults()
 
     @abstractmethod
-    def fit(
-        self, train: TrainingSet | ShardedTrainingSet, *, verbose: int = 1
-    ) -> dict[str, list[float]]:
+    def fit(self, train: TrainingSet, *, verbose: int = 1) -> dict[str, list[float]]:
         """Train on ``train``; returns the Keras history (loss per epoch...).
 
         ``train`` is a :class:`~movierec.data.shards.ShardedTrainingSet` (streamed from
-        Parquet shards) only for models whose :attr:`streams` is true. Both kinds offer
+        Parquet shards) only for models whose :attr:`streams` is true, and their ``fit``
+        says so in its signature (``TrainingSet | ShardedTrainingSet``). Both kinds offer
         the vocabularies, the data set and the rating histories; a model reads each kind
         through its own code path, never by testing a flag.
         """

@@ -66,7 +66,11 @@ from movierec.retrieval.item_item import (
 )
 from movierec.retrieval.recent_popularity import recent_popularity
 from movierec.retrieval.two_tower_examples import UserExamples
-from movierec.retrieval.two_tower_network import TwoTowerModel, rating_weight
+from movierec.retrieval.two_tower_network import (
+    TwoTowerModel,
+    rating_weight,
+    training_optimizer,
+)
 from movierec.retrieval.two_tower_settings import TwoTowerSettings
 
 FEATURES_FILE = "features.json"
@@ -153,26 +157,6 @@ class ShortHistoryPath:
         return out
 
 
-def averaging_momentum(momentum: float, steps: int) -> float:
-    """The moving average starts at the first step's weights and has no bias correction, so
-    a short run (a tiny data set, a few epochs) averages over a shorter window instead: the
-    start's share of the average, ``momentum ** steps``, stays below e^-5."""
-    return max(0.0, min(momentum, 1.0 - 5.0 / max(steps, 1)))  # 0 (off) stays 0
-
-
-def training_optimizer(settings: dict[str, Any], steps_per_pass: int) -> keras.optimizers.Adam:
-    """Adam for a whole two-tower run, in memory or streamed: the step size decays along a
-    cosine over every step of ``epochs`` epochs (``steps_per_epoch``, or
-    ``steps_per_pass`` for one pass over the users), and with ``ema_momentum`` Keras
-    keeps a moving average of the weights that ``fit`` writes into the model at its end."""
-    steps = (settings["steps_per_epoch"] or steps_per_pass) * int(settings["epochs"])
-    rate: Any = float(settings["learning_rate"])
-    if settings["cosine_decay"]:
-        rate = keras.optimizers.schedules.CosineDecay(rate, steps)
-    momentum = averaging_momentum(float(settings["ema_momentum"]), steps)
-    return keras.optimizers.Adam(rate, use_ema=momentum > 0, ema_momentum=momentum)
-
-
 def _history_inputs(
     queries: QueryBatch, num_movies: int, mode: str, rows: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -228,6 +212,8 @@ class TwoTowerRetriever(Retriever):
     name = "two-tower"
     #: ``fit`` also takes a sharded training set (:mod:`movierec.retrieval.two_tower_stream`).
     streams = True
+    #: (network, its compiled query tower), made on first use.
+    _query_fn: tuple[Any, CompiledInference] | None = None
 
     def __init__(self, **settings: Any):
         super().__init__(**settings)
@@ -240,7 +226,10 @@ class TwoTowerRetriever(Retriever):
     multi_process = True
 
     def _new_model(
-        self, train: TrainingSet, tables: FeatureTables, time_buckets: int = 0
+        self,
+        train: TrainingSet | ShardedTrainingSet,
+        tables: FeatureTables,
+        time_buckets: int = 0,
     ) -> TwoTowerModel:
         s = self.settings
         if s["negatives"] not in ("full", "in-batch"):
@@ -267,7 +256,7 @@ class TwoTowerRetriever(Retriever):
 
     def fit(
         self,
-        train: TrainingSet,
+        train: TrainingSet | ShardedTrainingSet,
         *,
         verbose: int = 1,
         callbacks: list | None = None,
@@ -375,13 +364,14 @@ class TwoTowerRetriever(Retriever):
             l2=None if s["short_history_lambda"] is None else float(s["short_history_lambda"]),
         )
         logger.debug("%s: short-history path lambdas %s", model_label(self), found.lambdas)
+        low, high = train.dataset.rating_scale
         return ShortHistoryPath.build(
             found.vectors,
             found.values,
             found.lambdas,
             self.candidate_embeddings(),
             length=length,
-            rating_scale=tuple(train.dataset.rating_scale),
+            rating_scale=(float(low), float(high)),
             seed=int(s["seed"]),
         )
 
@@ -398,7 +388,10 @@ class TwoTowerRetriever(Retriever):
         if model.item_item_rank:
             model.item_scale.assign(1.0)  # the spread is measured at scale 1
         self._candidates = None
-        by_user = self.train.by_user if by_user is None else by_user
+        if by_user is None:
+            if self.train is None:
+                raise ModelError("the two-tower model has no training set to measure spreads on")
+            by_user = self.train.by_user
         rng = np.random.default_rng(int(self.settings["seed"]))
         known = np.flatnonzero(np.diff(by_user.offsets) > 0)
         sample = rng.choice(known, min(users, len(known)), replace=False).astype(np.int32)
@@ -422,7 +415,7 @@ class TwoTowerRetriever(Retriever):
     def query_embeddings(self, queries: QueryBatch) -> np.ndarray:
         """(n, query_dim) float32 query embeddings, computed in chunks of bounded history."""
         model = self.require_network()
-        if getattr(self, "_query_fn", None) is None or self._query_fn[0] is not model:
+        if self._query_fn is None or self._query_fn[0] is not model:
             self._query_fn = (model, CompiledInference(model, model.query))
         compiled = self._query_fn[1]
         users = np.where(queries.user_index < model.num_users, queries.user_index, 0)

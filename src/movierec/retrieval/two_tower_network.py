@@ -328,3 +328,23 @@ def rating_weight(ratings: np.ndarray, mode: str) -> np.ndarray:
     if mode == "linear":  # 1 star -> 0.2 ... 5 stars -> 1; unknown (0) ratings count fully
         return np.where(ratings > 0, ratings / 5.0, 1.0).astype(np.float32)
     raise ValueError(f"unknown rating_weighting {mode!r}")
+
+
+def averaging_momentum(momentum: float, steps: int) -> float:
+    """The moving average starts at the first step's weights and has no bias correction, so
+    a short run (a tiny data set, a few epochs) averages over a shorter window instead: the
+    start's share of the average, ``momentum ** steps``, stays below e^-5."""
+    return max(0.0, min(momentum, 1.0 - 5.0 / max(steps, 1)))  # 0 (off) stays 0
+
+
+def training_optimizer(settings: dict[str, Any], steps_per_pass: int) -> keras.optimizers.Adam:
+    """Adam for a whole two-tower run, in memory or streamed: the step size decays along a
+    cosine over every step of ``epochs`` epochs (``steps_per_epoch``, or
+    ``steps_per_pass`` for one pass over the users), and with ``ema_momentum`` Keras
+    keeps a moving average of the weights that ``fit`` writes into the model at its end."""
+    steps = (settings["steps_per_epoch"] or steps_per_pass) * int(settings["epochs"])
+    rate: Any = float(settings["learning_rate"])
+    if settings["cosine_decay"]:
+        rate = keras.optimizers.schedules.CosineDecay(rate, steps)
+    momentum = averaging_momentum(float(settings["ema_momentum"]), steps)
+    return keras.optimizers.Adam(rate, use_ema=momentum > 0, ema_momentum=momentum)

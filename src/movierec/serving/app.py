@@ -31,9 +31,9 @@ from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-import movierec
+from movierec._version import __version__
 from movierec.errors import ModelError, MovierecError, UnknownIdError
-from movierec.feedback import split_feedback
+from movierec.feedback import check_feedback_type, split_feedback
 from movierec.pipeline import MovieResult, Recommender
 from movierec.serving import schemas
 from movierec.serving.middleware import (
@@ -44,6 +44,7 @@ from movierec.serving.middleware import (
     StrictUtf8,
 )
 from movierec.serving.observe import Metrics, Observe
+from movierec.serving.process import tune_process_for_serving
 from movierec.serving.retrain import RetrainSchedule, retrain_command
 from movierec.serving.security import (
     DOCS_ASSETS_URL,
@@ -266,10 +267,11 @@ def create_app(
     if models_dir is None and recommender is None:
         raise ModelError("create_app needs models_dir or a recommender")
     if db_url is None:
-        if models_dir is None:
-            models_dir_for_db = Path(recommender.retrieval.directory or ".").parent
-        else:
+        if models_dir is not None:
             models_dir_for_db = Path(models_dir)
+        else:
+            assert recommender is not None  # one of the two, checked above
+            models_dir_for_db = Path(recommender.retrieval.directory or ".").parent
         db_url = default_url(models_dir_for_db)
 
     if models_dir is None and recommender is not None and recommender.retrieval.directory:
@@ -279,9 +281,13 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        loaded = (
-            recommender if recommender is not None else Recommender.load(models_dir, serving=True)
-        )
+        if recommender is not None:
+            loaded = recommender
+        else:
+            assert models_dir is not None  # one of the two, checked above
+            loaded = Recommender.load(models_dir)
+            if tune_process:
+                tune_process_for_serving()
         store = RatingStore(db_url)
         await asyncio.to_thread(warm_up, loaded)
         # a database connection and a worker thread, ready for the first request
@@ -309,7 +315,7 @@ def create_app(
         # no "valid" badge fetched from validator.swagger.io
         swagger_ui_parameters={"validatorUrl": None},
         title="movierec",
-        version=movierec.__version__,
+        version=__version__,
         description="Two-stage movie recommendations: retrieval, then ranking.",
         lifespan=lifespan,
         # Every route can answer these: models not loaded / database busy, and a
@@ -366,7 +372,7 @@ def _document_limits(app: FastAPI) -> None:
         if not is_public(route.path):
             extra.append(401)
             limited.add(route.path)
-        if "POST" in route.methods:
+        if "POST" in (route.methods or ()):
             extra += [408, 413]
         route.responses = {**_errors(*extra), **route.responses}
 
@@ -435,7 +441,7 @@ def _add_error_handlers(app: FastAPI) -> None:
 def _version(service: Service, schedule: RetrainSchedule | None = None) -> schemas.Version:
     ranking = service.recommender.ranking
     return schemas.Version(
-        movierec=movierec.__version__,
+        movierec=__version__,
         model_version=service.model_version,
         models_dir=str(service.models_dir) if service.models_dir else None,
         loaded_at=service.loaded_at,
@@ -443,7 +449,9 @@ def _version(service: Service, schedule: RetrainSchedule | None = None) -> schem
         trained_at=service.trained_at,
         trained_on_ratings=service.trained_on_ratings,
         trained_on_stored_ratings=service.trained_on_stored,
-        retrain=schedule.status() if schedule is not None else None,
+        retrain=(
+            schemas.RetrainStatus(**schedule.status()) if schedule is not None else None
+        ),
         retrieval=service.recommender.retrieval.manifest,
         ranking=ranking.manifest if ranking is not None else None,
     )
@@ -465,8 +473,10 @@ async def reload_models(app: FastAPI) -> Service:
         if current.models_dir is None:
             raise HTTPException(409, "this service was not started from a models directory")
 
+        directory = current.models_dir
+
         def load() -> Recommender:
-            loaded = Recommender.load(current.models_dir)
+            loaded = Recommender.load(directory)
             warm_up(loaded)
             return loaded
 
@@ -479,8 +489,6 @@ async def reload_models(app: FastAPI) -> Service:
             ) from None
         app.state.service = Service(loaded, current.store, current.models_dir, current.reloads + 1)
         if app.state.tune_process:
-            from movierec.pipeline import tune_process_for_serving
-
             gc.unfreeze()  # let the replaced models be collected
             tune_process_for_serving()
         logger.info(
@@ -726,7 +734,11 @@ def _add_routes(app: FastAPI) -> None:
         for movie_id, kind, timestamp in service.store.user_feedback(user_id):
             if movie_id in service.movies:
                 movie = service.recommender.movie(movie_id).to_dict()
-                items.append(schemas.FeedbackMovie(**movie, type=kind, timestamp=timestamp))
+                items.append(
+                    schemas.FeedbackMovie(
+                        **movie, type=check_feedback_type(kind), timestamp=timestamp
+                    )
+                )
         return schemas.UserFeedback(user_id=user_id, items=items)
 
     @app.delete(
@@ -742,7 +754,11 @@ def _add_routes(app: FastAPI) -> None:
             raise HTTPException(404, f"user {user_id!r} has no feedback on movie {movie_id!r}")
         kind, timestamp = removed
         return schemas.StoredFeedback(
-            user_id=user_id, movie_id=movie_id, type=kind, timestamp=timestamp, created=False
+            user_id=user_id,
+            movie_id=movie_id,
+            type=check_feedback_type(kind),
+            timestamp=timestamp,
+            created=False,
         )
 
     @app.get("/users/{user_id}/ratings", response_model=schemas.UserRatings, tags=["ratings"])
