@@ -35,7 +35,10 @@ if TYPE_CHECKING:
 Kind = Literal["retrieval", "ranking"]
 
 #: Columns of every answer, in order (absent ones are left out).
-ANSWER_COLUMNS = ("movie_id", "title", "year", "genres", "blended", "score", "predicted_rating")
+ANSWER_COLUMNS = (
+    "movie_id", "title", "year", "genres", "blended", "score", "predicted_rating", "because",
+    "co_raters", "shared_genres",
+)  # fmt: skip
 
 
 @dataclass
@@ -419,9 +422,17 @@ class Recommender:
             )
         return models_dir
 
-    def recommend(self, user: str, k: int = 10, *, exclude_seen: bool = True) -> pd.DataFrame:
-        """The ``k`` best movies for a known user, movies they rated left out by default."""
-        answer = self.engine.recommend(str(user), k=k, exclude_seen=exclude_seen)
+    def recommend(
+        self, user: str, k: int = 10, *, exclude_seen: bool = True, explain: bool = False
+    ) -> pd.DataFrame:
+        """The ``k`` best movies for a known user, movies they rated left out by default.
+
+        ``explain=True`` adds a ``because`` column: for each movie, up to three of the
+        user's ratings that raised its score most, as dicts of ``movie_id``, ``title``,
+        ``rating`` (their stars) and ``contribution`` (how much the score falls without
+        that rating); see the models page for how it is computed and what it costs.
+        """
+        answer = self.engine.recommend(str(user), k=k, exclude_seen=exclude_seen, explain=explain)
         return _frame(answer.items)
 
     def recommend_for_ratings(
@@ -431,6 +442,7 @@ class Recommender:
         *,
         user: str | None = None,
         exclude_seen: bool = True,
+        explain: bool = False,
     ) -> pd.DataFrame:
         """The ``k`` best movies for someone described by ratings ``{movie_id: stars}``
         (added to a known ``user``'s history when given).
@@ -441,6 +453,7 @@ class Recommender:
             k: How many movies to return.
             user: A known user id whose training history the ratings extend.
             exclude_seen: Leave out the movies in the (extended) history.
+            explain: Add the ``because`` column, as :meth:`recommend` does.
 
         Returns:
             One row per movie, best first (columns as in :data:`ANSWER_COLUMNS`).
@@ -453,7 +466,9 @@ class Recommender:
         pairs = _pairs(ratings)
         if not pairs and user is None:
             raise ValueError("recommend_for_ratings needs at least one rating (or a user)")
-        answer = self.engine.recommend(user, k=k, exclude_seen=exclude_seen, extra_ratings=pairs)
+        answer = self.engine.recommend(
+            user, k=k, exclude_seen=exclude_seen, extra_ratings=pairs, explain=explain
+        )
         return _frame(answer.items)
 
     def rank(
@@ -470,7 +485,9 @@ class Recommender:
     def similar(self, movie: str, k: int = 10) -> pd.DataFrame:
         """The ``k`` movies most like ``movie``; ``score`` is the retrieval model's
         similarity (for the two-tower, a sum of scores each standardised over the
-        catalogue: unbounded, higher is more alike; see ``Retriever.similar_scores``)."""
+        catalogue: unbounded, higher is more alike; see ``Retriever.similar_scores``),
+        ``co_raters`` how many users rated both in training, ``shared_genres`` the
+        genres the two have in common."""
         return _frame(self.engine.similar(str(movie), k=k))
 
     def search(self, query: str, limit: int = 20) -> pd.DataFrame:
