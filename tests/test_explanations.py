@@ -161,3 +161,21 @@ def test_similar_says_how_many_rated_both_and_which_genres_they_share(engine):
             assert result.shared_genres == [
                 g for g in genres[result.movie_id] if g in set(genres[movie])
             ]
+
+
+def test_the_command_line_prints_the_reasons(planted_two_stage, tmp_path, capsys):
+    import json
+
+    from movierec.cli.main import main
+
+    models = str(planted_two_stage.save(tmp_path / "models"))
+    assert main(["recommend", "--user", "2", "-k", "2", "--explain", "--models", models]) == 0
+    out = capsys.readouterr().out
+    assert "because = your ratings that raised" in out
+    assert out.count("you rated Planted") == 2
+    assert main(["recommend", "--user", "2", "-k", "2", "--explain", "--json", "--models",
+                 models]) == 0  # fmt: skip
+    rows = json.loads(capsys.readouterr().out)
+    assert all(1 <= len(row["because"]) <= MAX_REASONS for row in rows)
+    assert main(["similar", "--movie", "1", "-k", "2", "--json", "--models", models]) == 0
+    assert all(isinstance(row["co_raters"], int) for row in json.loads(capsys.readouterr().out))

@@ -32,6 +32,8 @@ RANKING_DIR = "ranking"
 
 #: How many of the user's ratings an explained recommendation names at most.
 MAX_REASONS = 3
+#: :class:`MovieResult` fields an answer carries only when it was asked for them.
+OPTIONAL_FIELDS = ("because", "co_raters", "shared_genres")
 
 
 @dataclass
@@ -67,8 +69,13 @@ class MovieResult:
     shared_genres: list[str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """Every field by name, as the JSON answers carry it."""
-        return asdict(self)
+        """Every field by name, as the JSON answers carry it; ``because``, ``co_raters``
+        and ``shared_genres`` only when set (answers that were asked for them)."""
+        fields = asdict(self)
+        for name in OPTIONAL_FIELDS:
+            if fields[name] is None:
+                del fields[name]
+        return fields
 
 
 @dataclass

@@ -65,6 +65,10 @@ MovieId = Annotated[
     str, PathParam(min_length=1, max_length=MAX_ID_LENGTH, pattern=schemas.ID_PATTERN)
 ]
 K = Annotated[int, Query(ge=1, le=schemas.MAX_K, description="how many movies")]
+EXPLAIN = (
+    "give each movie the user's ratings that raised it most (`because`: up to three, "
+    "with their stars); costs a pass of both models over the history left one out"
+)
 
 
 def _invalid(loc: tuple[str | int, ...], message: str, value: Any) -> RequestValidationError:
@@ -93,7 +97,9 @@ def warm_up(recommender: Recommender) -> float:
     if users:
         recommender.recommend(users[0], 10, True)
         recommender.recommend(users[0], 10, True, extra)
+        recommender.recommend(users[0], 10, True, explain=True)
     recommender.recommend(None, 10, True, extra)
+    recommender.recommend(None, 10, True, extra, explain=True)
     recommender.similar(movies[0], 10)
     recommender.popular(10)
     recommender.search(recommender.movie(movies[0]).title, 1)
@@ -545,16 +551,21 @@ def _add_routes(app: FastAPI) -> None:
         responses=_errors(404),
     )
     def user_recommendations(
-        service: Svc, user_id: UserId, k: K = 10, exclude_seen: bool = True
+        service: Svc,
+        user_id: UserId,
+        k: K = 10,
+        exclude_seen: bool = True,
+        explain: Annotated[bool, Query(description=EXPLAIN)] = False,
     ) -> schemas.Recommendations:
-        """Top ``k`` for a user: training history plus every rating stored for them."""
+        """Top ``k`` for a user: training history plus every rating stored for them;
+        with ``explain``, each movie's ``because`` names the ratings behind it."""
         started = time.perf_counter()
         stored = service.stored(user_id)
         store_ms = (time.perf_counter() - started) * 1000
         known = service.recommender.knows_user(user_id)
         if not known and not stored:
             raise UnknownIdError("user", user_id)
-        answer = service.recommender.recommend(user_id, k, exclude_seen, stored)
+        answer = service.recommender.recommend(user_id, k, exclude_seen, stored, explain)
         return schemas.Recommendations(
             user_id=user_id,
             known_to_model=known,
@@ -572,9 +583,12 @@ def _add_routes(app: FastAPI) -> None:
     def visitor_recommendations(
         service: Svc, query: schemas.VisitorQuery
     ) -> schemas.Recommendations:
-        """Top ``k`` for a visitor described only by the movies they rated."""
+        """Top ``k`` for a visitor described only by the movies they rated; with
+        ``explain``, each movie's ``because`` names the ratings behind it."""
         ratings = service.check_ratings(query.ratings)
-        answer = service.recommender.recommend(None, query.k, query.exclude_seen, ratings)
+        answer = service.recommender.recommend(
+            None, query.k, query.exclude_seen, ratings, query.explain
+        )
         return schemas.Recommendations(
             user_id=None,
             known_to_model=False,

@@ -68,6 +68,7 @@ function movieItem(movie, { showPredicted = false, showScore = false } = {}) {
   info.append(title);
   const meta = [movie.genres.join(", ")];
   if (showScore && movie.score !== null) meta.push(`similarity ${movie.score.toFixed(2)}`);
+  if (showScore && typeof movie.co_raters === "number") meta.push(`${movie.co_raters} rated both`);
   const metaText = meta.filter(Boolean).join(" · ");
   const metaNode = el("span", "meta", metaText);
   metaNode.title = metaText;
@@ -79,6 +80,7 @@ function movieItem(movie, { showPredicted = false, showScore = false } = {}) {
     predicted.append(el("b", null, `${movie.predicted_rating.toFixed(1)} ★`));
     info.append(predicted);
   }
+  if (Array.isArray(movie.because)) info.append(becauseLine(movie.because));
   li.append(info);
 
   const actions = el("div", "actions");
@@ -104,6 +106,22 @@ function movieItem(movie, { showPredicted = false, showScore = false } = {}) {
   actions.append(stars, similar);
   li.append(actions);
   return li;
+}
+
+// "Because you rated Star Wars 5 ★, ...": the ratings that raised this movie's score
+// most (the service's `because`). One line on every explained card, empty when no
+// rating raised it, so the cards stay one height.
+function becauseLine(reasons) {
+  const line = el("span", "because");
+  if (reasons.length) {
+    line.append("Because you rated ");
+    reasons.forEach((reason, i) => {
+      if (i) line.append(", ");
+      line.append(el("b", null, reason.title), ` ${reason.rating} ★`);
+    });
+  }
+  line.title = line.textContent;
+  return line;
 }
 
 function render(list, movies, options) {
@@ -226,7 +244,8 @@ async function refreshRecommendations() {
     return;
   }
   try {
-    const answer = await api(`/users/${encodeURIComponent(state.user)}/recommendations?k=10`);
+    const user = encodeURIComponent(state.user);
+    const answer = await api(`/users/${user}/recommendations?k=10&explain=true`);
     render(list, answer.items, { showPredicted: true });
     const ms = answer.timings_ms.total.toFixed(0);
     setStatus("recs-status", `Top ${answer.items.length}, answered in ${ms} ms.`);
