@@ -292,11 +292,16 @@ def cli_table(cli: dict[str, Any]) -> str:
     return markdown_table(["command", "median", "× `import numpy`", "goal"], rows)
 
 
+#: How the load tables name ``benchmarks/load.py``'s workloads.
+WORKLOADS = {"reads": "reads", "mix 90/10": "90% reads, 10% writes",
+             "reads, explained": "reads with `explain=true`"}  # fmt: skip
+
+
 def load_table(result: dict[str, Any]) -> str:
     """The HTTP service under load: throughput, latency and CPU a request."""
     rows = []
     for run in result["runs"]:
-        workload = "reads" if run["workload"] == "reads" else "90% reads, 10% writes"
+        workload = WORKLOADS.get(run["workload"], run["workload"])
         lat = run["latency_ms"]
         rows.append(
             [
@@ -473,6 +478,7 @@ def tables() -> dict[str, str]:
     out["speed-training.md"] = speed_training(perf)
     out["cli.md"] = cli_table(load("cli.json"))
     out["load.md"] = load_table(load("load.json"))
+    out["load-explain.md"] = load_table(load("load-explain.json"))
     streaming = load("streaming.json")
     out["streaming-ranking.md"] = streaming_ranking(streaming)
     out["streaming-retrieval.md"] = streaming_retrieval(streaming)
