@@ -66,7 +66,7 @@ from movierec.retrieval.item_item import (
 )
 from movierec.retrieval.recent_popularity import recent_popularity
 from movierec.retrieval.two_tower_examples import UserExamples
-from movierec.retrieval.two_tower_network import TwoTowerModel, pool_norm, rating_weight
+from movierec.retrieval.two_tower_network import TwoTowerModel, rating_weight
 from movierec.retrieval.two_tower_settings import TwoTowerSettings
 
 FEATURES_FILE = "features.json"
@@ -234,6 +234,9 @@ class TwoTowerRetriever(Retriever):
         self.train: TrainingSet | None = None
         self._candidates: np.ndarray | None = None
         self._short: ShortHistoryPath | None = None
+        # The network the explanations' tables were read from, the tables, the compiled
+        # deep part (built on the first explanation).
+        self._loo_tables: tuple[Any, dict[str, Any], CompiledInference] | None = None
 
     settings_class = TwoTowerSettings
     #: Trains in several processes (Keras ``DataParallel`` over all their devices).
@@ -460,26 +463,30 @@ class TwoTowerRetriever(Retriever):
         short = self._short
         if short is not None and user == 0 and int(ok.sum()) <= short.length:
             return super().leave_one_out_embeddings(query)
-        if getattr(self, "_loo_tables", None) is None or self._loo_tables[0] is not model:
+        if self._loo_tables is None or self._loo_tables[0] is not model:
             tables = {"history": np.asarray(model.history_embedding.embeddings, np.float32)}
             if model.item_item_rank:
                 scale = float(np.asarray(model.item_scale.numpy()))
                 tables["item"] = np.asarray(model.item_query_table.numpy(), np.float32) * scale
             if model.time_buckets:
                 tables["when"] = np.asarray(model.user_time_bucket.numpy())
-            self._loo_tables = (model, tables)
+                tables["popularity"] = np.float32(model.popularity_scale.numpy())
+            self._loo_tables = (model, tables, CompiledInference(model, model.deep_query))
         tables = self._loo_tables[1]
         embedding = tables["history"]
         stars = np.asarray(query.history_ratings[0], np.float32)
-        weight = np.where(ok, rating_weight(stars, self.settings["rating_weighting"]), 0.0)
-        rows = embedding[np.where(ok, movies, 0)] * weight[:, None]  # (n, d), 0 if unknown
+        weight = np.where(ok, rating_weight(stars, self.settings["rating_weighting"]), 0)
+        weight = weight.astype(np.float32)
+        each = embedding[np.where(ok, movies, 0)] * weight[:, None]  # (n, d), 0 if unknown
         total = float(weight.sum())
-        pooled = np.concatenate([rows.sum(axis=0)[None], rows.sum(axis=0) - rows])
+        pooled = np.concatenate([each.sum(axis=0)[None], each.sum(axis=0) - each])
         totals = np.concatenate([[total], total - weight])[:, None].astype(np.float32)
-        pooled = pool_norm(pooled, totals, model.history_pooling)
-        users = np.full(len(movies) + 1, user if user < model.num_users else 0, np.int32)
+        rows = bucket(len(movies) + 1)  # a few compiled programs for any history length
+        users = np.full(rows, user if user < model.num_users else 0, np.int32)
+        sums = {"history_sum": pad_rows(pooled, rows), "history_total": pad_rows(totals, rows)}
+        deep = self._loo_tables[2]({**sums, "user": users})
         out = np.zeros((len(movies) + 1, len(self.candidate_embeddings()[0])), np.float32)
-        out[:, : model.embedding_dim] = np.asarray(model.deep_query(pooled, {"user": users}))
+        out[:, : model.embedding_dim] = deep[: len(movies) + 1]
         cols = model.column_slices()
         if model.item_item_rank:
             item_rows = tables["item"][np.where(ok, movies, 0)] * ok[:, None]
@@ -487,7 +494,7 @@ class TwoTowerRetriever(Retriever):
             out[1:, cols["item_item"]] -= item_rows
         if model.time_buckets:
             when = int(tables["when"][users[0]])
-            out[:, cols["popularity"].start + when] = float(model.popularity_scale.numpy())
+            out[:, cols["popularity"].start + when] = tables["popularity"]
         out[:, model.query_dim - 1] = 1.0  # the bias column
         return out
 

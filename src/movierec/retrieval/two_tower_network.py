@@ -180,7 +180,8 @@ class TwoTowerModel(keras.Model):
         pooled = ops.sum(self.history_embedding(ids) * weight, axis=1)
         total = ops.sum(weight, axis=1)
         user = ops.cast(inputs["user"], "int32")
-        hidden = [self.deep_query(pool_norm(pooled, total, self.history_pooling), inputs, training)]
+        hidden = [self.deep_query({**inputs, "history_sum": pooled, "history_total": total},
+                                  training)]  # fmt: skip
         if self.item_item_rank and linear:  # EASE reads the history as a binary row
             seen = ops.cast(ids > 0, "float32")[..., None]
             rows = ops.take(self.item_query_table, ids, axis=0) * seen
@@ -190,13 +191,16 @@ class TwoTowerModel(keras.Model):
             hidden.append(ops.one_hot(when, self.time_buckets) * self.popularity_scale)
         return ops.concatenate([*hidden, ops.ones_like(hidden[0][:, :1])], axis=-1)
 
-    def deep_query(self, pooled: Any, inputs: dict[str, Any], training: bool = False) -> Any:
-        """(B, d) deep part of the query from the (B, d) pooled history (see
-        :func:`pool_norm`) and ``inputs["user"]``: the user's id and side features joined
-        to it, through the hidden and the dense layer. Apart from :meth:`query` so that
-        explanations can feed it pooled histories they computed themselves."""
+    def deep_query(self, inputs: dict[str, Any], training: bool = False) -> Any:
+        """(B, d) deep part of the query from the history's weighted sum of embeddings
+        ``inputs["history_sum"]`` (B, d) and total weight ``inputs["history_total"]``
+        (B, 1), pooled by :func:`pool_norm`, and ``inputs["user"]``: the user's id and
+        side features joined to it, through the hidden and the dense layer. Apart from
+        :meth:`query` so that explanations can feed it sums they computed themselves."""
         user = ops.cast(inputs["user"], "int32")
-        parts = [pooled]
+        total = ops.cast(inputs["history_total"], "float32")
+        pooled = ops.cast(inputs["history_sum"], "float32")
+        parts = [pool_norm(pooled, total, self.history_pooling)]
         user_id = ops.cast(inputs.get("user_id", user), "int32")
         parts.append(self.user_embedding(user_id * int(self.use_user_id)))
         for name in USER_FEATURES:
@@ -303,7 +307,7 @@ class TwoTowerModel(keras.Model):
 def pool_norm(pooled: Any, total: Any, pooling: str) -> Any:
     """The weighted sum of a history's embeddings divided by its ``total`` weight
     (``"mean"``) or the total's square root (``"sqrt"``: the L2-normalised multi-hot
-    input of Mult-DAE); works on Keras tensors and NumPy arrays alike."""
+    input of Mult-DAE)."""
     if pooling == "mean":
         return pooled / ops.maximum(total, 1e-6)
     return pooled / ops.sqrt(ops.maximum(total, 1e-6))
