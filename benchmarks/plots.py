@@ -639,7 +639,27 @@ def plot_load(plt: Any) -> dict[str, Callable[[], Any]]:
         fig.suptitle("movierec serve, one worker (dashed: 200 requests/s, 20 ms)", fontsize=10)
         return fig
 
-    return {"load.png": figure}
+    def explained() -> Any:
+        runs = load("load-explain.json")["runs"]
+        fig, ax = plt.subplots(figsize=(6, 3.2), constrained_layout=True)
+        concurrency = sorted({r["concurrency"] for r in runs})
+        width = 0.38
+        for offset, workload in ((-width / 2, "reads"), (width / 2, "reads, explained")):
+            rate = {r["concurrency"]: r["throughput_rps"] for r in runs
+                    if r["workload"] == workload}  # fmt: skip
+            xs = [i + offset for i in range(len(concurrency))]
+            values = [rate[c] for c in concurrency]
+            ax.bar(xs, values, width, label=WORKLOADS[workload].replace("`", ""))
+            for x, v in zip(xs, values, strict=True):
+                ax.text(x, v, f"{v:.0f}", ha="center", va="bottom", fontsize=8)
+        ax.set_xticks(range(len(concurrency)), [str(c) for c in concurrency])
+        ax.set_xlabel("concurrent clients")
+        ax.set_ylabel("answers/s")
+        ax.legend(fontsize=8)
+        ax.set_title("recommendations with and without explanations (one run)", fontsize=10)
+        return fig
+
+    return {"load.png": figure, "load-explain.png": explained}
 
 
 def plot_streaming(plt: Any) -> dict[str, Callable[[], Any]]:

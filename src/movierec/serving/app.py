@@ -20,6 +20,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.encoders import jsonable_encoder
@@ -99,7 +100,17 @@ def warm_up(recommender: Recommender) -> float:
         recommender.recommend(users[0], 10, True, extra)
         recommender.recommend(users[0], 10, True, explain=True)
     recommender.recommend(None, 10, True, extra)
-    recommender.recommend(None, 10, True, extra, explain=True)
+    # Explanations run the models on one shortened query per rating, padded to a power of
+    # two: every padded size up to the longest training history (or visitor's list).
+    lengths = np.diff(train.by_user.offsets)
+    longest = max(int(lengths.max()) if len(lengths) else 0, schemas.MAX_RATINGS)
+    longest, size = min(longest, len(movies)), 1
+    while True:
+        rated = [(movie, 4.0) for movie in movies[:size]]
+        recommender.recommend(None, 10, True, rated, explain=True)
+        if size >= longest:
+            break
+        size = min(size * 2 + 1, longest)
     recommender.similar(movies[0], 10)
     recommender.popular(10)
     recommender.search(recommender.movie(movies[0]).title, 1)
