@@ -89,3 +89,28 @@ def planted_shards(tmp_path_factory) -> Path:
     directory = tmp_path_factory.mktemp("planted-shards")
     write_parquet_shards(make_planted_dataset(), directory)
     return directory
+
+
+#: Small two-tower and dcn settings for a history-aware pair trained in seconds.
+SMALL_TWO_STAGE = {
+    "retrieval": {"epochs": 10, "batch_size": 32, "embedding_dim": 16, "feature_dim": 4,
+                  "hidden_dim": 16, "learning_rate": 1e-2, "item_item_rank": 16},
+    "ranking": {"epochs": 6, "embedding_dim": 8, "hidden_units": 16, "users_per_batch": 32,
+                "members": 1},
+}  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def planted_two_stage():
+    """The default models (two-tower and dcn, small settings, seed 3) trained on the
+    planted set (:func:`make_planted_dataset`, every rating): a ``movierec.Recommender``
+    whose answers follow each user's history; read-only, trained once per session."""
+    import movierec
+
+    return movierec.train(
+        make_planted_dataset(),
+        retrieval_settings=SMALL_TWO_STAGE["retrieval"],
+        ranking_settings=SMALL_TWO_STAGE["ranking"],
+        seed=3,
+        verbose=0,
+    )

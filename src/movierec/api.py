@@ -35,7 +35,10 @@ if TYPE_CHECKING:
 Kind = Literal["retrieval", "ranking"]
 
 #: Columns of every answer, in order (absent ones are left out).
-ANSWER_COLUMNS = ("movie_id", "title", "year", "genres", "blended", "score", "predicted_rating")
+ANSWER_COLUMNS = (
+    "movie_id", "title", "year", "genres", "blended", "score", "predicted_rating", "because",
+    "co_raters", "shared_genres",
+)  # fmt: skip
 
 
 @dataclass
@@ -431,6 +434,7 @@ class Recommender:
         exclude: Iterable[str] = (),
         watched: Iterable[str] = (),
         not_interested: Iterable[str] = (),
+        explain: bool = False,
     ) -> pd.DataFrame:
         """The ``k`` best movies for a known user, movies they rated left out by default.
 
@@ -445,6 +449,11 @@ class Recommender:
                 a weak positive (:class:`~movierec.feedback.FeedbackSettings`).
             not_interested: Movies the user does not want: never returned, and the
                 movies most like them are pushed down the list.
+            explain: Add a ``because`` column: for each movie, up to three of the
+                user's ratings that raised its score most, as dicts of ``movie_id``,
+                ``title``, ``rating`` (their stars) and ``contribution`` (how much the
+                score falls without that rating); see the models page for how it is
+                computed and what it costs.
 
         Raises:
             UnknownIdError: An unknown user or movie id.
@@ -458,6 +467,7 @@ class Recommender:
             exclude=exclude,
             watched=watched,
             not_interested=not_interested,
+            explain=explain,
         )
         return _frame(answer.items)
 
@@ -472,6 +482,7 @@ class Recommender:
         exclude: Iterable[str] = (),
         watched: Iterable[str] = (),
         not_interested: Iterable[str] = (),
+        explain: bool = False,
     ) -> pd.DataFrame:
         """The ``k`` best movies for someone described by ratings ``{movie_id: stars}``
         (added to a known ``user``'s history when given).
@@ -486,6 +497,7 @@ class Recommender:
             exclude: Movie ids never to return.
             watched: Movies watched without a rating (see :meth:`recommend`).
             not_interested: Movies not wanted (see :meth:`recommend`).
+            explain: Add the ``because`` column, as :meth:`recommend` does.
 
         Returns:
             One row per movie, best first (columns as in :data:`ANSWER_COLUMNS`).
@@ -507,6 +519,7 @@ class Recommender:
             exclude=exclude,
             watched=watched,
             not_interested=not_interested,
+            explain=explain,
         )
         return _frame(answer.items)
 
@@ -527,7 +540,8 @@ class Recommender:
         """The ``k`` movies most like ``movie`` from ``offset`` (the next page), without
         ``exclude``; ``score`` is the retrieval model's similarity (for the two-tower, a
         sum of scores each standardised over the catalogue: unbounded, higher is more
-        alike; see ``Retriever.similar_scores``)."""
+        alike; see ``Retriever.similar_scores``), ``co_raters`` how many users rated both in
+        training, ``shared_genres`` the genres the two have in common."""
         return _frame(self.engine.similar(str(movie), k=k, offset=offset, exclude=exclude))
 
     def search(self, query: str, limit: int = 20, *, offset: int = 0) -> pd.DataFrame:

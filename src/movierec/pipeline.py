@@ -30,6 +30,25 @@ RETRIEVAL_DIR = "retrieval"
 RANKING_DIR = "ranking"
 
 
+#: How many of the user's ratings an explained recommendation names at most.
+MAX_REASONS = 3
+#: :class:`MovieResult` fields an answer carries only when it was asked for them.
+OPTIONAL_FIELDS = ("because", "co_raters", "shared_genres")
+
+
+@dataclass
+class Reason:
+    """One of the user's own ratings behind a recommendation ("because you rated ...")."""
+
+    movie_id: str
+    title: str
+    #: The user's stars for it.
+    rating: float
+    #: How much the recommendation's score (what the list is ordered by) falls when this
+    #: rating is left out of the history: always above 0.
+    contribution: float
+
+
 @dataclass
 class MovieResult:
     """One movie in an answer, with what the models said about it."""
@@ -42,10 +61,21 @@ class MovieResult:
     predicted_rating: float | None = None
     #: What a recommendation list is ordered by: retrieval score + weight x predicted stars.
     blended: float | None = None
+    #: With ``explain``: up to :data:`MAX_REASONS` of the user's ratings that raised this
+    #: recommendation's score most, largest first (empty when none raised it).
+    because: list[Reason] | None = None
+    #: In ``similar``: users who rated both movies in training, and the genres they share.
+    co_raters: int | None = None
+    shared_genres: list[str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """Every field by name, as the JSON answers carry it."""
-        return asdict(self)
+        """Every field by name, as the JSON answers carry it; ``because``, ``co_raters``
+        and ``shared_genres`` only when set (answers that were asked for them)."""
+        fields = asdict(self)
+        for name in OPTIONAL_FIELDS:
+            if fields[name] is None:
+                del fields[name]
+        return fields
 
 
 @dataclass
@@ -101,6 +131,7 @@ class Recommender:
         }
         self._popular: np.ndarray | None = None
         self._similarity: MovieSimilarity | None = None  # built on the first `similar`
+        self._by_movie: tuple[np.ndarray, np.ndarray] | None = None  # raters, by movie
         # Retrieval's movie index -> the ranking model's (their vocabularies may differ).
         self._ranking_movie: np.ndarray | None = None
         if ranking is not None:
@@ -219,6 +250,7 @@ class Recommender:
         exclude: Iterable[str] = (),
         watched: Iterable[str] = (),
         not_interested: Iterable[str] = (),
+        explain: bool = False,
     ) -> Recommendations:
         """Top ``k`` movies for a user (known id, rating history, or both), from ``offset``.
 
@@ -244,6 +276,9 @@ class Recommender:
                 stands in for a rating of ``feedback_watched_level`` (unless rated).
             not_interested: Movies the user does not want: never returned, and their
                 most similar movies are pushed down (:class:`~movierec.feedback.FeedbackSettings`).
+            explain: Also set ``because`` on every movie: the user's ratings whose
+                removal from the history lowers its score most (:meth:`explain`); adds
+                an ``explain`` timing.
 
         Returns:
             :class:`Recommendations` with ``score`` set on every movie, and
@@ -315,9 +350,85 @@ class Recommender:
         timings = {
             "retrieval": (retrieved - started) * 1000,
             "ranking": (ranked - retrieved) * 1000,
-            "total": (time.perf_counter() - started) * 1000,
         }
+        if explain:
+            explained = time.perf_counter()
+            chosen = indices[order]
+            reasons = self.explain(user_id, chosen, extra, query=query)
+            for result, because in zip(items, reasons, strict=True):
+                result.because = because
+            timings["explain"] = (time.perf_counter() - explained) * 1000
+        timings["total"] = (time.perf_counter() - started) * 1000
         return Recommendations(items, timings)
+
+    def explain(
+        self,
+        user_id: str | None,
+        movies: np.ndarray,
+        extra_ratings: Sequence[tuple[str, float]] = (),
+        *,
+        query: QueryBatch | None = None,
+    ) -> list[list[Reason]]:
+        """For each movie, the user's ratings that raised its score most (leave one out).
+
+        The score is what a recommendation list is ordered by: the retrieval score plus
+        ``star_weight`` times the predicted stars (the retrieval score alone without a
+        ranking model). A rating's contribution is how much that score falls when the
+        rating is taken out of the history and both models answer again: the retrieval
+        model through :meth:`~movierec.models.base.Retriever.leave_one_out_embeddings`
+        (one query per rating, exact), the ranker by predicting each movie for each of
+        those queries. Only ratings whose removal lowers the score are named.
+
+        Args:
+            user_id: As in :meth:`recommend`.
+            movies: The retrieval model's indices of the movies to explain.
+            extra_ratings: As in :meth:`recommend`.
+            query: The retrieval query already built for these arguments.
+
+        Returns:
+            One list per movie of at most :data:`MAX_REASONS` reasons, largest first.
+        """
+        movies = np.asarray(movies, np.int64)
+        if query is None:
+            query = self._query(self.retrieval, user_id, extra_ratings)
+        ids = self.retrieval.train.movies
+        history = [ids.known_id(int(m)) for m in query.histories[0]]
+        stars = dict(zip(history, (float(r) for r in query.history_ratings[0]), strict=True))
+        drop: dict[str, np.ndarray] = {}
+        if len(history) and len(movies):
+            queries = self.retrieval.retriever.leave_one_out_embeddings(query)
+            scores = queries @ self._candidates[movies].T  # (1 + n, k)
+            drop = dict(zip(history, scores[0] - scores[1:], strict=True))
+        if self.ranking is not None and self._ranking_movie is not None and len(movies):
+            ranked = self._query(self.ranking, user_id, extra_ratings)
+            rated = [self.ranking.train.movies.known_id(int(m)) for m in ranked.histories[0]]
+            for movie, given in zip(rated, ranked.history_ratings[0], strict=True):
+                stars.setdefault(movie, float(given))
+            if rated:
+                targets = self._ranking_movie[movies]
+                without = ranked.leave_one_out()
+                rows = np.repeat(np.arange(len(without)), len(targets))
+                predicted = self.ranking.ranker.predict(
+                    without.take(rows), np.tile(targets, len(without))
+                ).reshape(len(without), len(targets))
+                lower = self.star_weight * (predicted[0] - predicted[1:])
+                for movie, change in zip(rated, lower, strict=True):
+                    drop[movie] = drop.get(movie, 0.0) + change
+        reasons: list[list[Reason]] = [[] for _ in movies]
+        if not drop:
+            return reasons
+        rated_ids = list(drop)
+        table = np.stack([drop[m] for m in rated_ids])  # (rated, k)
+        for column, because in enumerate(reasons):
+            best = np.argsort(-table[:, column], kind="stable")[:MAX_REASONS]
+            for row in best:
+                if not table[row, column] > 0:
+                    break
+                movie = rated_ids[row]
+                because.append(
+                    Reason(movie, self._movies[movie][0], stars[movie], float(table[row, column]))
+                )
+        return reasons
 
     def rank(
         self,
@@ -345,7 +456,9 @@ class Recommender:
         self, movie_id: str, k: int = 10, *, offset: int = 0, exclude: Iterable[str] = ()
     ) -> list[MovieResult]:
         """Movies most like this one, by the retrieval model's ``similar_scores``; each
-        result's ``score`` is that similarity (see :meth:`similarity_meaning`).
+        result's ``score`` is that similarity (see :meth:`similarity_meaning`), and
+        ``co_raters`` and ``shared_genres`` say what the two movies share: how many users
+        rated both in training, and their genres in common.
 
         Args:
             movie_id: The movie to match.
@@ -365,11 +478,15 @@ class Recommender:
         depth = min(offset + k, len(scores))
         top_scores, top_indices = top_k(scores[None, :], depth, [left_out])
         results = []
+        raters = self._raters(index)
+        genres = set(self._movies[movie_id][2])
         for score, i in zip(top_scores[0][offset:], top_indices[0][offset:], strict=True):
             if i < 0:
                 continue
             result = self.movie(self.retrieval.train.movies.known_id(int(i)))
             result.score = float(score)
+            result.co_raters = int(np.intersect1d(raters, self._raters(int(i))).size)
+            result.shared_genres = [g for g in result.genres if g in genres]
             results.append(result)
         return results
 
@@ -408,6 +525,17 @@ class Recommender:
         found = self.retrieval.train.movies.lookup(ids) if ids else np.zeros(0, np.int64)
         found = np.asarray(found, np.int64)
         return np.unique(found[found != OOV_INDEX])
+
+    def _raters(self, index: int) -> np.ndarray:
+        """Sorted indices of the users who rated movie ``index`` in training (the ratings
+        are grouped by movie on first use)."""
+        if self._by_movie is None:
+            train = self.retrieval.train
+            order = np.lexsort((train.user_index, train.movie_index))
+            offsets = np.searchsorted(train.movie_index[order], np.arange(train.movies.size + 1))
+            self._by_movie = (np.asarray(train.user_index)[order], offsets)
+        users, offsets = self._by_movie
+        return users[offsets[index] : offsets[index + 1]]
 
     # -- helpers -----------------------------------------------------------------
 

@@ -141,6 +141,7 @@ def test_new_profile_rates_three_movies_and_sees_recommendations_change(server_u
             shown.append([recs.nth(i).get_attribute("data-movie-id") for i in range(10)])
             assert not set(rated) & set(shown[-1])
             assert "★" in page.text_content("#recs li .predicted")
+            assert recs.locator(".because").count() == 10  # a reason line on every card
         assert shown[0] != shown[1] != shown[2]
         assert page.locator("#my-ratings li").count() == 3
 

@@ -655,6 +655,9 @@ def _stars(saved) -> str:
     return f"predicted_rating = predicted stars ({low:g} to {high:g})"
 
 
+#: ``co_raters`` and ``shared_genres`` in a similar list.
+SHARED = "co_raters = users who rated both in training; shared_genres = genres in common"
+
 #: ``score`` in a recommendation list.
 RETRIEVAL_SCORE = "score = retrieval score (a dot product: higher is better, no fixed scale)"
 
@@ -683,6 +686,7 @@ def _recommend(args: argparse.Namespace) -> int:
         exclude_seen=not args.include_seen,
         offset=args.offset,
         exclude=args.exclude,
+        explain=args.explain,
     )
     if recommender.ranking:
         if not args.json:
@@ -696,8 +700,26 @@ def _recommend(args: argparse.Namespace) -> int:
         if not args.json:
             print(f"Top {args.k} movies for user {args.user}, ordered by score:")
         legend, extra = RETRIEVAL_SCORE, ["score"]
-    _show_movies([r.to_dict() for r in answer.items], args, extra, legend)
+    rows = [r.to_dict() for r in answer.items]
+    if args.explain:
+        legend += f"; {BECAUSE}"
+        extra.append("because")
+        if not args.json:
+            for row in rows:
+                row["because"] = because_text(row["because"])
+    _show_movies(rows, args, extra, legend)
     return 0
+
+
+#: ``because`` in an explained recommendation list.
+BECAUSE = "because = your ratings that raised the movie's score most (leave one out)"
+
+
+def because_text(reasons: list[dict[str, Any]]) -> str:
+    """``"you rated Star Wars (1977) 5, ..."`` (``"-"`` when no rating raised the movie)."""
+    if not reasons:
+        return "-"
+    return "you rated " + ", ".join(f"{r['title']} {r['rating']:g}" for r in reasons)
 
 
 def _rank(args: argparse.Namespace) -> int:
@@ -719,7 +741,12 @@ def _similar(args: argparse.Namespace) -> int:
     results = recommender.similar(args.movie, k=args.k, offset=args.offset, exclude=args.exclude)
     if not args.json:
         print(f"Movies like {source.title}, most similar first:")
-    _show_movies([r.to_dict() for r in results], args, ["score"], recommender.similarity_meaning())
+    legend = f"{recommender.similarity_meaning()}; {SHARED}"
+    rows = [r.to_dict() for r in results]
+    if not args.json:
+        for row in rows:
+            row["shared_genres"] = ", ".join(row["shared_genres"]) or "-"
+    _show_movies(rows, args, ["score", "co_raters", "shared_genres"], legend)
     return 0
 
 

@@ -333,6 +333,11 @@ def _answer_parsers(sub: Subparsers) -> None:
     recommend.add_argument("-k", type=int, default=10, help="how many movies (1-1000, default 10)")
     recommend.add_argument("--include-seen", action="store_true", help="allow watched movies")
     _paging_options(recommend)
+    recommend.add_argument(
+        "--explain",
+        action="store_true",
+        help="name each movie's reasons: up to three of the user's ratings that raised it most",
+    )
     _json_option(recommend)
 
     rank = sub.add_parser("rank", help="predicted stars for given movies")

@@ -57,6 +57,20 @@ class QueryBatch:
             [self.history_ratings[i] for i in rows],
         )
 
+    def leave_one_out(self) -> QueryBatch:
+        """``1 + n`` queries from this one query of ``n`` rated movies: row 0 is the query
+        itself, row ``1 + j`` the same user without the ``j``-th movie of the history
+        (what explanations compare, :meth:`Retriever.leave_one_out_embeddings`)."""
+        if len(self) != 1:
+            raise ValueError("leave_one_out takes a batch of one query")
+        movies, stars = self.histories[0], self.history_ratings[0]
+        keep = ~np.eye(len(movies), dtype=bool)
+        return QueryBatch(
+            np.repeat(self.user_index, len(movies) + 1),
+            [movies, *(movies[row] for row in keep)],
+            [stars, *(stars[row] for row in keep)],
+        )
+
     @classmethod
     def from_training(cls, train: TrainingSet, user_index: np.ndarray) -> QueryBatch:
         """Queries for known users, each with their full training history."""
@@ -196,6 +210,15 @@ class Retriever(RecommenderModel):
     @abstractmethod
     def candidate_embeddings(self) -> np.ndarray:
         """Float32 array (movies.size, d): row i embeds movie index i (row 0: unknown)."""
+
+    def leave_one_out_embeddings(self, query: QueryBatch) -> np.ndarray:
+        """(1 + n, d) query embeddings of one query of ``n`` rated movies: row 0 the query
+        as given, row ``1 + j`` without its ``j``-th history movie, so that
+        ``(row 0 - row 1 + j) . candidate`` is how much that rating raised the candidate's
+        score (exact, whatever the query tower). By default the ``1 + n`` queries go
+        through :meth:`query_embeddings` (a tower that reads ``n`` movies then reads
+        about ``n * n``); a model may override it with a cheaper exact computation."""
+        return self.query_embeddings(query.leave_one_out())
 
     def similar_vectors(self) -> tuple[np.ndarray, np.ndarray]:
         """(movies.size, m) query-side and candidate-side vectors whose dot product is the

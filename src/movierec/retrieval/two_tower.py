@@ -220,6 +220,9 @@ class TwoTowerRetriever(Retriever):
         self.train: TrainingSet | None = None
         self._candidates: np.ndarray | None = None
         self._short: ShortHistoryPath | None = None
+        # The network the explanations' tables were read from, the tables, the compiled
+        # deep part (built on the first explanation).
+        self._loo_tables: tuple[Any, dict[str, Any], CompiledInference] | None = None
 
     settings_class = TwoTowerSettings
     #: Trains in several processes (Keras ``DataParallel`` over all their devices).
@@ -436,6 +439,57 @@ class TwoTowerRetriever(Retriever):
         if self._short is None:
             return network
         return self._short.mix(queries, network, model.num_movies)
+
+    def leave_one_out_embeddings(self, query: QueryBatch) -> np.ndarray:
+        """(1 + n, query_dim) query embeddings of one query and of it without each of its
+        ``n`` rated movies (see :meth:`Retriever.leave_one_out_embeddings`), computed from
+        the pooled history instead of reading ``n`` histories again: the pooling is a
+        weighted sum over the history divided by (the root of) the total weight, so
+        leaving movie ``j`` out is ``(S - w_j e_j) / norm(T - w_j)`` and only the dense
+        layers run on the ``1 + n`` rows. The item-item columns are a plain sum over
+        the history (each movie's row leaves exactly), the popularity and bias columns
+        do not read the history. A visitor whose query (or a one-shorter one) takes
+        the short-history path is short enough for the general computation."""
+        model = self.require_network()
+        user, movies = int(query.user_index[0]), np.asarray(query.histories[0], np.int64)
+        ok = (movies > 0) & (movies < model.num_movies)
+        short = self._short
+        if short is not None and user == 0 and int(ok.sum()) <= short.length:
+            return super().leave_one_out_embeddings(query)
+        if self._loo_tables is None or self._loo_tables[0] is not model:
+            tables = {"history": np.asarray(model.history_embedding.embeddings, np.float32)}
+            if model.item_item_rank:
+                scale = float(np.asarray(model.item_scale.numpy()))
+                tables["item"] = np.asarray(model.item_query_table.numpy(), np.float32) * scale
+            if model.time_buckets:
+                tables["when"] = np.asarray(model.user_time_bucket.numpy())
+                tables["popularity"] = np.asarray(model.popularity_scale.numpy(), np.float32)
+            self._loo_tables = (model, tables, CompiledInference(model, model.deep_query))
+        tables = self._loo_tables[1]
+        embedding = tables["history"]
+        stars = np.asarray(query.history_ratings[0], np.float32)
+        weight = np.where(ok, rating_weight(stars, self.settings["rating_weighting"]), 0)
+        weight = weight.astype(np.float32)
+        each = embedding[np.where(ok, movies, 0)] * weight[:, None]  # (n, d), 0 if unknown
+        total = float(weight.sum())
+        pooled = np.concatenate([each.sum(axis=0)[None], each.sum(axis=0) - each])
+        totals = np.concatenate([[total], total - weight])[:, None].astype(np.float32)
+        rows = bucket(len(movies) + 1)  # a few compiled programs for any history length
+        users = np.full(rows, user if user < model.num_users else 0, np.int32)
+        sums = {"history_sum": pad_rows(pooled, rows), "history_total": pad_rows(totals, rows)}
+        deep = self._loo_tables[2]({**sums, "user": users})
+        out = np.zeros((len(movies) + 1, len(self.candidate_embeddings()[0])), np.float32)
+        out[:, : model.embedding_dim] = deep[: len(movies) + 1]
+        cols = model.column_slices()
+        if model.item_item_rank:
+            item_rows = tables["item"][np.where(ok, movies, 0)] * ok[:, None]
+            out[:, cols["item_item"]] = item_rows.sum(axis=0)
+            out[1:, cols["item_item"]] -= item_rows
+        if model.time_buckets:
+            when = int(tables["when"][users[0]])
+            out[:, cols["popularity"].start + when] = tables["popularity"]
+        out[:, model.query_dim - 1] = 1.0  # the bias column
+        return out
 
     def similar_vectors(self) -> tuple[np.ndarray, np.ndarray]:
         """Similarity = the EASE row (what having rated the movie predicts) plus

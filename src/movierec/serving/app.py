@@ -20,6 +20,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.encoders import jsonable_encoder
@@ -86,6 +87,10 @@ Exclude = Annotated[
         "with offset rather than excluding every movie shown)",
     ),
 ]
+EXPLAIN = (
+    "give each movie the user's ratings that raised it most (`because`: up to three, "
+    "with their stars); costs a pass of both models over the history left one out"
+)
 
 
 def _invalid(loc: tuple[str | int, ...], message: str, value: Any) -> RequestValidationError:
@@ -114,7 +119,19 @@ def warm_up(recommender: Recommender) -> float:
     if users:
         recommender.recommend(users[0], 10, True)
         recommender.recommend(users[0], 10, True, extra)
+        recommender.recommend(users[0], 10, True, explain=True)
     recommender.recommend(None, 10, True, extra)
+    # Explanations run the models on one shortened query per rating, padded to a power of
+    # two: every padded size up to the longest training history (or visitor's list).
+    lengths = np.diff(train.by_user.offsets)
+    longest = max(int(lengths.max()) if len(lengths) else 0, schemas.MAX_RATINGS)
+    longest, size = min(longest, len(movies)), 1
+    while True:
+        rated = [(movie, 4.0) for movie in movies[:size]]
+        recommender.recommend(None, 10, True, rated, explain=True)
+        if size >= longest:
+            break
+        size = min(size * 2 + 1, longest)
     recommender.similar(movies[0], 10)
     recommender.popular(10)
     recommender.search(recommender.movie(movies[0]).title, 1)
@@ -624,9 +641,11 @@ def _add_routes(app: FastAPI) -> None:
         exclude_seen: bool = True,
         offset: Offset = 0,
         exclude: Exclude = [],  # noqa: B006 (FastAPI copies defaults)
+        explain: Annotated[bool, Query(description=EXPLAIN)] = False,
     ) -> schemas.Recommendations:
         """Top ``k`` for a user from ``offset``: training history plus every rating and
-        feedback row stored for them (watched and not-interested movies never come back)."""
+        feedback row stored for them (watched and not-interested movies never come back);
+        with ``explain``, each movie's ``because`` names the ratings behind it."""
         started = time.perf_counter()
         stored = service.stored(user_id)
         feedback = service.feedback(user_id)
@@ -644,6 +663,7 @@ def _add_routes(app: FastAPI) -> None:
             exclude=exclude,
             watched=watched,
             not_interested=not_interested,
+            explain=explain,
         )
         return schemas.Recommendations(
             user_id=user_id,
@@ -665,7 +685,8 @@ def _add_routes(app: FastAPI) -> None:
     def visitor_recommendations(
         service: Svc, query: schemas.VisitorQuery
     ) -> schemas.Recommendations:
-        """Top ``k`` for a visitor described only by the movies they rated."""
+        """Top ``k`` for a visitor described only by the movies they rated; with
+        ``explain``, each movie's ``because`` names the ratings behind it."""
         ratings = service.check_ratings(query.ratings)
         answer = service.recommender.recommend(
             None,
@@ -676,6 +697,7 @@ def _add_routes(app: FastAPI) -> None:
             exclude=query.exclude,
             watched=query.watched,
             not_interested=query.not_interested,
+            explain=query.explain,
         )
         return schemas.Recommendations(
             user_id=None,

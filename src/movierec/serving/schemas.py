@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from movierec.feedback import FeedbackType
+from movierec.pipeline import MAX_REASONS
 from movierec.serving.store import MAX_ID_LENGTH
 
 MAX_K = 100
@@ -43,6 +44,18 @@ class Error(BaseModel):
     detail: str
 
 
+class Reason(BaseModel):
+    """One of the user's own ratings behind a recommendation: "because you rated ..."."""
+
+    movie_id: str
+    title: str
+    rating: float = Field(description="the user's stars for it")
+    contribution: float = Field(
+        description="how much the recommendation's score (retrieval score + weight x "
+        "predicted stars) falls when this rating is left out of the history; above 0"
+    )
+
+
 class Movie(BaseModel):
     movie_id: str
     title: str
@@ -50,6 +63,18 @@ class Movie(BaseModel):
     genres: list[str] = []
     score: float | None = Field(None, description="retrieval score / similarity")
     predicted_rating: float | None = Field(None, description="predicted stars (ranking model)")
+    because: list[Reason] | None = Field(
+        None,
+        max_length=MAX_REASONS,
+        description="with explain: up to three of the user's ratings that raised this "
+        "recommendation's score most, largest first (empty when none did); else null",
+    )
+    co_raters: int | None = Field(
+        None, description="in similar: users who rated both movies in training"
+    )
+    shared_genres: list[str] | None = Field(
+        None, description="in similar: the genres the two movies have in common"
+    )
 
 
 class MovieList(BaseModel):
@@ -147,6 +172,9 @@ class VisitorQuery(BaseModel):
     )
     not_interested: list[Id] = Field(
         [], max_length=MAX_MOVIE_IDS, description="never returned; their look-alikes pushed down"
+    )
+    explain: bool = Field(
+        False, description="give each movie the visitor's ratings that raised it most"
     )
 
 

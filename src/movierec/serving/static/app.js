@@ -73,6 +73,7 @@ function movieItem(movie, { showPredicted = false, showScore = false } = {}) {
   info.append(title);
   const meta = [movie.genres.join(", ")];
   if (showScore && movie.score !== null) meta.push(`similarity ${movie.score.toFixed(2)}`);
+  if (showScore && typeof movie.co_raters === "number") meta.push(`${movie.co_raters} rated both`);
   const metaText = meta.filter(Boolean).join(" · ");
   const metaNode = el("span", "meta", metaText);
   metaNode.title = metaText;
@@ -84,6 +85,7 @@ function movieItem(movie, { showPredicted = false, showScore = false } = {}) {
     predicted.append(el("b", null, `${movie.predicted_rating.toFixed(1)} ★`));
     info.append(predicted);
   }
+  if (Array.isArray(movie.because)) info.append(becauseLine(movie.because));
   li.append(info);
 
   const actions = el("div", "actions");
@@ -139,6 +141,22 @@ function feedbackItem(movie, kind) {
   undo.addEventListener("click", () => undoFeedback(movie));
   li.append(info, undo);
   return li;
+}
+
+// "Because you rated Star Wars 5 ★, ...": the ratings that raised this movie's score
+// most (the service's `because`). One line on every explained card, empty when no
+// rating raised it, so the cards stay one height.
+function becauseLine(reasons) {
+  const line = el("span", "because");
+  if (reasons.length) {
+    line.append("Because you rated ");
+    reasons.forEach((reason, i) => {
+      if (i) line.append(", ");
+      line.append(el("b", null, reason.title), ` ${reason.rating} ★`);
+    });
+  }
+  line.title = line.textContent;
+  return line;
 }
 
 function render(list, movies, options) {
@@ -273,7 +291,7 @@ async function refreshRecommendations() {
   }
   try {
     const answer = await api(
-      `/users/${encodeURIComponent(state.user)}/recommendations?k=${RECS_PAGE}`);
+      `/users/${encodeURIComponent(state.user)}/recommendations?k=${RECS_PAGE}&explain=true`);
     render(list, answer.items, { showPredicted: true });
     state.recsShown = answer.items.map((m) => m.movie_id);
     $("recs-more").hidden = answer.items.length < RECS_PAGE;
@@ -297,7 +315,7 @@ async function moreRecommendations() {
   const offset = state.recsShown.length;
   try {
     const answer = await api(`/users/${encodeURIComponent(state.user)}/recommendations` +
-      `?k=${RECS_PAGE}&offset=${offset}`);
+      `?k=${RECS_PAGE}&offset=${offset}&explain=true`);
     list.append(...answer.items.map((m) => movieItem(m, { showPredicted: true })));
     state.recsShown.push(...answer.items.map((m) => m.movie_id));
     $("recs-more").hidden = answer.items.length < RECS_PAGE;
