@@ -29,6 +29,10 @@ seed = 11
 [checks.positive_data_acceptance]
 # documented limits a schema-valid request can still meet: 1,000 long ids exceed 64 KiB
 expected-statuses = ["2xx", "401", "404", "409", "413"]
+[checks.negative_data_rejection]
+# a body over 64 KiB is refused by its size (413) before its items are validated
+expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "413", "415", "422",
+                     "428", "429"]
 """
 
 
