@@ -41,7 +41,7 @@ RecBole 1.2.1 needs numpy<2, pandas<2.3 and setuptools<81; torch is the CPU buil
 
 torch 2.6 and later default ``torch.load`` to ``weights_only=True``, under which
 RecBole's own checkpoint (it pickles the config) does not load; this script reads the
-checkpoint itself with ``weights_only=False`` (its own file, just written).
+checkpoint itself with ``weights_only=False`` (a file RecBole wrote, not one from outside).
 """
 
 from __future__ import annotations
@@ -171,6 +171,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        help="rank from this RecBole checkpoint of an earlier run on the same train.csv and "
+        "settings (copied from its saved/ folder) instead of training",
+    )
+    parser.add_argument(
         "--max-minutes",
         type=float,
         help="stop training after the epoch that passes this (best epoch kept)",
@@ -186,6 +192,10 @@ def main(argv: list[str] | None = None) -> None:
         users = [line.strip() for line in args.users.read_text().splitlines() if line.strip()]
     except OSError as error:
         fail(f"cannot read {args.users}: {error.strerror}")
+    if args.checkpoint is not None:
+        if not args.checkpoint.is_file():
+            fail(f"--checkpoint {args.checkpoint} is not a file")
+        args.checkpoint = args.checkpoint.resolve()  # read after the move to the temporary folder
     if not args.out.parent.is_dir():
         fail(f"the folder of --out ({args.out.parent}) does not exist")
 
@@ -230,16 +240,22 @@ def main(argv: list[str] | None = None) -> None:
                     raise OutOfTime  # the best epoch's checkpoint is already saved
 
             out_of_time = False
-            try:
-                trainer.fit(
-                    train_data, valid_data, saved=True, show_progress=False, callback_fn=after_epoch
-                )
-            except OutOfTime:
-                out_of_time = True
-            best_score = trainer.best_valid_score
+            if args.checkpoint is None:
+                try:
+                    trainer.fit(
+                        train_data,
+                        valid_data,
+                        saved=True,
+                        show_progress=False,
+                        callback_fn=after_epoch,
+                    )
+                except OutOfTime:
+                    out_of_time = True
+            # RecBole's own file (it pickles the config): weights_only=False, see the docstring
             checkpoint = torch.load(
-                trainer.saved_model_file, map_location="cpu", weights_only=False
+                args.checkpoint or trainer.saved_model_file, map_location="cpu", weights_only=False
             )
+            best_score = float(checkpoint["best_valid_score"])
             model.load_state_dict(checkpoint["state_dict"])
             best_epoch = int(checkpoint["epoch"])
             ranked, unknown = rank(model, dataset, histories, users, args.max_seq_length, np, torch)
@@ -264,7 +280,8 @@ def main(argv: list[str] | None = None) -> None:
                 "load_col",
             )
         },
-        "epochs_run": len(curve),
+        "epochs_run": len(curve) if args.checkpoint is None else None,
+        "from_checkpoint": str(args.checkpoint) if args.checkpoint else None,
         "best_epoch": best_epoch + 1,
         "stopped_early": len(curve) < args.epochs and not out_of_time,
         "stopped_by_time_limit": out_of_time,
