@@ -24,6 +24,9 @@ Rows:
     python benchmarks/next_item.py --data ../shared/data/ml-latest-small-2016
     python benchmarks/next_item.py --sasrec-python /path/to/recbole-venv/bin/python
     python benchmarks/next_item.py --smoke             # seconds: 1 epoch, no tuned peers
+    python benchmarks/next_item.py --sasrec-inputs DIR   # SASRec trained apart: its inputs,
+    PY benchmarks/sasrec_peer.py --train DIR/train.csv --users DIR/users.txt --out DIR/r.json ...
+    python benchmarks/next_item.py --sasrec-ranked DIR/r.json  # then its lists scored here
 
 Prints a table and writes ``benchmarks/results/next-item-<data>.json`` (or ``--out``).
 """
@@ -82,30 +85,94 @@ def ranked_scores(ranked: dict[str, list[str]], train: TrainingSet) -> Callable:
     return score
 
 
-def run_sasrec(python: str, split, seed: int, epochs: int) -> dict[str, list[str]]:
-    """Train SASRec in ``python`` (a RecBole venv) on the training ratings; its top-100."""
+def run_sasrec(python: str, split, seed: int, epochs: int) -> dict:
+    """Train SASRec in ``python`` (a RecBole venv) on the training ratings; its ranked.json
+    (``ranked``: top-100 lists, ``settings``: what it ran)."""
     with tempfile.TemporaryDirectory(prefix="movierec-sasrec-") as tmp:
         directory = Path(tmp)
-        split.train.to_csv(directory / "train.csv", index=False)
-        users = sorted(set(split.test["user_id"].astype(str)))
-        (directory / "users.txt").write_text("\n".join(users) + "\n")
-        command = [python, str(SASREC_SCRIPT), "--train", str(directory / "train.csv"),
-                   "--users", str(directory / "users.txt"), "--out",
-                   str(directory / "ranked.json"), "--seed", str(seed), "--epochs", str(epochs)]
+        write_sasrec_inputs(split, directory)
+        command = [
+            python,
+            str(SASREC_SCRIPT),
+            "--train",
+            str(directory / "train.csv"),
+            "--users",
+            str(directory / "users.txt"),
+            "--out",
+            str(directory / "ranked.json"),
+            "--seed",
+            str(seed),
+            "--epochs",
+            str(epochs),
+        ]
         subprocess.run(command, check=True)
-        return json.loads((directory / "ranked.json").read_text())["ranked"]
+        return json.loads((directory / "ranked.json").read_text())
+
+
+def write_sasrec_inputs(split, directory: Path) -> None:
+    """``train.csv`` and ``users.txt`` as ``sasrec_peer.py`` reads them."""
+    split.train.to_csv(directory / "train.csv", index=False)
+    users = sorted(set(split.test["user_id"].astype(str)))
+    (directory / "users.txt").write_text("\n".join(users) + "\n")
+
+
+def sasrec_row(ranked: dict, train: TrainingSet, test) -> dict:
+    """The metrics of a ranked.json's lists, with the settings it was trained under."""
+    return {
+        **metrics(ranked_scores(ranked["ranked"], train), train, test),
+        "sasrec_settings": ranked.get("settings", {}),
+    }
+
+
+def previous_rows(path: Path, data: dict, args) -> dict[str, dict[str, dict]]:
+    """The rows of an earlier run in ``path`` by seed, for ``--only`` to merge new rows
+    into; refused unless that run used the same data and seeds."""
+    if not path.exists():
+        sys.exit(f"--only merges into {path}, which does not exist: run the whole benchmark")
+    earlier = json.loads(path.read_text())
+    same = ("ratings_digest",) if "ratings_digest" in earlier["data"] else ("name", "ratings")
+    if any(earlier["data"].get(key) != data.get(key) for key in same):
+        sys.exit(f"--only: {path} was measured on other ratings")
+    if earlier["settings"]["seed"] != str(args.seed):
+        sys.exit(f"--only: {path} used seeds {earlier['settings']['seed']}, not {args.seed}")
+    return earlier["per_seed"]
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="ml-100k")
-    parser.add_argument("--seed", type=int, nargs="+", default=[42],
-                        help="model seeds (the split itself has no randomness)")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        nargs="+",
+        default=[42],
+        help="model seeds (the split itself has no randomness)",
+    )
     parser.add_argument("--sasrec-python", help="python of a venv with RecBole 1.2.1")
     parser.add_argument("--sasrec-epochs", type=int, default=50)
+    parser.add_argument(
+        "--sasrec-ranked",
+        type=Path,
+        help="score the ranked.json of an earlier sasrec_peer.py run on this "
+        "split (train it apart, e.g. with --max-minutes) instead of training",
+    )
+    parser.add_argument(
+        "--sasrec-inputs",
+        type=Path,
+        help="write this split's train.csv and users.txt for sasrec_peer.py "
+        "into this folder and stop",
+    )
     parser.add_argument("--smoke", action="store_true", help="1 epoch, no tuned peers")
-    parser.add_argument("--out", type=Path,
-                        help="JSON path (default results/next-item-<data>.json)")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        metavar="PREFIX",
+        help="run only the systems whose label starts with one of these (e.g. "
+        "SASRec) and merge their rows into the existing results file",
+    )
+    parser.add_argument(
+        "--out", type=Path, help="JSON path (default results/next-item-<data>.json)"
+    )
     args = parser.parse_args(argv)
 
     dataset = load_dataset(args.data)
@@ -114,11 +181,19 @@ def main(argv: list[str] | None = None) -> dict:
     split = make_split(dataset.ratings, "leave-last-n", n=1)
     train = TrainingSet.build(dataset, split.train)
     test = split.test
+    if args.sasrec_inputs:
+        args.sasrec_inputs.mkdir(parents=True, exist_ok=True)
+        write_sasrec_inputs(split, args.sasrec_inputs)
+        print(f"wrote {args.sasrec_inputs}/train.csv and users.txt")
+        return {}
     per_seed: dict[str, dict[str, dict]] = {}
+    earlier = previous_rows(out, dataset.describe(), args) if args.only else {}
     for seed in args.seed:
-        rows: dict[str, dict] = {}
+        rows: dict[str, dict] = dict(earlier.get(str(seed), {}))
 
         def timed(label: str, fn: Callable[[], dict], rows=rows) -> None:
+            if args.only and not any(label.startswith(prefix) for prefix in args.only):
+                return
             started = time.perf_counter()
             try:
                 result = fn()
@@ -126,46 +201,65 @@ def main(argv: list[str] | None = None) -> dict:
                 print(f"  skipped {label}: {error}", file=sys.stderr)
                 return
             rows[label] = {**result, "seconds": time.perf_counter() - started}
-            print(f"  {label}: ndcg@10 {result['ndcg@10']:.4f}, "
-                  f"hit_rate@10 {result['hit_rate@10']:.4f}", flush=True)
+            print(
+                f"  {label}: ndcg@10 {result['ndcg@10']:.4f}, "
+                f"hit_rate@10 {result['hit_rate@10']:.4f}",
+                flush=True,
+            )
 
         print(f"leave-last-one, model seed {seed}", flush=True)
         settings = {"seed": seed, **({"epochs": 1} if args.smoke else {})}
 
         def two_tower(settings=settings) -> dict:
-            fitted = train_model("retrieval", DEFAULT_RETRIEVER, dataset, split.train,
-                                 settings=settings, verbose=0)
+            fitted = train_model(
+                "retrieval", DEFAULT_RETRIEVER, dataset, split.train, settings=settings, verbose=0
+            )
             return metrics(retriever_scores(fitted.model, train), train, test)
 
         timed(f"movierec {DEFAULT_RETRIEVER}", two_tower)
         timed("EASE", lambda seed=seed: metrics(EASE(train, seed=seed), train, test))
         if not args.smoke:
+
             def ials(seed=seed) -> dict:
                 score, chosen = peers.tuned_ials(train, seed)
                 return {**metrics(score, train, test), **chosen}
 
             timed("implicit iALS, tuned", ials)
         timed("popularity", lambda: metrics(Popularity(train), train, test))
-        if args.sasrec_python:
+        if args.sasrec_ranked:
+            timed(
+                "SASRec (RecBole)",
+                lambda: sasrec_row(json.loads(args.sasrec_ranked.read_text()), train, test),
+            )
+        elif args.sasrec_python:
             epochs = 1 if args.smoke else args.sasrec_epochs
-            timed("SASRec (RecBole)", lambda seed=seed, epochs=epochs: metrics(
-                ranked_scores(run_sasrec(args.sasrec_python, split, seed, epochs), train),
-                train, test))
+            timed(
+                "SASRec (RecBole)",
+                lambda seed=seed, epochs=epochs: sasrec_row(
+                    run_sasrec(args.sasrec_python, split, seed, epochs), train, test
+                ),
+            )
         per_seed[str(seed)] = rows
-        results = {"data": dataset.describe(), "protocol": "leave-last-one",
-                   "test_users": int(test["user_id"].nunique()),
-                   "settings": {k: str(v) for k, v in vars(args).items()},
-                   "per_seed": per_seed}
+        results = {
+            "data": dataset.describe(),
+            "protocol": "leave-last-one",
+            "test_users": int(test["user_id"].nunique()),
+            "settings": {k: str(v) for k, v in vars(args).items()},
+            "per_seed": per_seed,
+        }
         write_json(out, results)  # after every seed: a stopped run keeps what it measured
 
     systems = list(next(iter(per_seed.values())))
     body = []
     for system in systems:
-        values = [[per_seed[s][system][c] for s in per_seed if system in per_seed[s]]
-                  for c in COLUMNS]
+        values = [
+            [per_seed[s][system][c] for s in per_seed if system in per_seed[s]] for c in COLUMNS
+        ]
         body.append([system, *[float(np.mean(v)) for v in values]])
-    print(f"\nLeave-last-one on {name} ({results['test_users']} test users; mean over seeds "
-          f"{args.seed})")
+    print(
+        f"\nLeave-last-one on {name} ({results['test_users']} test users; mean over seeds "
+        f"{args.seed})"
+    )
     print(table(body, ["system", *COLUMNS]))
     print(f"\nwrote {out}")
     return results
