@@ -15,7 +15,7 @@ from conftest import small_dcn_args, start_cli
 
 import movierec  # noqa: F401  (selects the JAX backend before keras loads)
 from movierec.cli.main import main
-from movierec.ranking.checkpoints import Checkpoints, atomic_savez
+from movierec.models.checkpoints import Checkpoints, atomic_savez
 
 SETTINGS = small_dcn_args(2, 5, "patience=100")
 

@@ -40,7 +40,7 @@ from movierec.ranking.batches import (
     pad_movie_rows,
     step_batches,
 )
-from movierec.ranking.checkpoints import Checkpoints, Resume
+from movierec.models.checkpoints import Checkpoints, Resume
 
 #: Keras's Adagrad defaults, kept so the tuned learning rate means the same thing.
 INITIAL_ACCUMULATOR = 0.1
