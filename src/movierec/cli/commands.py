@@ -327,8 +327,8 @@ def _train_all(args: argparse.Namespace) -> int:
     for kind, name in names.items():
         options = _train_options(args, streamed=False)
         if options is not None and args.kind == "all" and kind == "retrieval":
-            print("(the retrieval model trains without checkpoints)")
-            options = None
+            # Each model's own directory: both write state.npz (the ranker in DIR itself).
+            options.checkpoint_dir = options.checkpoint_dir / "retrieval"
         held_out = 0 if test_ratings is None else len(test_ratings)
         logger.info(
             "training %s model '%s' on %s (%d train / %d test ratings%s)",
