@@ -192,7 +192,8 @@ def train_epochs(
             recorder.metrics = {k: v for k, v in arrays.items() if k.startswith("met")}
     # No shuffle: the examples shuffle themselves by (seed, epoch); Keras would shuffle
     # the batches' order with Python's global random state, which a resume cannot replay.
-    quiet = {"verbose": 0, "shuffle": False, "callbacks": [EpochFeed(examples), recorder, *callbacks]}
+    hooks = [EpochFeed(examples), recorder, *callbacks]
+    quiet = {"verbose": 0, "shuffle": False, "callbacks": hooks}
     start, trained = position.epoch, False
     if start < epochs and position.step > 0:  # the rest of the epoch it stopped in
         examples.first_step = position.step
