@@ -339,7 +339,12 @@ class TwoTowerRetriever(Retriever):
             unit = "(cross-entropy per rating, against the batch's other movies)"
         shown = [Measure("loss_per_movie", "loss", unit)]
         # Process 0 speaks for a multi-process run, as the dcn's trainer does.
-        progress = keras_progress(model_label(self), shown, verbose if examples.process == 0 else 0)
+        progress = keras_progress(
+            model_label(self),
+            shown,
+            verbose if examples.process == 0 else 0,
+            ratings_per_step=len(train) / max(np.ceil(examples.examples / examples.batch_size), 1),
+        )
         result = train_epochs(
             model,
             examples,
