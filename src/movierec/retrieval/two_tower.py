@@ -221,7 +221,7 @@ def _(train: TrainingSet, retriever: TwoTowerRetriever, verbose: int, callbacks,
 def _(train: ShardedTrainingSet, retriever: TwoTowerRetriever, verbose: int, callbacks, options):
     from movierec.retrieval.two_tower_stream import fit_streamed  # imports this module
 
-    return fit_streamed(retriever, train, verbose)
+    return fit_streamed(retriever, train, verbose, options)
 
 
 class TwoTowerRetriever(Retriever):
@@ -240,7 +240,7 @@ class TwoTowerRetriever(Retriever):
     settings_class = TwoTowerSettings
     #: Trains in several processes (Keras ``DataParallel`` over all their devices).
     multi_process = True
-    #: In-memory ``fit`` checkpoints and resumes (:mod:`movierec.retrieval.two_tower_resume`).
+    #: ``fit`` checkpoints and resumes (:mod:`movierec.retrieval.two_tower_resume`).
     saves_checkpoints = True
 
     def _new_model(
@@ -280,9 +280,8 @@ class TwoTowerRetriever(Retriever):
         """Train from scratch; ``callbacks`` (Keras) let experiments watch every epoch.
 
         A :class:`~movierec.data.shards.ShardedTrainingSet` trains streamed from its
-        shards (:mod:`movierec.retrieval.two_tower_stream`), which does not checkpoint
-        yet; in memory, ``options`` may checkpoint and resume the run
-        (:mod:`movierec.retrieval.two_tower_resume`).
+        shards (:mod:`movierec.retrieval.two_tower_stream`); either way ``options``
+        may checkpoint and resume the run (:mod:`movierec.retrieval.two_tower_resume`).
 
         Args:
             train: A :class:`TrainingSet`, or an open sharded training set to stream.
@@ -298,14 +297,9 @@ class TwoTowerRetriever(Retriever):
             ``item_item_lambda`` and ``item_item_scale`` (one value each).
 
         Raises:
-            ModelError: Checkpoints asked of a streamed run, a checkpoint of another
-                run, or no training ratings.
+            ModelError: A checkpoint of another run, or no training ratings.
         """
         wants = options is not None and getattr(options, "checkpoint_dir", None) is not None
-        if wants and isinstance(train, ShardedTrainingSet):
-            raise ModelError(
-                "two-tower: streamed training does not save checkpoints yet (in memory it does)"
-            )
         return _fit(train, self, verbose, callbacks, options if wants else None)
 
     def _fit_in_memory(
@@ -315,7 +309,14 @@ class TwoTowerRetriever(Retriever):
         s = self.settings
         if len(train) == 0:
             raise ModelError("two-tower: the training set has no ratings")
-        checkpoints, resume = self._checkpoints(train, options)
+        fingerprint = run_fingerprint(
+            self.name,
+            s,
+            train.users.size,
+            train.movies.size,
+            [train.user_index, train.movie_index, train.rating],
+        )
+        checkpoints, resume = self.open_checkpoints(fingerprint, options)
         keras.utils.set_random_seed(int(s["seed"]))
         tables = build_feature_tables(train)
         popularity = (
@@ -381,16 +382,16 @@ class TwoTowerRetriever(Retriever):
         result["seconds"] = [time.perf_counter() - start]
         return result
 
-    def _checkpoints(
-        self, train: TrainingSet, options: Any
+    def open_checkpoints(
+        self, fingerprint: dict[str, Any], options: Any
     ) -> tuple[Checkpoints | None, tuple[Resume, dict[str, np.ndarray]] | None]:
         """The run's checkpoint directory (``options.checkpoint_dir``; process 0 writes)
-        and, with ``options.resume``, where it stopped."""
+        for the run ``fingerprint`` names and, with ``options.resume``, where it stopped
+        (in memory and streamed alike)."""
         import jax
 
         if options is None or getattr(options, "checkpoint_dir", None) is None:
             return None, None
-        fingerprint = run_fingerprint(self.name, self.settings, train)
         checkpoints = Checkpoints(
             options.checkpoint_dir, fingerprint, writes=jax.process_index() == 0
         )

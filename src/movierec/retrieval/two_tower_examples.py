@@ -19,7 +19,39 @@ from movierec.models.inference import bucket
 from movierec.retrieval.two_tower_network import rating_weight
 
 
-class UserExamples(keras.utils.PyDataset):
+class SeededBatches(keras.utils.PyDataset):
+    """Batches that are a function of (seed, epoch, step) alone, in memory or streamed.
+
+    A subclass sets ``seed``, ``batch_size``, ``examples`` (how many an epoch passes
+    over) and ``settings`` (``steps_per_epoch`` may cut an epoch short), and draws
+    batch ``i`` of :attr:`epoch` with :meth:`rng` ``(1, i)``. :class:`EpochFeed` sets
+    the epoch as Keras begins it; :attr:`first_step` > 0 makes the dataset the rest of
+    an epoch (a run resumed mid-epoch), so Keras's batch ``i`` is step
+    ``first_step + i``.
+    """
+
+    seed: int
+    batch_size: int
+    examples: int
+    settings: dict[str, Any]
+    epoch: int = 0
+    first_step: int = 0
+
+    def rng(self, *stream: int) -> np.random.Generator:
+        """A generator for ``stream`` of this epoch: (0,) shuffles, (1, step) thins."""
+        return np.random.default_rng([self.seed, self.epoch, *stream])
+
+    def steps(self) -> int:
+        """Steps in one epoch: a pass over the examples, or ``steps_per_epoch``."""
+        steps = int(np.ceil(self.examples / self.batch_size))
+        limit = self.settings.get("steps_per_epoch")
+        return min(steps, int(limit)) if limit else steps
+
+    def __len__(self) -> int:
+        return self.steps() - self.first_step
+
+
+class UserExamples(SeededBatches):
     """Fresh random thinning of every history each epoch (the denoising that makes it work).
 
     Inputs and targets are id lists padded to a power of two per batch, so memory per
@@ -33,9 +65,6 @@ class UserExamples(keras.utils.PyDataset):
         self.process, self.processes = jax.process_index(), jax.process_count()
         self.settings = settings
         self.seed = int(seed)
-        #: The epoch being drawn (set by :class:`EpochFeed` as each epoch begins) and
-        #: the first step of it to draw (a run resumed mid-epoch starts past 0).
-        self.epoch, self.first_step = 0, 0
         self.by_user = train.by_user
         self.histories, self.ratings = _user_rows(train)
         self.users = np.flatnonzero([len(h) > 0 for h in self.histories]).astype(np.int32)
@@ -48,15 +77,12 @@ class UserExamples(keras.utils.PyDataset):
             self.examples = int(sum(len(h) for h in self.histories))
         self._order: tuple[int, np.ndarray] | None = None
 
-    def _rng(self, *stream: int) -> np.random.Generator:
-        return np.random.default_rng([self.seed, self.epoch, *stream])
-
     def order(self) -> np.ndarray:
         """This epoch's examples in their shuffled order: users (full softmax) or
         (user, position of the target in their history) pairs, one per rating."""
         if self._order is not None and self._order[0] == self.epoch:
             return self._order[1]
-        rng = self._rng(0)
+        rng = self.rng(0)
         if self.settings["negatives"] == "full":
             order = rng.permutation(self.users)[:, None]
         else:
@@ -67,15 +93,6 @@ class UserExamples(keras.utils.PyDataset):
             order = pairs[rng.permutation(len(pairs))]
         self._order = (self.epoch, order)
         return order
-
-    def steps(self) -> int:
-        """Steps in one epoch: a pass over the examples, or ``steps_per_epoch``."""
-        steps = int(np.ceil(self.examples / self.batch_size))
-        limit = self.settings.get("steps_per_epoch")
-        return min(steps, int(limit)) if limit else steps
-
-    def __len__(self) -> int:
-        return self.steps() - self.first_step
 
     def __getitem__(self, i: int) -> dict[str, np.ndarray]:
         # Several processes (Keras DataParallel): each draws the whole batch, as one process
@@ -91,7 +108,7 @@ class UserExamples(keras.utils.PyDataset):
         order = self.order()
         rows = np.arange(i * self.batch_size, (i + 1) * self.batch_size) % len(order)
         chunk = order[rows]
-        rng = self._rng(1, i)
+        rng = self.rng(1, i)
         users = chunk[:, 0].astype(np.int32)
         kept_ids, kept_weights = [], []
         for row, u in enumerate(users):
@@ -126,9 +143,9 @@ def _user_rows(train: TrainingSet) -> tuple[list[np.ndarray], list[np.ndarray]]:
 
 
 class EpochFeed(keras.callbacks.Callback):
-    """Tells :class:`UserExamples` which epoch Keras is starting, before it draws a batch."""
+    """Tells :class:`SeededBatches` which epoch Keras is starting, before it draws a batch."""
 
-    def __init__(self, examples: UserExamples):
+    def __init__(self, examples: SeededBatches):
         super().__init__()
         self.examples = examples
 

@@ -1,4 +1,4 @@
-"""Checkpoints and resume of the two-tower's in-memory training loop (Keras ``fit``).
+"""Checkpoints and resume of the two-tower's training loop (Keras ``fit``), in memory or streamed.
 
 A checkpoint (:mod:`movierec.models.checkpoints`, the dcn's format: ``state.npz``)
 holds the network's variables (trainable ones, and the non-trainable ones, among them
@@ -6,14 +6,15 @@ the dropout seed generators' state), the optimizer's (Adam's moments, its step c
 which drives the cosine decay, and the moving average of the weights kept with
 ``ema_momentum``), the epoch's running metrics and the position (epoch, step). The
 history thinning needs no saved random state: every batch is a function of
-(seed, epoch, step) (:class:`~movierec.retrieval.two_tower_examples.UserExamples`),
+(seed, epoch, step) (:class:`~movierec.retrieval.two_tower_examples.SeededBatches`),
 so a resumed run draws the batches an uninterrupted one would.
 
 Resuming mid-epoch trains the rest of that epoch in one ``fit`` and the later epochs
 in a second; Keras writes the moving average into the model at the end of every
 ``fit``, so the first one is told not to. The frozen paths (item-item, short history,
 popularity) are fitted in closed form from the training ratings and the seed, so a
-resumed run refits them instead of saving them.
+resumed run refits them instead of saving them (streamed at 20M ratings the item-item
+path is minutes of work that a resume repeats).
 """
 
 from __future__ import annotations
@@ -26,29 +27,31 @@ from typing import Any
 import keras
 import numpy as np
 
-from movierec.data.training import TrainingSet
 from movierec.models.checkpoints import Checkpoints, Resume
-from movierec.retrieval.two_tower_examples import EpochFeed, UserExamples
+from movierec.retrieval.two_tower_examples import EpochFeed, SeededBatches
 
 #: The variable lists a checkpoint holds, by their prefix in ``state.npz``.
 _GROUPS = ("tr", "nt", "opt", "met")
 
 
-def run_fingerprint(name: str, settings: dict[str, Any], train: TrainingSet) -> dict[str, Any]:
+def run_fingerprint(
+    name: str, settings: dict[str, Any], users: int, movies: int, ratings: list[np.ndarray]
+) -> dict[str, Any]:
     """What a checkpoint must match to be resumed: the model, every setting (``epochs``
     too: the step size's cosine and the averaging window span the whole run), the
-    training ratings (a digest of their ids and stars) and the processes."""
+    vocabulary sizes, the training ratings (a digest of ``ratings``, the arrays that
+    hold them) and the processes."""
     import jax
 
     digest = hashlib.blake2b(digest_size=16)
-    for column in (train.user_index, train.movie_index, train.rating):
+    for column in ratings:
         digest.update(np.ascontiguousarray(column).tobytes())
     return {
         "model": name,
         "settings": dict(settings),
-        "users": train.users.size,
-        "movies": train.movies.size,
-        "ratings": len(train),
+        "users": int(users),
+        "movies": int(movies),
+        "ratings": int(max((len(r) for r in ratings), default=0)),
         "data": digest.hexdigest(),
         "processes": jax.process_count(),
     }
@@ -104,7 +107,7 @@ class Checkpointing(keras.callbacks.Callback):
 
     def __init__(
         self,
-        examples: UserExamples,
+        examples: SeededBatches,
         checkpoints: Checkpoints | None,
         every: int,
         history: dict[str, list[float]],
@@ -156,7 +159,7 @@ def _keep_training_weights(optimizer: keras.optimizers.Optimizer, keep: bool) ->
 
 def train_epochs(
     model: keras.Model,
-    examples: UserExamples,
+    examples: SeededBatches,
     *,
     epochs: int,
     callbacks: list,
