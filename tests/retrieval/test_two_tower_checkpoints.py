@@ -125,3 +125,20 @@ def test_resume_refuses_another_run_and_a_missing_directory(planted_shards, tmp_
     assert "Traceback" not in err
     assert "differs in" in err and "model" in err
     assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.slow
+def test_train_all_keeps_each_models_checkpoints_apart_and_resumes_both(planted_shards, tmp_path):
+    dcn = ["members=1", "hidden_units=8", "users_per_batch=16"]
+    base = ["train", "all", "--data", str(planted_shards), "--quiet", "--models",
+            str(tmp_path / "m"), "--epochs", "1",
+            *(arg for s in [*SMALL, *dcn] for arg in ("--set", s))]  # fmt: skip
+    checkpoints = tmp_path / "ck"
+    assert main([*base, "--checkpoint-dir", str(checkpoints)]) == 0
+    assert _position(checkpoints)["run"]["model"] == "dcn"
+    assert _position(checkpoints / "retrieval")["run"]["model"] == "two-tower"
+    before = _weights(tmp_path / "m")
+    # Both finished: resuming trains nothing more and saves the same retriever.
+    assert main([*base, "--resume", str(checkpoints)]) == 0
+    for a, b in zip(before, _weights(tmp_path / "m"), strict=True):
+        assert np.array_equal(a, b)
