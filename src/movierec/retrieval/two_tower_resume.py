@@ -136,7 +136,7 @@ class Checkpointing(keras.callbacks.Callback):
 
     def save(self, epoch: int, step: int) -> None:
         """Checkpoint the run as stopped before ``step`` of ``epoch``."""
-        if self.checkpoints is None:
+        if self.checkpoints is None or not self.checkpoints.writes:  # process 0 writes
             return
         position = Resume(epoch=epoch, step=step, history=self.history)
         self.checkpoints.save_state(0, position, state_arrays(self.model))
