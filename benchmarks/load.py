@@ -8,11 +8,16 @@ flight for ``--seconds``:
 * ``reads``: every request ``GET /users/{id}/recommendations`` for a random user
   the model knows;
 * ``mix`` (with ``--mix``): 90% of requests those reads, 10% ``POST
-  /users/{id}/ratings`` of a random movie (the next read of that user uses it).
+  /users/{id}/ratings`` of a random movie (the next read of that user uses it);
+* ``reads, explained`` (with ``--explain``): the same reads with ``explain=true``,
+  so one run shows what the reasons ("because you rated ...") cost.
 
+Each run lasts ``--seconds`` or, with ``--requests N``, until N requests were sent.
 Prints throughput and p50/p95/p99 latency per run and writes them as JSON.
 
     python benchmarks/load.py --models MODELS [--seconds 10 --concurrency 1 8 32 --mix]
+    python benchmarks/load.py --models MODELS --explain --requests 300 --concurrency 1 8 \
+        --out benchmarks/results/load-explain.json
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from reporting import table, write_json
 
 RESULTS = Path(__file__).parent / "results" / "load.json"
 WRITE_SHARE = 0.1
+EXPLAINED = "reads, explained"
 
 
 def free_port() -> int:
@@ -99,8 +105,11 @@ async def hammer(
     concurrency: int,
     write_share: float,
     seed: int,
+    explain: bool = False,
+    requests: int | None = None,
 ) -> dict:
-    """Latencies (ms) of successful reads and writes, error count, wall seconds."""
+    """Latencies (ms) of successful reads and writes, error count, wall seconds; reads
+    ask for explanations with ``explain``; at most ``requests`` are sent when given."""
     rng = random.Random(seed)
     latencies: dict[str, list[float]] = {"read": [], "write": []}
     errors = 0
@@ -113,17 +122,23 @@ async def hammer(
         await asyncio.gather(*(client.get("/health/live") for _ in range(concurrency)))
         started = time.perf_counter()
         deadline = started + seconds
+        params = {"k": k, "explain": "true"} if explain else {"k": k}
+        sent_count = 0
 
         async def worker() -> None:
-            nonlocal errors
+            nonlocal errors, sent_count
             while time.perf_counter() < deadline:
+                if requests is not None:
+                    if sent_count >= requests:
+                        return
+                    sent_count += 1
                 user = rng.choice(users)
                 kind = "write" if rng.random() < write_share else "read"
                 sent = time.perf_counter()
                 try:
                     if kind == "read":
                         response = await client.get(
-                            f"/users/{user}/recommendations", params={"k": k}
+                            f"/users/{user}/recommendations", params=params
                         )
                         ok = response.status_code == 200
                     else:
@@ -175,12 +190,23 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also run 90%% reads / 10%% rating writes at each concurrency",
     )
+    parser.add_argument(
+        "--explain",
+        action="store_true",
+        help="also run the reads with explain=true at each concurrency",
+    )
+    parser.add_argument(
+        "--requests", type=int, default=None, help="end each run after this many requests"
+    )
+    parser.add_argument("--note", default="", help="recorded in the JSON (e.g. a shared machine)")
     parser.add_argument("-k", "--k", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     if not 0 < args.seconds <= 600 or not all(1 <= c <= 256 for c in args.concurrency):
         parser.error("--seconds must be in (0, 600] and each --concurrency in [1, 256]")
+    if args.requests is not None and not 1 <= args.requests <= 100_000:
+        parser.error("--requests must be in [1, 100000]")
     users = json.loads((args.models / "retrieval" / "users.json").read_text())
     movies = json.loads((args.models / "retrieval" / "movies.json").read_text())
     manifest = json.loads((args.models / "retrieval" / "manifest.json").read_text())
@@ -206,8 +232,10 @@ def main(argv: list[str] | None = None) -> int:
                 client.get(f"/users/{users[1]}/recommendations")
                 second_ms = (time.perf_counter() - second_sent) * 1000
             assert first.status_code == 200, first.text
-            workloads = [("reads", 0.0)] + ([("mix 90/10", WRITE_SHARE)] if args.mix else [])
-            for name, share in workloads:
+            workloads = [("reads", 0.0, False)]
+            workloads += [(EXPLAINED, 0.0, True)] if args.explain else []
+            workloads += [("mix 90/10", WRITE_SHARE, False)] if args.mix else []
+            for name, share, explain in workloads:
                 for concurrency in args.concurrency:
                     server_cpu, client_cpu = cpu_seconds(server.pid), time.process_time()
                     out = asyncio.run(
@@ -221,6 +249,8 @@ def main(argv: list[str] | None = None) -> int:
                             concurrency,
                             share,
                             args.seed,
+                            explain,
+                            args.requests,
                         )
                     )
                     done = sum(len(v) for v in out["latencies"].values())
@@ -255,7 +285,10 @@ def main(argv: list[str] | None = None) -> int:
         "endpoints": {
             "read": "GET /users/{id}/recommendations",
             "write": "POST /users/{id}/ratings",
+            "explained read": "GET /users/{id}/recommendations?explain=true",
         },
+        "requests_per_run": args.requests,
+        "note": args.note,
         "k": args.k,
         "ready_seconds": round(ready_s, 2),
         "first_answer_ms": round(first_ms, 2),

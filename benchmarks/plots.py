@@ -294,11 +294,16 @@ def cli_table(cli: dict[str, Any]) -> str:
     return markdown_table(["command", "median", "× `import numpy`", "goal"], rows)
 
 
+#: How the load tables name ``benchmarks/load.py``'s workloads.
+WORKLOADS = {"reads": "reads", "mix 90/10": "90% reads, 10% writes",
+             "reads, explained": "reads with `explain=true`"}  # fmt: skip
+
+
 def load_table(result: dict[str, Any]) -> str:
     """The HTTP service under load: throughput, latency and CPU a request."""
     rows = []
     for run in result["runs"]:
-        workload = "reads" if run["workload"] == "reads" else "90% reads, 10% writes"
+        workload = WORKLOADS.get(run["workload"], run["workload"])
         lat = run["latency_ms"]
         rows.append(
             [
@@ -497,6 +502,7 @@ def tables() -> dict[str, str]:
     out["speed-training.md"] = speed_training(perf)
     out["cli.md"] = cli_table(load("cli.json"))
     out["load.md"] = load_table(load("load.json"))
+    out["load-explain.md"] = load_table(load("load-explain.json"))
     streaming = load("streaming.json")
     out["streaming-ranking.md"] = streaming_ranking(streaming)
     out["streaming-retrieval.md"] = streaming_retrieval(streaming)
@@ -657,7 +663,27 @@ def plot_load(plt: Any) -> dict[str, Callable[[], Any]]:
         fig.suptitle("movierec serve, one worker (dashed: 200 requests/s, 20 ms)", fontsize=10)
         return fig
 
-    return {"load.png": figure}
+    def explained() -> Any:
+        runs = load("load-explain.json")["runs"]
+        fig, ax = plt.subplots(figsize=(6, 3.2), constrained_layout=True)
+        concurrency = sorted({r["concurrency"] for r in runs})
+        width = 0.38
+        for offset, workload in ((-width / 2, "reads"), (width / 2, "reads, explained")):
+            rate = {r["concurrency"]: r["throughput_rps"] for r in runs
+                    if r["workload"] == workload}  # fmt: skip
+            xs = [i + offset for i in range(len(concurrency))]
+            values = [rate[c] for c in concurrency]
+            ax.bar(xs, values, width, label=WORKLOADS[workload].replace("`", ""))
+            for x, v in zip(xs, values, strict=True):
+                ax.text(x, v, f"{v:.0f}", ha="center", va="bottom", fontsize=8)
+        ax.set_xticks(range(len(concurrency)), [str(c) for c in concurrency])
+        ax.set_xlabel("concurrent clients")
+        ax.set_ylabel("answers/s")
+        ax.legend(fontsize=8)
+        ax.set_title("recommendations with and without explanations (one run)", fontsize=10)
+        return fig
+
+    return {"load.png": figure, "load-explain.png": explained}
 
 
 def plot_streaming(plt: Any) -> dict[str, Callable[[], Any]]:

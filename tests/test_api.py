@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import make_planted_dataset, movie_taste, user_taste
 
 import movierec
+from movierec.testing import make_planted_dataset, movie_taste, user_taste
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -145,3 +145,24 @@ def test_training_shows_labelled_progress_by_default_and_verbose_0_silences_it(
     assert (logger.handlers, logger.level, logger.propagate) == ([], logging.NOTSET, True)
     movierec.train_model("ranking", split, "example", settings=fast, verbose=0)
     assert capfd.readouterr().err == ""
+
+
+def test_recommend_and_similar_page_exclude_and_take_feedback(example_rec):
+    from movierec.errors import MovierecError
+
+    example_rec = example_rec[2]
+    ten = example_rec.recommend("2", k=10)["movie_id"].tolist()
+    assert example_rec.recommend("2", k=4, offset=6)["movie_id"].tolist() == ten[6:]
+    without = example_rec.recommend("2", k=9, exclude=[ten[0]])["movie_id"].tolist()
+    assert without == ten[1:]
+    feedback = example_rec.recommend("2", k=8, watched=[ten[0]], not_interested=[ten[1]])
+    assert not {ten[0], ten[1]} & set(feedback["movie_id"])
+    visitor = example_rec.recommend_for_ratings({"1": 5.0}, k=5, offset=5, exclude=["2"])
+    assert len(visitor) == 5 and not {"1", "2"} & set(visitor["movie_id"])
+    alike = example_rec.similar("1", k=10)["movie_id"].tolist()
+    assert example_rec.similar("1", k=5, offset=5)["movie_id"].tolist() == alike[5:]
+    assert example_rec.similar("1", k=9, exclude=alike[:1])["movie_id"].tolist() == alike[1:]
+    found = example_rec.search("planted", limit=100)["movie_id"].tolist()
+    assert example_rec.search("planted", limit=10, offset=50)["movie_id"].tolist() == found[50:]
+    with pytest.raises(MovierecError, match="offset must be"):
+        example_rec.recommend("2", offset=-1)

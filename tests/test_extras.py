@@ -47,7 +47,7 @@ def test_core_alone_trains_evaluates_and_recommends(tmp_path):
     """With the extras' packages unimportable, the core commands still work."""
     import subprocess
 
-    from conftest import make_planted_dataset, write_ml_latest
+    from movierec.testing import make_planted_dataset, write_ml_latest
 
     data = write_ml_latest(make_planted_dataset(), tmp_path / "data")
     models = tmp_path / "models"

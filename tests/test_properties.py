@@ -147,6 +147,21 @@ def test_top_k_returns_the_best_allowed_columns_best_first(case, k):
         assert all(i == -1 for i in got_indices[row, len(best):])
 
 
+@SETTINGS
+@given(case=score_rows(), k=st.integers(1, 12), more=st.integers(1, 12))
+def test_top_k_is_a_prefix_of_every_longer_top_k_even_through_ties(case, k, more):
+    """Equal scores (values -5..5 over up to 12 columns: many) are ordered by column at
+    the cut too, so the pages of a list, cut at any k, never overlap or skip a movie."""
+    scores, exclude = case
+    _, short = top_k(scores, k, exclude)
+    _, longer = top_k(scores, k + more, exclude)
+    assert np.array_equal(short, longer[:, :k])
+    for row in range(len(scores)):
+        found = [int(i) for i in longer[row] if i >= 0]
+        keys = [(-float(scores[row, i]), i) for i in found]
+        assert keys == sorted(keys)  # best first, then the lower column
+
+
 # -- histories ----------------------------------------------------------------------
 
 

@@ -20,9 +20,9 @@ Keras picks its backend when first imported; movierec defaults it to JAX
 
 import os
 
-os.environ.setdefault("KERAS_BACKEND", "jax")
+from movierec._version import __version__ as __version__
 
-__version__ = "0.1.0"
+os.environ.setdefault("KERAS_BACKEND", "jax")
 
 __all__ = [
     "DataSplit",

@@ -35,7 +35,10 @@ if TYPE_CHECKING:
 Kind = Literal["retrieval", "ranking"]
 
 #: Columns of every answer, in order (absent ones are left out).
-ANSWER_COLUMNS = ("movie_id", "title", "year", "genres", "blended", "score", "predicted_rating")
+ANSWER_COLUMNS = (
+    "movie_id", "title", "year", "genres", "blended", "score", "predicted_rating", "because",
+    "co_raters", "shared_genres",
+)  # fmt: skip
 
 
 @dataclass
@@ -202,6 +205,7 @@ def train_model(
     """
     from movierec.data.loading import LOADED_FROM
     from movierec.data.splits import ALL_RATINGS, check_evaluable
+    from movierec.data.training import TrainingSet
     from movierec.models.registry import DEFAULT_RANKER, DEFAULT_RETRIEVER
     from movierec.workflow import refit_split_info
     from movierec.workflow import train_model as fit
@@ -227,6 +231,7 @@ def train_model(
         verbose=verbose,
         refit_ratings=every,
     )
+    assert isinstance(result.train, TrainingSet)  # the API trains in memory
     return TrainedModel(
         kind,
         name,
@@ -320,7 +325,7 @@ def evaluate(
     from movierec.data.splits import ALL_RATINGS
     from movierec.errors import ModelError
     from movierec.evaluation.evaluate import evaluate_ranker, evaluate_retriever
-    from movierec.models.base import Ranker
+    from movierec.models.base import Ranker, Retriever
 
     if isinstance(model, TrainedModel):
         models = [(model.kind, model.model, model.train_set, model.split_info)]
@@ -339,7 +344,7 @@ def evaluate(
     for kind, fitted, train_set, _ in models:
         if isinstance(fitted, Ranker):
             report[kind] = evaluate_ranker(fitted, train_set, data.test)
-        else:
+        elif isinstance(fitted, Retriever):
             report[kind] = evaluate_retriever(
                 fitted,
                 train_set,
@@ -419,9 +424,51 @@ class Recommender:
             )
         return models_dir
 
-    def recommend(self, user: str, k: int = 10, *, exclude_seen: bool = True) -> pd.DataFrame:
-        """The ``k`` best movies for a known user, movies they rated left out by default."""
-        answer = self.engine.recommend(str(user), k=k, exclude_seen=exclude_seen)
+    def recommend(
+        self,
+        user: str,
+        k: int = 10,
+        *,
+        exclude_seen: bool = True,
+        offset: int = 0,
+        exclude: Iterable[str] = (),
+        watched: Iterable[str] = (),
+        not_interested: Iterable[str] = (),
+        explain: bool = False,
+    ) -> pd.DataFrame:
+        """The ``k`` best movies for a known user, movies they rated left out by default.
+
+        Args:
+            user: A user id the model was trained with.
+            k: How many movies to return.
+            exclude_seen: Leave out the movies the user rated.
+            offset: How many movies of the list to skip: ``offset=k`` is the second
+                page; pages of one list never repeat or skip a movie.
+            exclude: Movie ids never to return (already shown, out of stock, ...).
+            watched: Movies the user watched without rating them: never returned, and
+                a weak positive (:class:`~movierec.feedback.FeedbackSettings`).
+            not_interested: Movies the user does not want: never returned, and the
+                movies most like them are pushed down the list.
+            explain: Add a ``because`` column: for each movie, up to three of the
+                user's ratings that raised its score most, as dicts of ``movie_id``,
+                ``title``, ``rating`` (their stars) and ``contribution`` (how much the
+                score falls without that rating); see the models page for how it is
+                computed and what it costs.
+
+        Raises:
+            UnknownIdError: An unknown user or movie id.
+            MovierecError: A negative ``offset``.
+        """
+        answer = self.engine.recommend(
+            str(user),
+            k=k,
+            exclude_seen=exclude_seen,
+            offset=offset,
+            exclude=exclude,
+            watched=watched,
+            not_interested=not_interested,
+            explain=explain,
+        )
         return _frame(answer.items)
 
     def recommend_for_ratings(
@@ -431,6 +478,11 @@ class Recommender:
         *,
         user: str | None = None,
         exclude_seen: bool = True,
+        offset: int = 0,
+        exclude: Iterable[str] = (),
+        watched: Iterable[str] = (),
+        not_interested: Iterable[str] = (),
+        explain: bool = False,
     ) -> pd.DataFrame:
         """The ``k`` best movies for someone described by ratings ``{movie_id: stars}``
         (added to a known ``user``'s history when given).
@@ -441,6 +493,11 @@ class Recommender:
             k: How many movies to return.
             user: A known user id whose training history the ratings extend.
             exclude_seen: Leave out the movies in the (extended) history.
+            offset: How many movies of the list to skip (the next page).
+            exclude: Movie ids never to return.
+            watched: Movies watched without a rating (see :meth:`recommend`).
+            not_interested: Movies not wanted (see :meth:`recommend`).
+            explain: Add the ``because`` column, as :meth:`recommend` does.
 
         Returns:
             One row per movie, best first (columns as in :data:`ANSWER_COLUMNS`).
@@ -453,7 +510,17 @@ class Recommender:
         pairs = _pairs(ratings)
         if not pairs and user is None:
             raise ValueError("recommend_for_ratings needs at least one rating (or a user)")
-        answer = self.engine.recommend(user, k=k, exclude_seen=exclude_seen, extra_ratings=pairs)
+        answer = self.engine.recommend(
+            user,
+            k=k,
+            exclude_seen=exclude_seen,
+            extra_ratings=pairs,
+            offset=offset,
+            exclude=exclude,
+            watched=watched,
+            not_interested=not_interested,
+            explain=explain,
+        )
         return _frame(answer.items)
 
     def rank(
@@ -467,15 +534,20 @@ class Recommender:
         movie_ids = list(dict.fromkeys(str(m) for m in movies))
         return _frame(self.engine.rank(user, movie_ids, _pairs(ratings)))
 
-    def similar(self, movie: str, k: int = 10) -> pd.DataFrame:
-        """The ``k`` movies most like ``movie``; ``score`` is the retrieval model's
-        similarity (for the two-tower, a sum of scores each standardised over the
-        catalogue: unbounded, higher is more alike; see ``Retriever.similar_scores``)."""
-        return _frame(self.engine.similar(str(movie), k=k))
+    def similar(
+        self, movie: str, k: int = 10, *, offset: int = 0, exclude: Iterable[str] = ()
+    ) -> pd.DataFrame:
+        """The ``k`` movies most like ``movie`` from ``offset`` (the next page), without
+        ``exclude``; ``score`` is the retrieval model's similarity (for the two-tower, a
+        sum of scores each standardised over the catalogue: unbounded, higher is more
+        alike; see ``Retriever.similar_scores``), ``co_raters`` how many users rated both in
+        training, ``shared_genres`` the genres the two have in common."""
+        return _frame(self.engine.similar(str(movie), k=k, offset=offset, exclude=exclude))
 
-    def search(self, query: str, limit: int = 20) -> pd.DataFrame:
-        """Movies whose title contains every word of ``query`` (case-insensitive)."""
-        return _frame(self.engine.search(query, limit=limit))
+    def search(self, query: str, limit: int = 20, *, offset: int = 0) -> pd.DataFrame:
+        """Movies whose title contains every word of ``query`` (case-insensitive), in
+        catalogue order from ``offset``."""
+        return _frame(self.engine.search(query, limit=limit, offset=offset))
 
     def history(self, user: str) -> list[str]:
         """Movie ids the user rated in training."""

@@ -83,7 +83,9 @@ def sample_users(users: np.ndarray, max_users: int, rng: np.random.Generator) ->
     return users
 
 
-def catalogue_coverage(recommended: Sequence[Sequence[int]] | np.ndarray, n_movies: int) -> float:
+def catalogue_coverage(
+    recommended: Sequence[Sequence[int] | np.ndarray] | np.ndarray, n_movies: int
+) -> float:
     """Share of the catalogue (``n_movies`` items) that appears in at least one list."""
     if n_movies <= 0:
         return float("nan")

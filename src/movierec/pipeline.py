@@ -7,7 +7,6 @@ it, so "recommend", "rank" and "similar" mean the same thing everywhere.
 
 from __future__ import annotations
 
-import gc
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -18,7 +17,8 @@ import numpy as np
 import pandas as pd
 
 from movierec.data.vocab import OOV_INDEX
-from movierec.errors import ModelError, UnknownIdError
+from movierec.errors import ModelError, MovierecError, UnknownIdError
+from movierec.feedback import FeedbackSettings, level_stars
 from movierec.models.artifacts import SavedModel, load_model, stage_mismatch
 from movierec.models.base import MovieSimilarity, QueryBatch
 from movierec.ranking.blend import DEFAULT_STAR_WEIGHT, blend_scores
@@ -28,6 +28,25 @@ from movierec.retrieval.topk import top_k
 
 RETRIEVAL_DIR = "retrieval"
 RANKING_DIR = "ranking"
+
+
+#: How many of the user's ratings an explained recommendation names at most.
+MAX_REASONS = 3
+#: :class:`MovieResult` fields an answer carries only when it was asked for them.
+OPTIONAL_FIELDS = ("because", "co_raters", "shared_genres")
+
+
+@dataclass
+class Reason:
+    """One of the user's own ratings behind a recommendation ("because you rated ...")."""
+
+    movie_id: str
+    title: str
+    #: The user's stars for it.
+    rating: float
+    #: How much the recommendation's score (what the list is ordered by) falls when this
+    #: rating is left out of the history: always above 0.
+    contribution: float
 
 
 @dataclass
@@ -42,10 +61,21 @@ class MovieResult:
     predicted_rating: float | None = None
     #: What a recommendation list is ordered by: retrieval score + weight x predicted stars.
     blended: float | None = None
+    #: With ``explain``: up to :data:`MAX_REASONS` of the user's ratings that raised this
+    #: recommendation's score most, largest first (empty when none raised it).
+    because: list[Reason] | None = None
+    #: In ``similar``: users who rated both movies in training, and the genres they share.
+    co_raters: int | None = None
+    shared_genres: list[str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """Every field by name, as the JSON answers carry it."""
-        return asdict(self)
+        """Every field by name, as the JSON answers carry it; ``because``, ``co_raters``
+        and ``shared_genres`` only when set (answers that were asked for them)."""
+        fields = asdict(self)
+        for name in OPTIONAL_FIELDS:
+            if fields[name] is None:
+                del fields[name]
+        return fields
 
 
 @dataclass
@@ -71,11 +101,16 @@ class Recommender:
         num_candidates: int = 200,
         star_weight: float = DEFAULT_STAR_WEIGHT,
         index: CandidateIndex | None = None,
+        feedback: FeedbackSettings | None = None,
     ):
         self.retrieval = retrieval
         self.ranking = ranking
         self.num_candidates = num_candidates
         self.star_weight = star_weight
+        #: What "watched" and "not interested" weigh: as the models were trained with.
+        self.feedback = feedback or FeedbackSettings.from_manifest(retrieval.manifest)
+        scale = retrieval.manifest.get("rating_scale") or (1.0, 5.0)
+        self.rating_scale = (float(scale[0]), float(scale[1]))
         train = retrieval.train
         self._candidates = candidate_matrix(retrieval)
         if index is not None and (index.size, index.dim) != self._candidates.shape:
@@ -96,6 +131,7 @@ class Recommender:
         }
         self._popular: np.ndarray | None = None
         self._similarity: MovieSimilarity | None = None  # built on the first `similar`
+        self._by_movie: tuple[np.ndarray, np.ndarray] | None = None  # raters, by movie
         # Retrieval's movie index -> the ranking model's (their vocabularies may differ).
         self._ranking_movie: np.ndarray | None = None
         if ranking is not None:
@@ -103,13 +139,11 @@ class Recommender:
             self._ranking_movie = np.concatenate([[OOV_INDEX], ranking.train.movies.lookup(ids)])
 
     @classmethod
-    def load(
-        cls, models_dir: str | Path, num_candidates: int = 200, *, serving: bool = False
-    ) -> Recommender:
+    def load(cls, models_dir: str | Path, num_candidates: int = 200) -> Recommender:
         """Load ``models_dir/retrieval`` and, when present, ``models_dir/ranking``.
 
-        ``serving=True`` also tunes the whole process for answering one query at a
-        time (see :func:`tune_process_for_serving`); a library caller leaves it off.
+        Nothing process-wide changes; a server tunes its process itself
+        (:func:`movierec.serving.process.tune_process_for_serving`).
         """
         models_dir = Path(models_dir)
         if not (models_dir / RETRIEVAL_DIR).is_dir():
@@ -129,10 +163,7 @@ class Recommender:
                     f"--models {models_dir}` with one --data/--split/--seed), or keep each "
                     "pair in its own --models directory"
                 )
-        recommender = cls(retrieval, ranking, num_candidates, index=index)
-        if serving:
-            tune_process_for_serving()
-        return recommender
+        return cls(retrieval, ranking, num_candidates, index=index)
 
     # -- lookups -----------------------------------------------------------------
 
@@ -148,14 +179,16 @@ class Recommender:
         title, year, genres = self._movies[movie_id]
         return MovieResult(movie_id=movie_id, title=title, year=year, genres=list(genres))
 
-    def search(self, query: str, limit: int = 20) -> list[MovieResult]:
-        """Movies whose title contains every word of ``query`` (case-insensitive)."""
+    def search(self, query: str, limit: int = 20, *, offset: int = 0) -> list[MovieResult]:
+        """Movies whose title contains every word of ``query`` (case-insensitive), in
+        catalogue order: ``limit`` of them from position ``offset``."""
+        _check_offset(offset)
         words = query.lower().split()
         titles = self.catalogue["title"].str.lower()
         mask = np.ones(len(titles), dtype=bool)
         for word in words:
             mask &= titles.str.contains(word, regex=False).to_numpy()
-        return [self.movie(m) for m in self.catalogue.index[mask][:limit]]
+        return [self.movie(m) for m in self.catalogue.index[mask][offset : offset + limit]]
 
     def history(self, user_id: str | None) -> list[str]:
         """Movie ids the user rated in training (empty for unknown users)."""
@@ -163,7 +196,7 @@ class Recommender:
             return []
         train = self.retrieval.train
         index = train.users.index(user_id)
-        return [train.movies.id_of(int(m)) for m in self._histories[index]] if index else []
+        return [train.movies.known_id(int(m)) for m in self._histories[index]] if index else []
 
     def training_ratings(self, user_id: str, limit: int | None = None) -> list[MovieResult]:
         """The movies a user rated in training with their stars (in ``predicted_rating``),
@@ -176,20 +209,33 @@ class Recommender:
         order = np.argsort(-stars, kind="stable")[:limit]
         results = []
         for i in order:
-            result = self.movie(train.movies.id_of(int(movies[i])))
+            result = self.movie(train.movies.known_id(int(movies[i])))
             result.predicted_rating = float(stars[i])
             results.append(result)
         return results
 
-    def popular(self, k: int = 10) -> list[MovieResult]:
-        """The ``k`` movies rated most often in training: something to rate at once."""
+    def popular(
+        self, k: int = 10, *, offset: int = 0, exclude: Iterable[str] = ()
+    ) -> list[MovieResult]:
+        """The ``k`` movies rated most often in training: something to rate at once.
+
+        Args:
+            k: How many movies.
+            offset: How many of the list (after ``exclude``) to skip: the next page.
+            exclude: Movie ids to leave out (unknown ones raise :class:`UnknownIdError`).
+        """
+        _check_offset(offset)
         if self._popular is None:
             train = self.retrieval.train
             counts = np.bincount(train.movie_index, minlength=train.movies.size)
             counts[OOV_INDEX] = -1
-            self._popular = np.argsort(-counts, kind="stable")
-        top = self._popular[: min(k, len(self._popular) - 1)]  # the OOV row sorts last
-        return [self.movie(self.retrieval.train.movies.id_of(int(i))) for i in top]
+            self._popular = np.argsort(-counts, kind="stable")[:-1]  # the OOV row sorts last
+        order = self._popular
+        left_out = self._movie_indices(exclude)
+        if len(left_out):
+            order = order[~np.isin(order, left_out)]
+        top = order[offset : offset + k]
+        return [self.movie(self.retrieval.train.movies.known_id(int(i))) for i in top]
 
     # -- the two stages ----------------------------------------------------------
 
@@ -199,12 +245,21 @@ class Recommender:
         k: int = 10,
         exclude_seen: bool = True,
         extra_ratings: Sequence[tuple[str, float]] = (),
+        *,
+        offset: int = 0,
+        exclude: Iterable[str] = (),
+        watched: Iterable[str] = (),
+        not_interested: Iterable[str] = (),
+        explain: bool = False,
     ) -> Recommendations:
-        """Top ``k`` movies for a user (known id, rating history, or both).
+        """Top ``k`` movies for a user (known id, rating history, or both), from ``offset``.
 
-        With a ranking model, ``num_candidates`` movies are retrieved and re-ordered
-        by the blend of retrieval score and predicted stars; without one, the
-        retrieval order is kept.
+        Retrieval finds candidates in blocks of ``num_candidates``; with a ranking
+        model each block is re-ordered by the blend of retrieval score and predicted
+        stars; without one the retrieval order is kept. Block ``b`` holds the
+        retrieval ranks ``b * num_candidates`` to ``(b + 1) * num_candidates - 1``
+        whatever the page asked for, so the list is one fixed order and its pages
+        (``offset`` 0, k, 2k, ...) never repeat or skip a movie.
 
         Args:
             user_id: A known user's raw id, or ``None`` for someone described by
@@ -214,46 +269,166 @@ class Recommender:
                 ratings plus ``extra_ratings``).
             extra_ratings: ``(movie_id, stars)`` pairs added to the history; a movie
                 rated in training takes the new stars.
+            offset: How many movies of the list to skip (0: the first page).
+            exclude: Movie ids never to return (what a site already showed, what is
+                out of stock); the list is the one without them.
+            watched: Movies the user watched without rating: never returned, and each
+                stands in for a rating of ``feedback_watched_level`` (unless rated).
+            not_interested: Movies the user does not want: never returned, and their
+                most similar movies are pushed down (:class:`~movierec.feedback.FeedbackSettings`).
+            explain: Also set ``because`` on every movie: the user's ratings whose
+                removal from the history lowers its score most (:meth:`explain`); adds
+                an ``explain`` timing.
 
         Returns:
             :class:`Recommendations` with ``score`` set on every movie, and
             ``predicted_rating`` and ``blended`` when a ranking model is loaded.
 
         Raises:
-            UnknownIdError: An unknown ``user_id`` without ``extra_ratings``, or an
-                unknown movie among them.
+            UnknownIdError: An unknown ``user_id`` without ratings or watched movies,
+                or an unknown movie id anywhere.
+            MovierecError: A negative ``offset``.
         """
         started = time.perf_counter()
-        query = self._query(self.retrieval, user_id, extra_ratings)
-        query_vector = self._query_vector(query, extra_ratings)
-        exclude = [query.histories[0]] if exclude_seen else None
-        depth = max(k, self.num_candidates) if self.ranking else k
-        scores, indices = self.index.search(query_vector, depth, exclude)
+        _check_offset(offset)
+        watched, not_interested = list(watched), list(not_interested)
+        never = self._movie_indices([*exclude, *watched, *not_interested])
+        extra = list(extra_ratings)
+        level = self.feedback.feedback_watched_level
+        if level is not None and watched:  # stars say more: a rating wins, old or new
+            rated = {str(m) for m, _ in extra} | set(self.history(user_id))
+            stars = level_stars(level, self.rating_scale)
+            vocabulary = self.retrieval.train.movies
+            extra += [
+                (m, stars)
+                for m in dict.fromkeys(map(str, watched))
+                if m not in rated and m in vocabulary
+            ]
+        query = self._query(self.retrieval, user_id, extra)
+        query_vector = self._query_vector(query, extra)
+        seen = query.histories[0] if exclude_seen else np.zeros(0, np.int64)
+        pushed = self._pushed_down(not_interested)
+        reorder = self.ranking is not None or len(pushed) > 0
+        block = max(1, self.num_candidates)
+        wanted = offset + k
+        # never more than the catalogue: a far offset asks for nothing that is not there
+        depth = min(-(-wanted // block) * block if reorder else wanted, self.index.size)
+        scores, indices = self.index.search(query_vector, depth, [np.union1d(seen, never)])
         keep = indices[0] >= 0
         indices, scores = indices[0][keep], scores[0][keep]
         retrieved = time.perf_counter()
-        predicted = None
+        predicted = final = None
+        key = scores
         if self._ranking_movie is not None and len(indices):
-            predicted = self._predict(user_id, self._ranking_movie[indices], extra_ratings)
-            final = blend_scores(scores, predicted, self.star_weight)
-            order = np.argsort(-final, kind="stable")[:k]
+            predicted = self._predict(user_id, self._ranking_movie[indices], extra)
+            final = key = blend_scores(scores, predicted, self.star_weight)
+        if reorder:
+            demoted = np.isin(indices, pushed)
+            order = np.concatenate(
+                [
+                    start
+                    + _block_order(
+                        key[start : start + block],
+                        demoted[start : start + block],
+                        self.feedback.feedback_push,
+                    )
+                    for start in range(0, len(indices), block)
+                ]
+                or [np.zeros(0, np.int64)]
+            )[offset:wanted]
         else:
-            order = np.arange(min(k, len(indices)))
+            order = np.arange(offset, min(wanted, len(indices)))
         ranked = time.perf_counter()
         items = []
         for position in order:
-            result = self.movie(self.retrieval.train.movies.id_of(int(indices[position])))
+            result = self.movie(self.retrieval.train.movies.known_id(int(indices[position])))
             result.score = float(scores[position])
-            if predicted is not None:
+            if predicted is not None and final is not None:
                 result.predicted_rating = float(predicted[position])
                 result.blended = float(final[position])
             items.append(result)
         timings = {
             "retrieval": (retrieved - started) * 1000,
             "ranking": (ranked - retrieved) * 1000,
-            "total": (time.perf_counter() - started) * 1000,
         }
+        if explain:
+            explained = time.perf_counter()
+            chosen = indices[order]
+            reasons = self.explain(user_id, chosen, extra, query=query)
+            for result, because in zip(items, reasons, strict=True):
+                result.because = because
+            timings["explain"] = (time.perf_counter() - explained) * 1000
+        timings["total"] = (time.perf_counter() - started) * 1000
         return Recommendations(items, timings)
+
+    def explain(
+        self,
+        user_id: str | None,
+        movies: np.ndarray,
+        extra_ratings: Sequence[tuple[str, float]] = (),
+        *,
+        query: QueryBatch | None = None,
+    ) -> list[list[Reason]]:
+        """For each movie, the user's ratings that raised its score most (leave one out).
+
+        The score is what a recommendation list is ordered by: the retrieval score plus
+        ``star_weight`` times the predicted stars (the retrieval score alone without a
+        ranking model). A rating's contribution is how much that score falls when the
+        rating is taken out of the history and both models answer again: the retrieval
+        model through :meth:`~movierec.models.base.Retriever.leave_one_out_embeddings`
+        (one query per rating, exact), the ranker by predicting each movie for each of
+        those queries. Only ratings whose removal lowers the score are named.
+
+        Args:
+            user_id: As in :meth:`recommend`.
+            movies: The retrieval model's indices of the movies to explain.
+            extra_ratings: As in :meth:`recommend`.
+            query: The retrieval query already built for these arguments.
+
+        Returns:
+            One list per movie of at most :data:`MAX_REASONS` reasons, largest first.
+        """
+        movies = np.asarray(movies, np.int64)
+        if query is None:
+            query = self._query(self.retrieval, user_id, extra_ratings)
+        ids = self.retrieval.train.movies
+        history = [ids.known_id(int(m)) for m in query.histories[0]]
+        stars = dict(zip(history, (float(r) for r in query.history_ratings[0]), strict=True))
+        drop: dict[str, np.ndarray] = {}
+        if len(history) and len(movies):
+            queries = self.retrieval.retriever.leave_one_out_embeddings(query)
+            scores = queries @ self._candidates[movies].T  # (1 + n, k)
+            drop = dict(zip(history, scores[0] - scores[1:], strict=True))
+        if self.ranking is not None and self._ranking_movie is not None and len(movies):
+            ranked = self._query(self.ranking, user_id, extra_ratings)
+            rated = [self.ranking.train.movies.known_id(int(m)) for m in ranked.histories[0]]
+            for movie, given in zip(rated, ranked.history_ratings[0], strict=True):
+                stars.setdefault(movie, float(given))
+            if rated:
+                targets = self._ranking_movie[movies]
+                without = ranked.leave_one_out()
+                rows = np.repeat(np.arange(len(without)), len(targets))
+                predicted = self.ranking.ranker.predict(
+                    without.take(rows), np.tile(targets, len(without))
+                ).reshape(len(without), len(targets))
+                lower = self.star_weight * (predicted[0] - predicted[1:])
+                for movie, change in zip(rated, lower, strict=True):
+                    drop[movie] = drop.get(movie, 0.0) + change
+        reasons: list[list[Reason]] = [[] for _ in movies]
+        if not drop:
+            return reasons
+        rated_ids = list(drop)
+        table = np.stack([drop[m] for m in rated_ids])  # (rated, k)
+        for column, because in enumerate(reasons):
+            best = np.argsort(-table[:, column], kind="stable")[:MAX_REASONS]
+            for row in best:
+                if not table[row, column] > 0:
+                    break
+                movie = rated_ids[row]
+                because.append(
+                    Reason(movie, self._movies[movie][0], stars[movie], float(table[row, column]))
+                )
+        return reasons
 
     def rank(
         self,
@@ -277,13 +452,46 @@ class Recommender:
         line (:func:`similarity_meaning` of its saved settings)."""
         return similarity_meaning(self.retrieval.manifest.get("settings", {}))
 
-    def similar(self, movie_id: str, k: int = 10) -> list[MovieResult]:
+    def similar(
+        self, movie_id: str, k: int = 10, *, offset: int = 0, exclude: Iterable[str] = ()
+    ) -> list[MovieResult]:
         """Movies most like this one, by the retrieval model's ``similar_scores``; each
-        result's ``score`` is that similarity (see :meth:`similarity_meaning`)."""
+        result's ``score`` is that similarity (see :meth:`similarity_meaning`), and
+        ``co_raters`` and ``shared_genres`` say what the two movies share: how many users
+        rated both in training, and their genres in common.
+
+        Args:
+            movie_id: The movie to match.
+            k: How many movies.
+            offset: How many of the list (after ``exclude``) to skip: the next page.
+            exclude: Movie ids to leave out (unknown ones raise :class:`UnknownIdError`).
+        """
+        _check_offset(offset)
         movie_id = str(movie_id)
         index = self.retrieval.train.movies.index(movie_id)
         if index == OOV_INDEX:
             raise UnknownIdError("movie", movie_id)
+        left_out = np.concatenate([[index], self._movie_indices(exclude)])
+        scores = self._similarities(index)
+        if offset >= len(scores):
+            return []
+        depth = min(offset + k, len(scores))
+        top_scores, top_indices = top_k(scores[None, :], depth, [left_out])
+        results = []
+        raters = self._raters(index)
+        genres = set(self._movies[movie_id][2])
+        for score, i in zip(top_scores[0][offset:], top_indices[0][offset:], strict=True):
+            if i < 0:
+                continue
+            result = self.movie(self.retrieval.train.movies.known_id(int(i)))
+            result.score = float(score)
+            result.co_raters = int(np.intersect1d(raters, self._raters(int(i))).size)
+            result.shared_genres = [g for g in result.genres if g in genres]
+            results.append(result)
+        return results
+
+    def _similarities(self, index: int) -> np.ndarray:
+        """Every catalogue movie's similarity to the movie at ``index``."""
         if self.retrieval.similar is not None:  # exported at save: no network needed
             if self._similarity is None:
                 settings = self.retrieval.manifest.get("settings", {})
@@ -291,18 +499,43 @@ class Recommender:
                 self._similarity = MovieSimilarity(
                     self.retrieval.similar, self.retrieval.train, weight
                 )
-            scores = self._similarity.scores(np.array([index]))[0]
-        else:
-            scores = self.retrieval.retriever.similar_scores(np.array([index]))[0]
-        top_scores, top_indices = top_k(scores[None, :], k, [np.array([index])])
-        results = []
-        for score, i in zip(top_scores[0], top_indices[0], strict=True):
-            if i < 0:
-                continue
-            result = self.movie(self.retrieval.train.movies.id_of(int(i)))
-            result.score = float(score)
-            results.append(result)
-        return results
+            return self._similarity.scores(np.array([index]))[0]
+        return self.retrieval.retriever.similar_scores(np.array([index]))[0]
+
+    def _pushed_down(self, not_interested: Sequence[str]) -> np.ndarray:
+        """Movie indices that ``not_interested`` push down: the ``feedback_similar``
+        most similar movies of each (none when the settings turn it off)."""
+        n = self.feedback.feedback_similar
+        if not not_interested or n == 0 or self.feedback.feedback_push == 0:
+            return np.zeros(0, np.int64)
+        found = []
+        for index in self._movie_indices(not_interested):
+            _, top = top_k(self._similarities(int(index))[None, :], n, [np.array([index])])
+            found.append(top[0][top[0] >= 0])
+        return np.unique(np.concatenate(found)) if found else np.zeros(0, np.int64)
+
+    def _movie_indices(self, movie_ids: Iterable[str]) -> np.ndarray:
+        """Retrieval vocabulary indices of catalogue movies (a catalogue movie the model
+        never saw has none and is skipped); an id outside the catalogue raises
+        :class:`UnknownIdError`."""
+        ids = [str(m) for m in movie_ids]
+        for movie in ids:
+            if movie not in self._movies:
+                raise UnknownIdError("movie", movie)
+        found = self.retrieval.train.movies.lookup(ids) if ids else np.zeros(0, np.int64)
+        found = np.asarray(found, np.int64)
+        return np.unique(found[found != OOV_INDEX])
+
+    def _raters(self, index: int) -> np.ndarray:
+        """Sorted indices of the users who rated movie ``index`` in training (the ratings
+        are grouped by movie on first use)."""
+        if self._by_movie is None:
+            train = self.retrieval.train
+            order = np.lexsort((train.user_index, train.movie_index))
+            offsets = np.searchsorted(train.movie_index[order], np.arange(train.movies.size + 1))
+            self._by_movie = (np.asarray(train.user_index)[order], offsets)
+        users, offsets = self._by_movie
+        return users[offsets[index] : offsets[index + 1]]
 
     # -- helpers -----------------------------------------------------------------
 
@@ -363,6 +596,22 @@ class Recommender:
         return self.ranking.ranker.predict(query.take(rows), movies)
 
 
+def _check_offset(offset: int) -> None:
+    """A list's start position: a whole number, 0 or more."""
+    if isinstance(offset, bool) or not isinstance(offset, int | np.integer) or offset < 0:
+        raise MovierecError(f"offset must be a whole number, 0 or more, got {offset!r}")
+
+
+def _block_order(key: np.ndarray, demoted: np.ndarray, push: float) -> np.ndarray:
+    """Positions of one block of candidates, best first by ``key``; the ``demoted``
+    ones lose ``push`` standard deviations of the block's keys (ties keep retrieval
+    order)."""
+    if demoted.any() and push > 0:
+        spread = float(np.std(key)) if len(key) > 1 else 0.0
+        key = key - demoted * push * (spread if spread > 0 else 1.0)
+    return np.argsort(-key, kind="stable")
+
+
 def similarity_meaning(settings: Mapping[str, Any]) -> str:
     """What a retrieval model's ``similar`` scores are, from its settings, in one line.
 
@@ -392,21 +641,3 @@ def similarity_meaning(settings: Mapping[str, Any]) -> str:
             "spread over the catalogue (higher is more alike; no fixed bound)"
         )
     return "score = cosine of the two movies' embeddings (-1 to 1, higher is more alike)"
-
-
-def tune_process_for_serving() -> None:
-    """Process-wide settings for a server that has loaded its models: ``movierec serve``
-    calls this; library code never does, since it changes the whole process.
-
-    What is loaded lives as long as the process: freezing it keeps the garbage
-    collector from rescanning it during requests (a large share of the tail latency).
-    A request is one query: a second BLAS thread barely speeds its matrix-vector
-    product up, and spins for milliseconds after each one, taking a core from the rest
-    of the request (measurements: ``benchmarks/NOTES.md``). faiss searches one query on
-    one thread anyway; its idle OpenMP threads spin too.
-    """
-    from threadpoolctl import threadpool_limits
-
-    gc.collect()
-    gc.freeze()
-    threadpool_limits(1)  # every BLAS and OpenMP pool loaded so far

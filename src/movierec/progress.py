@@ -44,7 +44,7 @@ class StderrHandler(logging.StreamHandler):
     fails with "I/O operation on closed file".
     """
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> Any:
         """The current ``sys.stderr``."""
         return sys.stderr

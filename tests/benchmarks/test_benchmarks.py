@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import make_planted_dataset, write_ml_latest
+
+from movierec.testing import make_planted_dataset, write_ml_latest
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 

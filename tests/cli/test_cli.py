@@ -8,15 +8,15 @@ import sys
 
 import pandas as pd
 import pytest
-from conftest import cli_example_models, make_planted_dataset, write_ml_latest
 
 from movierec.cli.main import main
+from movierec.testing import make_planted_dataset, write_ml_latest
 
 
 @pytest.fixture(scope="module")
-def trained():
+def trained(example_models):
     """Data on disk plus example models trained through `movierec train` (session-shared)."""
-    models, _ = cli_example_models()
+    models, _ = example_models
     return models.parent / "data", models
 
 
@@ -43,6 +43,19 @@ def test_recommend_json_excludes_watched(trained, capsys):
     assert watched
     assert not watched & {item["movie_id"] for item in items}
     assert all(item["predicted_rating"] is not None for item in items)
+
+
+@pytest.mark.parametrize("command", [["recommend", "--user", "2"], ["similar", "--movie", "1"]])
+def test_offset_pages_and_exclude_leaves_out(trained, capsys, command):
+    _, models = trained
+
+    def ids(*extra: str) -> list[str]:
+        assert main([*command, "--models", str(models), "--json", *extra]) == 0
+        return [item["movie_id"] for item in json.loads(capsys.readouterr().out)]
+
+    ten = ids("-k", "10")
+    assert ids("-k", "5") + ids("-k", "5", "--offset", "5") == ten
+    assert ids("-k", "8", "--exclude", ten[0], ten[3]) == [m for m in ten if m not in ten[:4:3]]
 
 
 def test_recommend_table_and_include_seen(trained, capsys):
@@ -91,6 +104,9 @@ def test_evaluate_reports_metrics(trained, capsys):
         (["similar", "--movie", "9999"], "unknown movie id '9999'"),
         (["rank", "--user", "2", "--movies", "1", "9999"], "unknown movie id '9999'"),
         (["recommend", "--user", "2", "-k", "0"], "-k must be between"),
+        (["recommend", "--user", "2", "--offset", "-1"], "--offset must be 0 or more"),
+        (["similar", "--movie", "1", "--offset", "-5"], "--offset must be 0 or more"),
+        (["recommend", "--user", "2", "--exclude", "9999"], "unknown movie id '9999'"),
     ],
 )
 def test_bad_ids_exit_2_with_message(trained, capsys, argv, message):

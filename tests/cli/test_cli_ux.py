@@ -8,9 +8,9 @@ import subprocess
 import sys
 
 import pytest
-from conftest import make_planted_dataset, write_ml_latest
 
 from movierec.cli.main import build_parser, main
+from movierec.testing import make_planted_dataset, write_ml_latest
 
 
 def _actions(parser: argparse.ArgumentParser, path: str = "movierec"):
@@ -114,7 +114,11 @@ def test_answers_show_their_order_drop_duplicates_and_say_no_match(models, capsy
     [
         (["recommend", "--user", "2", "-k", "3"], ["blended", "score", "predicted_rating"]),
         (["rank", "--user", "2", "--movies", "1", "40"], ["predicted_rating"]),
-        (["similar", "--movie", "1", "-k", "3"], ["score"]),
+        (
+            ["recommend", "--user", "2", "-k", "3", "--explain"],
+            ["blended", "score", "predicted_rating", "because"],
+        ),
+        (["similar", "--movie", "1", "-k", "3"], ["score", "co_raters", "shared_genres"]),
         (["search", "planted", "1"], []),
     ],
 )
@@ -139,8 +143,8 @@ def test_tables_are_headed_by_the_json_keys_under_a_legend_of_each_score(
     if argv[0] == "recommend":
         assert "score = retrieval score (a dot product: higher is better" in legend
     if argv[0] == "similar":  # the example retriever's similarity is a plain cosine
-        assert legend == (
-            "score = cosine of the two movies' embeddings (-1 to 1, higher is more alike)"
+        assert legend.startswith(
+            "score = cosine of the two movies' embeddings (-1 to 1, higher is more alike); "
         )
 
 

@@ -10,9 +10,9 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import make_planted_dataset, write_ml_latest
 
 from movierec.pipeline import Recommender
+from movierec.testing import make_planted_dataset, write_ml_latest
 
 
 @pytest.fixture(scope="module")
@@ -121,6 +121,30 @@ def test_catalogue_search_matches_the_recommenders(models, tmp_path):
     write_catalogue_json(movies, tmp_path / "catalogue.json")
     rows = json.loads((tmp_path / "catalogue.json").read_text())
     assert rows[0][2] is None and rows[1][2] == movies.loc[1, "year"]
+
+
+def test_search_of_a_model_without_catalogue_json_reads_the_parquet_catalogue(models, tmp_path):
+    """A model saved before catalogue.json existed: the search reads the checked
+    catalogue.parquet (same answers), without loading the model."""
+    import shutil
+
+    from movierec.errors import ModelError
+    from movierec.models.catalogue import search_saved
+
+    copy = tmp_path / "models"
+    shutil.copytree(models, copy)
+    manifest_path = copy / "retrieval" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    del manifest["artifacts"]["catalogue.json"]
+    manifest_path.write_text(json.dumps(manifest))
+    (copy / "retrieval" / "catalogue.json").unlink()
+    for query, limit in (("planted 4", 20), ("PLANTED", 3), ("nothing like it", 5)):
+        assert search_saved(copy / "retrieval", query, limit) == search_saved(
+            models / "retrieval", query, limit
+        )
+    (copy / "retrieval" / "catalogue.parquet").write_bytes(b"not parquet")
+    with pytest.raises(ModelError, match="catalogue.parquet: SHA-256 differs"):
+        search_saved(copy / "retrieval", "planted", 5)
 
 
 @pytest.mark.slow

@@ -12,12 +12,12 @@ import json
 import shutil
 
 import pytest
-from conftest import make_planted_dataset, write_ml_latest
 
 import movierec
 from movierec.cli.main import main
 from movierec.errors import ModelError
 from movierec.pipeline import Recommender
+from movierec.testing import make_planted_dataset, write_ml_latest
 
 QUICK = ["--model", "example", "--epochs", "2", "--set", "batch_size=128", "--quiet",
          "--seed", "3"]

@@ -11,7 +11,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import make_planted_dataset, write_ml_latest
+
+from movierec.testing import make_planted_dataset, write_ml_latest
 
 SRC = str(Path(__file__).parents[2] / "src")
 

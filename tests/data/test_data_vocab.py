@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from movierec.data.vocab import OOV_INDEX, Vocabulary
 
 
@@ -14,6 +16,10 @@ def test_oov_and_indices():
     assert vocab.lookup(["b", "nope", "a"]).tolist() == [2, 0, 1]
     assert "a" in vocab and "nope" not in vocab
     assert vocab.id_of(0) is None and vocab.id_of(3) is None and vocab.id_of(2) == "b"
+    assert vocab.known_id(2) == "b"
+    for unknown in (OOV_INDEX, 3):
+        with pytest.raises(IndexError, match="not a known id"):
+            vocab.known_id(unknown)
 
 
 def test_natural_order_and_str_keys():

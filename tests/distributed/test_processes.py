@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import free_port, make_planted_dataset, small_dcn_args, start_cli
 
 import movierec  # noqa: F401  (selects the JAX backend before keras loads)
 from movierec.cli.main import main
@@ -22,6 +21,7 @@ from movierec.data.histories import Histories
 from movierec.distributed import process_settings
 from movierec.errors import MovierecError
 from movierec.ranking.batches import Arrays, BatchBuilder, MemoryPlan, step_batches
+from movierec.testing import free_port, make_planted_dataset, small_dcn_args, start_cli
 
 SETTINGS = small_dcn_args(1, 4)
 

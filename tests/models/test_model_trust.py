@@ -13,8 +13,6 @@ import httpx
 import numpy as np
 import pytest
 import uvicorn
-from conftest import cli_example_models as example_models
-from conftest import free_port, start_server
 from fastapi.testclient import TestClient
 
 from movierec.cli.main import main
@@ -23,10 +21,10 @@ from movierec.models.artifacts import read_manifest
 from movierec.pipeline import Recommender
 from movierec.serving.app import create_app
 from movierec.serving.server import uvicorn_config
+from movierec.testing import free_port, start_server
 
 
-def train_into(models: Path, *extra: str, kind: str = "all") -> None:
-    data = example_models()[0].parent / "data"
+def train_into(data: Path, models: Path, *extra: str, kind: str = "all") -> None:
     code = main(
         [
             "train",
@@ -49,10 +47,16 @@ def train_into(models: Path, *extra: str, kind: str = "all") -> None:
 
 
 @pytest.fixture
-def models(tmp_path) -> Path:
+def data(example_models) -> Path:
+    """The planted GroupLens files the shared example models were trained on."""
+    return example_models[0].parent / "data"
+
+
+@pytest.fixture
+def models(example_models, tmp_path) -> Path:
     """A private copy of the shared example models."""
     copy = tmp_path / "models"
-    shutil.copytree(example_models()[0], copy, ignore=shutil.ignore_patterns("*.sqlite3*"))
+    shutil.copytree(example_models[0], copy, ignore=shutil.ignore_patterns("*.sqlite3*"))
     return copy
 
 
@@ -100,19 +104,19 @@ def test_a_tampered_model_is_refused_naming_the_file(models, tamper, file, messa
     assert str(models / file) in str(error.value)
 
 
-def test_stages_from_different_splits_are_refused(tmp_path, capsys):
+def test_stages_from_different_splits_are_refused(data, tmp_path, capsys):
     models = tmp_path / "mixed"
-    train_into(models, "--seed", "1", kind="retrieval")
+    train_into(data, models, "--seed", "1", kind="retrieval")
     capsys.readouterr()
-    train_into(models, "--seed", "2", kind="ranking")
+    train_into(data, models, "--seed", "2", kind="ranking")
     assert "warning" in capsys.readouterr().err
     assert main(["recommend", "--models", str(models), "--user", "2"]) == 2
     err = capsys.readouterr().err
     assert "trained on different data or splits" in err and "split seed: 1 vs 2" in err
     assert "movierec train all" in err
-    train_into(models, "--seed", "1", "--split", "temporal", kind="ranking")
+    train_into(data, models, "--seed", "1", "--split", "temporal", kind="ranking")
     assert "split method: 'random' vs 'temporal'" in capsys.readouterr().err
-    train_into(models, "--seed", "1", kind="all")
+    train_into(data, models, "--seed", "1", kind="all")
     assert "warning" not in capsys.readouterr().err
     assert main(["recommend", "--models", str(models), "--user", "2"]) == 0
 
@@ -126,11 +130,11 @@ def test_version_says_what_is_live(models, tmp_path):
     assert version["retrieval"]["artifacts"] and version["ranking"]["split"]["seed"] == 7
 
 
-def test_reload_swaps_in_a_new_model_and_refuses_a_bad_one(models, tmp_path):
+def test_reload_swaps_in_a_new_model_and_refuses_a_bad_one(data, models, tmp_path):
     app = create_app(models, f"sqlite:///{tmp_path / 'r.sqlite3'}")
     with TestClient(app) as client:
         before = client.get("/version").json()
-        train_into(tmp_path / "new", "--seed", "7", "--set", "embedding_dim=8")
+        train_into(data, tmp_path / "new", "--seed", "7", "--set", "embedding_dim=8")
         for stage in ("retrieval", "ranking"):
             shutil.rmtree(models / stage)
             shutil.copytree(tmp_path / "new" / stage, models / stage)

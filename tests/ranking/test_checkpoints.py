@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import small_dcn_args, start_cli
 
 import movierec  # noqa: F401  (selects the JAX backend before keras loads)
 from movierec.cli.main import main
 from movierec.models.checkpoints import Checkpoints, atomic_savez
+from movierec.testing import small_dcn_args, start_cli
 
 SETTINGS = small_dcn_args(2, 5, "patience=100")
 

@@ -6,13 +6,13 @@ import json
 
 import numpy as np
 import pytest
-from conftest import make_planted_dataset, write_ml_latest
 
 from movierec.cli.main import main
 from movierec.errors import ModelError
 from movierec.models.artifacts import load_model
 from movierec.pipeline import Recommender
 from movierec.retrieval.index import BruteForceIndex, FaissIndex
+from movierec.testing import make_planted_dataset, write_ml_latest
 
 USERS = [str(u) for u in range(1, 41)]
 

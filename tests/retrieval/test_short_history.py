@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import make_planted_dataset, movie_taste
 
 import movierec
 from movierec.models.base import QueryBatch
 from movierec.retrieval.item_item import short_lambda, star_weights
+from movierec.testing import make_planted_dataset, movie_taste
 
 TASTES = 3
 SETTINGS = {"epochs": 4, "item_item_rank": 32, "short_history_rank": 16, "batch_size": 32}

@@ -5,10 +5,8 @@ weights of a run that was never interrupted; a checkpoint of another run is refu
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,23 +16,12 @@ import pytest
 import movierec  # noqa: F401  (selects the JAX backend before keras loads)
 from movierec.cli.main import main
 from movierec.models.checkpoints import Checkpoints, Resume
+from movierec.testing import start_cli
 
 #: A small two-tower: 200 planted users in batches of 8, 25 steps an epoch.
 SMALL = ["batch_size=8", "embedding_dim=8", "hidden_dim=8", "feature_dim=4", "item_item_rank=8",
          "short_history_rank=8"]  # fmt: skip
 SETTINGS = ["--epochs", "3", *(arg for s in SMALL for arg in ("--set", s))]
-
-
-def _start(args: list[str]) -> subprocess.Popen:
-    """``movierec ARGS`` in a child process that imports this checkout's code."""
-    src = str(Path(__file__).parents[2] / "src")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, *sys.path])}
-    return subprocess.Popen(
-        [sys.executable, "-m", "movierec.cli.main", *args],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
 
 
 def _position(directory: Path) -> dict | None:
@@ -62,8 +49,9 @@ def test_killed_mid_epoch_then_resumed_equals_an_uninterrupted_run(
     mode = ["--holdout"] if how == "in memory" else ["--stream"]
     base = ["train", "retrieval", "--data", str(planted_shards), "--quiet", *mode, *SETTINGS]
     checkpoints = tmp_path / "checkpoints"
-    killed = _start([*base, "--models", str(tmp_path / "killed"),
-                     "--checkpoint-dir", str(checkpoints), "--checkpoint-steps", "2"])  # fmt: skip
+    killed = start_cli([*base, "--models", str(tmp_path / "killed"),
+                        "--checkpoint-dir", str(checkpoints), "--checkpoint-steps", "2"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
     seen = None
     try:
         deadline = time.monotonic() + 240

@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-from conftest import make_planted_dataset
 
 import movierec  # noqa: F401  (selects the JAX backend before keras loads)
 from movierec.cli.main import main
@@ -21,6 +20,7 @@ from movierec.retrieval.item_item import (
     orthonormal,
 )
 from movierec.retrieval.two_tower_stream import TARGETS_PER_USER, UserBatches
+from movierec.testing import make_planted_dataset
 
 SMALL = [
     "--set",

@@ -9,22 +9,21 @@ loads and warms the models again).
 from __future__ import annotations
 
 import os
-import socket
 import threading
 import time
 
 import pytest
 import schemathesis
 import uvicorn
-from conftest import cli_example_models as example_models
 from hypothesis import HealthCheck, settings
 from schemathesis.config import SchemathesisConfig
 
 from movierec.serving.app import create_app
 from movierec.serving.server import uvicorn_config
+from movierec.testing import free_port
 
 KEY = "contract-test-key-0123456789"
-MAX_EXAMPLES = int(os.environ.get("MOVIEREC_CONTRACT_EXAMPLES", "15"))  # more for a deeper run
+MAX_EXAMPLES = int(os.environ.get("MOVIEREC_CONTRACT_EXAMPLES", "10"))  # more for a deeper run
 CONFIG = """
 seed = 11
 [checks.positive_data_acceptance]
@@ -33,15 +32,9 @@ expected-statuses = ["2xx", "401", "404", "409", "413"]
 """
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def api_schema(tmp_path_factory):
-    _, recommender = example_models()
+def api_schema(example_models, tmp_path_factory):
+    _, recommender = example_models
     db = tmp_path_factory.mktemp("contract") / "ratings.sqlite3"
     app = create_app(
         db_url=f"sqlite:///{db}",

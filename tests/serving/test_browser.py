@@ -19,7 +19,6 @@ from typing import Any
 
 import pytest
 import uvicorn
-from conftest import cli_example_models as example_models
 
 from movierec.serving.app import create_app
 
@@ -90,9 +89,9 @@ def open_page(
 
 
 @pytest.fixture
-def server_url(tmp_path) -> Iterator[str]:
+def server_url(example_models, tmp_path) -> Iterator[str]:
     """A real uvicorn server in a thread, on a free loopback port."""
-    _, recommender = example_models()
+    _, recommender = example_models
     app = create_app(db_url=f"sqlite:///{tmp_path / 'ratings.sqlite3'}", recommender=recommender)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -142,6 +141,7 @@ def test_new_profile_rates_three_movies_and_sees_recommendations_change(server_u
             shown.append([recs.nth(i).get_attribute("data-movie-id") for i in range(10)])
             assert not set(rated) & set(shown[-1])
             assert "★" in page.text_content("#recs li .predicted")
+            assert recs.locator(".because").count() == 10  # a reason line on every card
         assert shown[0] != shown[1] != shown[2]
         assert page.locator("#my-ratings li").count() == 3
 
@@ -160,3 +160,67 @@ def test_new_profile_rates_three_movies_and_sees_recommendations_change(server_u
         if keep:
             for name in ("page.png", "phone.png"):
                 shutil.copy(tmp_path / name, Path(keep) / name)
+
+
+def test_not_interested_watched_and_more_on_the_cards(server_url):
+    with open_page() as (page, errors):
+        from playwright.sync_api import expect
+
+        page.goto(server_url + "/")
+        page.click("#new-profile")
+        recs_updates = expect(page.locator("#recs")).to_have_attribute
+        recs_updates("data-updates", "1")
+        assert page.locator("#recs-more").is_hidden()  # nothing to page yet
+        page.locator('#popular li button[data-stars="5"]').first.click()
+        recs_updates("data-updates", "2")
+
+        def recs() -> list[str]:
+            items = page.locator("#recs li")
+            return [items.nth(i).get_attribute("data-movie-id") for i in range(items.count())]
+
+        first = recs()
+        assert len(first) == 10
+        # every card has both buttons
+        for list_id in ("#recs", "#popular"):
+            cards = page.locator(f"{list_id} li")
+            assert cards.count() > 0
+            for i in range(cards.count()):
+                for kind in ("watched", "not-interested"):
+                    assert cards.nth(i).locator(f'button[data-feedback="{kind}"]').count() == 1
+
+        def press(movie: str, kind: str) -> None:
+            card = page.locator(f'#recs li[data-movie-id="{movie}"]')
+            card.locator(f'button[data-feedback="{kind}"]').click()
+
+        disliked = first[0]
+        press(disliked, "not-interested")
+        recs_updates("data-updates", "3")
+        after = recs()
+        assert disliked not in after and len(after) == 10
+        seen = after[0]
+        press(seen, "watched")
+        recs_updates("data-updates", "4")
+        assert seen not in recs() and disliked not in recs()
+        listed = page.locator("#my-feedback li")
+        assert [listed.nth(i).get_attribute("data-movie-id") for i in range(2)] == [seen, disliked]
+        assert "not interested" in page.text_content(f'#my-feedback li[data-movie-id="{disliked}"]')
+        cards = page.locator("#popular li")
+        popular = {cards.nth(i).get_attribute("data-movie-id") for i in range(cards.count())}
+        assert popular and not {seen, disliked} & popular
+
+        # "More": the next ten, none twice, none of the movies given feedback
+        page.click("#recs-more")
+        recs_updates("data-updates", "5")
+        twenty = recs()
+        assert len(twenty) == 20 and len(set(twenty)) == 20
+        assert not {seen, disliked} & set(twenty)
+        page.click("#recs-more")
+        recs_updates("data-updates", "6")
+        assert len(recs()) == 30 and len(set(recs())) == 30
+
+        # undo: the not-interested movie may be recommended again (it was the top one)
+        page.locator(f'#my-feedback li[data-movie-id="{disliked}"] button.undo').click()
+        recs_updates("data-updates", "7")
+        assert page.locator("#my-feedback li").count() == 1
+        assert disliked in recs() and len(recs()) == 10
+        assert errors == []

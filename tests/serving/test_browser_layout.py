@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from conftest import cli_example_models as example_models
 from test_browser import TIMEOUT_MS, open_page, server_url  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.browser
@@ -138,8 +137,8 @@ def test_on_a_phone_recommendations_come_first_and_rating_moves_nothing(server_u
         assert errors == []
 
 
-def test_a_known_users_training_ratings_are_collapsed_until_show_all(server_url):  # noqa: F811
-    models, _ = example_models()
+def test_a_known_users_training_ratings_are_collapsed_until_show_all(example_models, server_url):  # noqa: F811
+    models, _ = example_models
     train = pd.read_parquet(models / "retrieval" / "train.parquet")
     watched = set(train.loc[train["user_id"] == "2", "movie_id"])
     assert len(watched) > 5

@@ -5,7 +5,6 @@ from __future__ import annotations
 from html.parser import HTMLParser
 
 import pytest
-from conftest import cli_example_models as example_models
 from fastapi.testclient import TestClient
 
 from movierec.serving.app import create_app
@@ -33,9 +32,9 @@ def page_urls(html: str) -> list[tuple[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory):
+def client(example_models, tmp_path_factory):
     """An app with API keys: the docs and their files must still be public."""
-    _, recommender = example_models()
+    _, recommender = example_models
     db = tmp_path_factory.mktemp("docs") / "ratings.sqlite3"
     app = create_app(db_url=f"sqlite:///{db}", recommender=recommender, api_keys=[KEY])
     with TestClient(app) as client:

@@ -16,7 +16,7 @@ def test_popular_is_most_rated_first(client):  # noqa: F811
     assert client.get("/popular", params={"k": 0}).status_code == 422
 
 
-def test_history_lists_a_known_users_training_ratings(client):  # noqa: F811
+def test_history_lists_a_known_users_training_ratings(watched, client):  # noqa: F811
     answer = client.get("/users/2/history").json()["items"]
     assert {i["movie_id"] for i in answer} == watched("2")
     stars = [i["predicted_rating"] for i in answer]
@@ -32,7 +32,7 @@ def test_favicon_is_served(client):  # noqa: F811
     assert 'rel="icon" href="/static/favicon.svg"' in client.get("/").text
 
 
-def test_popular_leaves_out_what_a_user_rated(client):  # noqa: F811
+def test_popular_leaves_out_what_a_user_rated(watched, client):  # noqa: F811
     everything = [i["movie_id"] for i in client.get("/popular", params={"k": 100}).json()["items"]]
     seen = watched("2")
     answer = client.get("/popular", params={"k": 12, "user_id": "2"}).json()["items"]

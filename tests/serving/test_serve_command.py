@@ -11,10 +11,9 @@ import time
 import httpx
 import pytest
 import uvicorn
-from conftest import cli_example_models as example_models
-from conftest import free_port, start_cli
 
 from movierec.cli.main import main
+from movierec.testing import free_port, start_cli
 
 JAX_BRIDGE = "jax._src.xla_bridge"
 
@@ -53,8 +52,10 @@ def test_a_host_that_is_not_this_machine_is_one_error(tmp_path, capsys):
     assert line.startswith("movierec: error: cannot listen on 192.0.2.1:"), line
 
 
-def test_serve_hands_uvicorn_the_port_it_bound_and_silences_jax(tmp_path, monkeypatch):
-    models, _ = example_models()
+def test_serve_hands_uvicorn_the_port_it_bound_and_silences_jax(
+    example_models, tmp_path, monkeypatch
+):
+    models, _ = example_models
     port = free_port()
     seen = {}
 
@@ -81,18 +82,18 @@ def test_serve_hands_uvicorn_the_port_it_bound_and_silences_jax(tmp_path, monkey
         again.bind(("127.0.0.1", port))
 
 
-def test_library_code_leaves_the_jax_logger_alone(monkeypatch):
+def test_library_code_leaves_the_jax_logger_alone(example_models, monkeypatch):
     # From a known state: a command line run in this process earlier (serve, which
     # quiets the logger on purpose) may have set it; monkeypatch restores it after.
     monkeypatch.setattr(logging.getLogger(JAX_BRIDGE), "level", logging.NOTSET)
-    _, recommender = example_models()
+    _, recommender = example_models
     recommender.recommend(recommender.retrieval.train.users.ids[0], 3)
     assert logging.getLogger(JAX_BRIDGE).level == logging.NOTSET
 
 
 @pytest.mark.slow
-def test_serve_prints_no_backend_messages(tmp_path):
-    models, _ = example_models()
+def test_serve_prints_no_backend_messages(example_models, tmp_path):
+    models, _ = example_models
     port = free_port()
     server = start_cli(
         ["serve", "--models", str(models), "--port", str(port),

@@ -7,13 +7,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
-import numpy as np
 import pytest
-from conftest import cli_example_models as example_models
-from conftest import free_port, start_server
 
 from movierec.pipeline import Recommender
 from movierec.serving.app import warm_up
+from movierec.testing import free_port, start_server
 
 
 def answer(recommender: Recommender, user: str) -> list[tuple[str, float]]:
@@ -21,8 +19,8 @@ def answer(recommender: Recommender, user: str) -> list[tuple[str, float]]:
     return [(item.movie_id, round(item.predicted_rating, 5)) for item in items]
 
 
-def test_parallel_reads_give_the_sequential_answers():
-    _, recommender = example_models()
+def test_parallel_reads_give_the_sequential_answers(example_models):
+    _, recommender = example_models
     warm_up(recommender)
     users = recommender.retrieval.train.users.ids[:24]
     expected = {user: answer(recommender, user) for user in users}
@@ -38,24 +36,50 @@ def test_parallel_reads_give_the_sequential_answers():
         assert [r.predicted_rating for r in results] == [r.predicted_rating for r in ranked[user]]
 
 
-def test_warm_up_makes_the_first_answer_as_fast_as_the_rest():
-    models, _ = example_models()
-    recommender = Recommender.load(models)
-    assert warm_up(recommender) > 0
-    user = recommender.retrieval.train.users.ids[5]
-    timings = []
-    for _ in range(11):
-        started = time.perf_counter()
-        recommender.recommend(user, 10, True, [("7", 4.0)])
-        recommender.rank(user, [str(m) for m in range(1, 31)])
-        timings.append(time.perf_counter() - started)
-    # a program compiled on first use costs hundreds of milliseconds
-    assert timings[0] < 5 * float(np.median(timings[1:])) + 0.05, timings
+def _compiles_during(requests) -> int:
+    """How many programs JAX traces (compiles) while ``requests()`` runs."""
+    import jax.monitoring
+
+    traced = []
+
+    def listen(event: str, duration: float, **kwargs) -> None:
+        if event == "/jax/core/compile/jaxpr_trace_duration":
+            traced.append(duration)
+
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    try:
+        requests()
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listen)
+    return len(traced)
+
+
+def test_after_warm_up_the_first_answers_compile_nothing(example_models):
+    """A program compiled on first use costs a request hundreds of milliseconds: after
+    warm_up, no request kind compiles one (without it, the same requests do)."""
+    models, _ = example_models
+
+    def requests_of(recommender: Recommender):
+        user = recommender.retrieval.train.users.ids[5]
+
+        def run() -> None:
+            recommender.recommend(user, 10, True, [("7", 4.0)])
+            recommender.recommend(None, 10, True, [("7", 4.0)])
+            recommender.rank(user, [str(m) for m in range(1, 31)])
+            recommender.rank(None, [str(m) for m in range(1, 31)], [("7", 4.0)])
+
+        return run
+
+    cold = Recommender.load(models)
+    assert _compiles_during(requests_of(cold)) > 0
+    warm = Recommender.load(models)
+    assert warm_up(warm) > 0
+    assert _compiles_during(requests_of(warm)) == 0
 
 
 @pytest.mark.slow
-def test_serving_on_is_printed_only_when_ready(tmp_path):
-    models, _ = example_models()
+def test_serving_on_is_printed_only_when_ready(example_models, tmp_path):
+    models, _ = example_models
     port = free_port()
     server = start_server(models, port, tmp_path / "r.sqlite3")
     try:

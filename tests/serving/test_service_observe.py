@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 
-from conftest import cli_example_models as example_models
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -22,8 +21,8 @@ def samples(text: str) -> dict[tuple[str, tuple], float]:
     }
 
 
-def test_metrics_count_requests_by_route_and_status(tmp_path):
-    _, recommender = example_models()
+def test_metrics_count_requests_by_route_and_status(example_models, tmp_path):
+    _, recommender = example_models
     app = create_app(
         db_url=f"sqlite:///{tmp_path / 'r.sqlite3'}", recommender=recommender, api_keys=[KEY]
     )
@@ -34,6 +33,9 @@ def test_metrics_count_requests_by_route_and_status(tmp_path):
         assert client.get("/users/nobody/recommendations", headers=auth).status_code == 404
         assert client.get("/users/2/recommendations").status_code == 401
         client.post("/users/web/ratings", json={"movie_id": "1", "rating": 4}, headers=auth)
+        for movie in ("2", "3"):
+            body = {"movie_id": movie, "type": "watched"}
+            client.post("/users/web/feedback", json=body, headers=auth)
         assert client.get("/metrics").status_code == 401
         response = client.get("/metrics", headers=auth)
     assert response.status_code == 200
@@ -55,14 +57,15 @@ def test_metrics_count_requests_by_route_and_status(tmp_path):
     )
     assert got[bucket] == 3
     assert got[("movierec_ratings_stored", ())] == 1
+    assert got[("movierec_feedback_stored", ())] == 2
     assert got[("movierec_model_reloads", ())] == 0
     [info] = [key for key in got if key[0] == "movierec_model_info"]
     labels = dict(info[1])
     assert labels["retrieval"] == "example" and len(labels["model_version"]) == 16
 
 
-def test_two_apps_keep_separate_counts(tmp_path):
-    _, recommender = example_models()
+def test_two_apps_keep_separate_counts(example_models, tmp_path):
+    _, recommender = example_models
     apps = [
         create_app(db_url=f"sqlite:///{tmp_path / f'{i}.sqlite3'}", recommender=recommender)
         for i in range(2)
@@ -78,8 +81,8 @@ def test_two_apps_keep_separate_counts(tmp_path):
     assert counts[0][key] == 2 and key not in counts[1]
 
 
-def test_access_log_is_one_json_line_without_secrets(tmp_path, caplog):
-    _, recommender = example_models()
+def test_access_log_is_one_json_line_without_secrets(example_models, tmp_path, caplog):
+    _, recommender = example_models
     app = create_app(
         db_url=f"sqlite:///{tmp_path / 'r.sqlite3'}", recommender=recommender, api_keys=[KEY]
     )

@@ -8,7 +8,6 @@ import time
 
 import pytest
 import uvicorn
-from conftest import cli_example_models as example_models
 from fastapi.testclient import TestClient
 
 from movierec.cli.main import main
@@ -16,22 +15,29 @@ from movierec.errors import MovierecError
 from movierec.serving.app import create_app
 from movierec.serving.security import KeyChecker, RateLimiter, parse_rate, read_api_keys
 from movierec.serving.server import uvicorn_config
+from movierec.testing import free_port
 
 KEY = "k" * 20 + "-first"
 OTHER = "z" * 24
 
 
-def make_client(tmp_path, **options) -> TestClient:
-    _, recommender = example_models()
-    url = f"sqlite:///{tmp_path / 'ratings.sqlite3'}"
-    return TestClient(create_app(db_url=url, recommender=recommender, **options))
+@pytest.fixture
+def make_client(example_models):
+    """A TestClient factory over the shared example models: ``make_client(tmp_path, **options)``."""
+    _, recommender = example_models
+
+    def make(tmp_path, **options) -> TestClient:
+        url = f"sqlite:///{tmp_path / 'ratings.sqlite3'}"
+        return TestClient(create_app(db_url=url, recommender=recommender, **options))
+
+    return make
 
 
 def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
-def test_api_needs_a_key_and_probes_and_page_do_not(tmp_path):
+def test_api_needs_a_key_and_probes_and_page_do_not(make_client, tmp_path):
     with make_client(tmp_path, api_keys=[KEY, OTHER]) as client:
         for headers in (
             {},
@@ -63,7 +69,7 @@ def test_api_needs_a_key_and_probes_and_page_do_not(tmp_path):
         assert "security" not in schema["paths"]["/health/ready"]["get"]
 
 
-def test_without_keys_everything_is_open(tmp_path):
+def test_without_keys_everything_is_open(make_client, tmp_path):
     with make_client(tmp_path) as client:
         assert client.get("/users/2/recommendations").status_code == 200
 
@@ -91,8 +97,8 @@ def test_reading_api_keys(tmp_path):
         read_api_keys(tmp_path / "missing", environ={})
 
 
-def test_serve_refuses_a_public_host_without_keys(tmp_path, capsys, monkeypatch):
-    models, _ = example_models()
+def test_serve_refuses_a_public_host_without_keys(example_models, tmp_path, capsys, monkeypatch):
+    models, _ = example_models
     monkeypatch.delenv("MOVIEREC_API_KEY", raising=False)
     public = ["serve", "--models", str(models), "--host", "0.0.0.0", "--port", str(free_port()),
               "--db", f"sqlite:///{tmp_path / 'r.sqlite3'}"]  # fmt: skip
@@ -110,7 +116,7 @@ def test_serve_refuses_a_public_host_without_keys(tmp_path, capsys, monkeypatch)
     assert "--rate-limit expects" in capsys.readouterr().err
 
 
-def test_rate_limit_answers_429_with_retry_after(tmp_path):
+def test_rate_limit_answers_429_with_retry_after(make_client, tmp_path):
     with make_client(tmp_path, rate_limit=1.0, rate_burst=3, api_keys=[KEY, OTHER]) as client:
         codes = [client.get("/movies/1", headers=bearer(KEY)).status_code for _ in range(5)]
         assert codes == [200, 200, 200, 429, 429]
@@ -136,14 +142,14 @@ def test_rate_limiter_refills_at_its_rate():
         parse_rate("-1/s")
 
 
-def test_allowed_hosts_refuse_other_names(tmp_path):
+def test_allowed_hosts_refuse_other_names(make_client, tmp_path):
     with make_client(tmp_path, allowed_hosts=["127.0.0.1", "localhost"]) as client:
         assert client.get("/health/live", headers={"Host": "localhost:8000"}).status_code == 200
         refused = client.get("/health/live", headers={"Host": "evil.example"})
         assert refused.status_code == 400 and "not allowed" in refused.json()["detail"]
 
 
-def test_security_headers_on_every_answer(tmp_path):
+def test_security_headers_on_every_answer(make_client, tmp_path):
     with make_client(tmp_path, api_keys=[KEY]) as client:
         for path, status in (
             ("/", 200),
@@ -165,7 +171,7 @@ def test_security_headers_on_every_answer(tmp_path):
 
 
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded"])
-def test_cross_site_form_posts_are_refused(tmp_path, content_type):
+def test_cross_site_form_posts_are_refused(make_client, tmp_path, content_type):
     with make_client(tmp_path) as client:
         response = client.post(
             "/users/2/ratings",
@@ -176,16 +182,10 @@ def test_cross_site_form_posts_are_refused(tmp_path, content_type):
         assert client.get("/users/2/ratings").json()["ratings"] == []
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
-def live_server(tmp_path):
+def live_server(example_models, tmp_path):
     """The app on a real uvicorn with 0.5 s header and body timeouts."""
-    _, recommender = example_models()
+    _, recommender = example_models
     app = create_app(
         db_url=f"sqlite:///{tmp_path / 'r.sqlite3'}", recommender=recommender, body_timeout=0.5
     )

@@ -1,6 +1,6 @@
 """The HTTP service through FastAPI's TestClient, on small example models.
 
-Models are trained once per session (``conftest.cli_example_models``, shared with
+Models are trained once per session (``conftest.example_models``, shared with
 the other service tests) and loaded once; each test builds its own app and database.
 """
 
@@ -11,44 +11,48 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import cli_example_models, free_port, make_planted_dataset
 from fastapi.testclient import TestClient
 
 from movierec.cli.main import main
 from movierec.ranking.blend import blend_scores
 from movierec.serving.app import create_app
 from movierec.serving.store import RatingStore, read_ratings
-
-example_models = cli_example_models
+from movierec.testing import free_port, make_planted_dataset
 
 
 @pytest.fixture
-def client(tmp_path):
-    _, recommender = example_models()
+def client(example_models, tmp_path):
+    _, recommender = example_models
     app = create_app(db_url=f"sqlite:///{tmp_path / 'ratings.sqlite3'}", recommender=recommender)
     with TestClient(app) as client:
         yield client
 
 
-def watched(user_id: str) -> set[str]:
-    models, _ = example_models()
+@pytest.fixture(scope="module")
+def watched(example_models):
+    """The movies a user rated in the example models' training set, by user id."""
+    models, _ = example_models
     train = pd.read_parquet(models / "retrieval" / "train.parquet")
-    return set(train.loc[train["user_id"] == user_id, "movie_id"])
+
+    def of(user_id: str) -> set[str]:
+        return set(train.loc[train["user_id"] == user_id, "movie_id"])
+
+    return of
 
 
 def ids(answer: dict) -> list[str]:
     return [item["movie_id"] for item in answer["items"]]
 
 
-def test_health_is_503_until_models_are_loaded(tmp_path):
-    _, recommender = example_models()
+def test_health_is_503_until_models_are_loaded(example_models, tmp_path):
+    _, recommender = example_models
     app = create_app(db_url=f"sqlite:///{tmp_path / 'r.sqlite3'}", recommender=recommender)
     response = TestClient(app).get("/health")  # no `with`: the lifespan has not run
     assert response.status_code == 503 and "not loaded" in response.json()["detail"]
     with TestClient(app) as client:
         health = client.get("/health").json()
     assert health["status"] == "ok" and health["movies"] == 60 and health["ranking"]
-    models, _ = example_models()
+    models, _ = example_models
     manifest = json.loads((models / "retrieval" / "manifest.json").read_text())
     assert health["users"] == len(json.loads((models / "retrieval" / "users.json").read_text()))
     assert 150 < health["users"] <= manifest["data"]["users"]
@@ -63,7 +67,7 @@ def test_version_has_both_manifests(client):
         assert manifest["metrics"]
 
 
-def test_user_recommendations_are_two_stage_and_skip_watched(client):
+def test_user_recommendations_are_two_stage_and_skip_watched(watched, client):
     answer = client.get("/users/2/recommendations", params={"k": 5}).json()
     assert answer["known_to_model"] and answer["used_ratings"] == 0
     assert len(answer["items"]) == 5
@@ -82,7 +86,7 @@ def test_user_recommendations_are_two_stage_and_skip_watched(client):
     assert watched("2") <= set(ids(seen))
 
 
-def test_a_stored_rating_counts_at_once(client):
+def test_a_stored_rating_counts_at_once(watched, client):
     top = ids(client.get("/users/2/recommendations", params={"k": 5}).json())[0]
     response = client.post("/users/2/ratings", json={"movie_id": top, "rating": 4.5})
     assert response.status_code == 201
@@ -202,8 +206,8 @@ def test_oversized_body_without_length_is_refused(client):
     assert response.status_code == 413 and "larger than" in response.json()["detail"]
 
 
-def test_ratings_persist_across_restart(tmp_path):
-    models, recommender = example_models()
+def test_ratings_persist_across_restart(example_models, tmp_path):
+    models, recommender = example_models
     url = f"sqlite:///{tmp_path / 'persist.sqlite3'}"
     with TestClient(create_app(db_url=url, recommender=recommender)) as first:
         assert first.post("/users/web-p/ratings", json={"movie_id": "5", "rating": 4}).status_code
@@ -218,8 +222,8 @@ def test_ratings_persist_across_restart(tmp_path):
     assert str(stored["rating"].dtype) == "float32" and str(stored["timestamp"].dtype) == "int64"
 
 
-def test_default_database_lives_beside_the_models(tmp_path):
-    models, recommender = example_models()
+def test_default_database_lives_beside_the_models(example_models, tmp_path):
+    models, recommender = example_models
     app = create_app(models, recommender=recommender)
     with TestClient(app) as client:
         client.post("/users/web-d/ratings", json={"movie_id": "5", "rating": 4})
@@ -240,8 +244,8 @@ def test_openapi_docs_and_page(client):
     assert client.get("/static/app.js").status_code == 200
 
 
-def test_train_takes_ratings_from_the_service_database(tmp_path, capsys):
-    models, _ = example_models()
+def test_train_takes_ratings_from_the_service_database(example_models, tmp_path, capsys):
+    models, _ = example_models
     data = models.parent / "data"
     url = f"sqlite:///{tmp_path / 'stored.sqlite3'}"
     store = RatingStore(url)

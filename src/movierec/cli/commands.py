@@ -28,9 +28,7 @@ def run(args: argparse.Namespace) -> int:
         "rank": _rank,
         "similar": _similar,
         "search": _search,
-        "quickstart": _quickstart,
         "serve": _serve,
-        "retrain": _retrain,
         "index": _index,
     }[args.command]
     return handler(args)
@@ -212,7 +210,26 @@ def _help_settings(args: argparse.Namespace) -> int:
         else:
             for key, value in cls.default_settings().items():
                 print(f"  {key} = {json.dumps(value)}")
+    if not args.help_settings:
+        from movierec.feedback import FeedbackSettings
+
+        print()
+        print("stored feedback settings (movierec train --ratings-db URL --set KEY=VALUE; "
+              "answers from the trained models use the same):")
+        print(FeedbackSettings.describe())
     return 0
+
+
+def _feedback_settings(args: argparse.Namespace, overrides: dict[str, Any]):
+    """The ``feedback_*`` settings among ``overrides`` (taken out of them), checked."""
+    from movierec.feedback import FeedbackSettings
+
+    mine = {k: overrides.pop(k) for k in list(overrides) if k in FeedbackSettings.names()}
+    if mine and not args.ratings_db:
+        raise MovierecError(
+            f"--set {next(iter(mine))} weighs stored feedback: add --ratings-db URL"
+        )
+    return FeedbackSettings(**FeedbackSettings.check(mine))
 
 
 def _train_options(args: argparse.Namespace, kind: str, streamed: bool):
@@ -288,6 +305,7 @@ def _train_all(args: argparse.Namespace) -> int:
     if not 0.0 < args.test_fraction < 1.0:
         raise MovierecError("--test-fraction must be between 0 and 1")
     overrides = _parse_overrides(args.overrides)
+    feedback = _feedback_settings(args, overrides)
     if args.epochs is not None:
         if args.epochs < 1:
             raise MovierecError("--epochs must be at least 1")
@@ -303,7 +321,9 @@ def _train_all(args: argparse.Namespace) -> int:
     mode = _final_fit(args, several)
     logger.info("loading data set %s", args.data)
     dataset = load_dataset(args.data)
-    stored = _stored_ratings(args.ratings_db) if args.ratings_db else None
+    stored, feedback_rows = None, 0
+    if args.ratings_db:
+        stored, feedback_rows = _stored_ratings(args.ratings_db, feedback, dataset.rating_scale)
     every, added = dataset.ratings, 0  # what a refit (or --no-eval) trains on
     if stored is not None:
         every, added = _merge_stored(every, every.iloc[:0], stored, dataset)
@@ -327,7 +347,13 @@ def _train_all(args: argparse.Namespace) -> int:
     if stored is not None:
         where = _describe_db(args.ratings_db)
         print(f"adding {added} of {len(stored)} ratings stored in {where}")
-        split_info["stored_ratings"] = {"db": where, "count": added}
+        if feedback_rows:
+            print(f"  ({feedback_rows} of them 'watched' or 'not-interested' rows, as ratings)")
+        split_info["stored_ratings"] = {
+            "db": where,
+            "count": added,
+            "feedback": {**feedback.to_dict(), "rows": feedback_rows},
+        }
     verbose = keras_verbosity(args.quiet)
     for kind, name in names.items():
         options = _train_options(args, kind, streamed=False)
@@ -450,14 +476,25 @@ def _train_streaming(
     return 0
 
 
-def _stored_ratings(url: str):
-    """Every rating the service stored in ``url`` (SQLite or PostgreSQL)."""
+def _stored_ratings(url: str, feedback, scale) -> tuple[Any, int]:
+    """Every rating the service stored in ``url`` (SQLite or PostgreSQL), then its
+    feedback rows as ratings (:func:`movierec.feedback.feedback_as_ratings` with the
+    ``feedback`` settings on the data's rating ``scale``); and how many of those."""
     from movierec.extras import require
 
     require("sqlalchemy", "--ratings-db")
-    from movierec.serving.store import read_ratings
+    import pandas as pd
 
-    return read_ratings(url)
+    from movierec.feedback import feedback_as_ratings
+    from movierec.serving.store import read_feedback, read_ratings
+
+    ratings = read_ratings(url)
+    extra = feedback_as_ratings(read_feedback(url), ratings, feedback, tuple(scale))
+    if not len(extra):
+        return ratings, 0
+    return pd.concat([ratings, extra.astype(ratings.dtypes.to_dict())], ignore_index=True), len(
+        extra
+    )
 
 
 def _describe_db(url: str) -> str:
@@ -566,13 +603,6 @@ def _evaluate_saved(args: argparse.Namespace, kind: str, saved: Any) -> dict[str
     )
 
 
-def _retrain(args: argparse.Namespace) -> int:
-    """See :mod:`movierec.cli.retrain`."""
-    from movierec.cli.retrain import run_command
-
-    return run_command(args)
-
-
 def _index(args: argparse.Namespace) -> int:
     """Only the settings given on the command line; the index's defaults fill the rest."""
     from movierec.pipeline import RETRIEVAL_DIR
@@ -627,6 +657,9 @@ def _stars(saved) -> str:
     return f"predicted_rating = predicted stars ({low:g} to {high:g})"
 
 
+#: ``co_raters`` and ``shared_genres`` in a similar list.
+SHARED = "co_raters = users who rated both in training; shared_genres = genres in common"
+
 #: ``score`` in a recommendation list.
 RETRIEVAL_SCORE = "score = retrieval score (a dot product: higher is better, no fixed scale)"
 
@@ -640,10 +673,23 @@ def _check_k(k: int) -> None:
     _check_count(k, "-k")
 
 
+def _check_offset(offset: int) -> None:
+    if offset < 0:
+        raise MovierecError(f"--offset must be 0 or more, got {offset}")
+
+
 def _recommend(args: argparse.Namespace) -> int:
     _check_k(args.k)
     recommender = _recommender(args)
-    answer = recommender.recommend(args.user, k=args.k, exclude_seen=not args.include_seen)
+    _check_offset(args.offset)
+    answer = recommender.recommend(
+        args.user,
+        k=args.k,
+        exclude_seen=not args.include_seen,
+        offset=args.offset,
+        exclude=args.exclude,
+        explain=args.explain,
+    )
     if recommender.ranking:
         if not args.json:
             print(f"Top {args.k} movies for user {args.user}, ordered by blended:")
@@ -656,8 +702,26 @@ def _recommend(args: argparse.Namespace) -> int:
         if not args.json:
             print(f"Top {args.k} movies for user {args.user}, ordered by score:")
         legend, extra = RETRIEVAL_SCORE, ["score"]
-    _show_movies([r.to_dict() for r in answer.items], args, extra, legend)
+    rows = [r.to_dict() for r in answer.items]
+    if args.explain:
+        legend += f"; {BECAUSE}"
+        extra.append("because")
+        if not args.json:
+            for row in rows:
+                row["because"] = because_text(row["because"])
+    _show_movies(rows, args, extra, legend)
     return 0
+
+
+#: ``because`` in an explained recommendation list.
+BECAUSE = "because = your ratings that raised the movie's score most (leave one out)"
+
+
+def because_text(reasons: list[dict[str, Any]]) -> str:
+    """``"you rated Star Wars (1977) 5, ..."`` (``"-"`` when no rating raised the movie)."""
+    if not reasons:
+        return "-"
+    return "you rated " + ", ".join(f"{r['title']} {r['rating']:g}" for r in reasons)
 
 
 def _rank(args: argparse.Namespace) -> int:
@@ -674,11 +738,17 @@ def _rank(args: argparse.Namespace) -> int:
 def _similar(args: argparse.Namespace) -> int:
     _check_k(args.k)
     recommender = _recommender(args)
+    _check_offset(args.offset)
     source = recommender.movie(args.movie)
-    results = recommender.similar(args.movie, k=args.k)
+    results = recommender.similar(args.movie, k=args.k, offset=args.offset, exclude=args.exclude)
     if not args.json:
         print(f"Movies like {source.title}, most similar first:")
-    _show_movies([r.to_dict() for r in results], args, ["score"], recommender.similarity_meaning())
+    legend = f"{recommender.similarity_meaning()}; {SHARED}"
+    rows = [r.to_dict() for r in results]
+    if not args.json:
+        for row in rows:
+            row["shared_genres"] = ", ".join(row["shared_genres"]) or "-"
+    _show_movies(rows, args, ["score", "co_raters", "shared_genres"], legend)
     return 0
 
 
@@ -703,9 +773,10 @@ def _search(args: argparse.Namespace) -> int:
     return 0
 
 
-def _quickstart(args: argparse.Namespace) -> int:
-    """Fetch, check the user exists, train both default models, recommend."""
-    from movierec.cli.main import build_parser
+def prepare_quickstart(args: argparse.Namespace) -> None:
+    """``quickstart``'s first step: fetch MovieLens 100K and check the user exists, so
+    a wrong ``--user`` fails before minutes of training. The train and recommend steps
+    are the ordinary commands (:func:`movierec.cli.main.quickstart`)."""
     from movierec.data import fetch_ml100k, load_dataset
     from movierec.errors import UnknownIdError
 
@@ -716,15 +787,6 @@ def _quickstart(args: argparse.Namespace) -> int:
         raise UnknownIdError("user", args.user).with_hint(
             f"MovieLens 100K has users {_id_range(ratings['user_id'])}; pick one with --user"
         )
-    # The same commands, parsed from the command lines a person would type.
-    parser = build_parser()
-    models = ["--models", str(args.models)]
-    train = ["train", "--data", "ml-100k", *models]
-    train += ["--quiet"] * args.quiet + ["--verbose"] * args.verbose
-    _train(parser.parse_args(train))
-    print()
-    recommend = ["recommend", "--user", str(args.user), "-k", str(args.k), *models]
-    return _recommend(parser.parse_args(recommend))
 
 
 def _id_range(ids) -> str:
@@ -765,6 +827,7 @@ def _serve(args: argparse.Namespace) -> int:
     for option, value in timeouts.items():
         if not 0 < value <= 600:
             raise MovierecError(f"{option} must be in (0, 600] seconds")
+    hosts: list[str] | None
     if args.allowed_hosts is not None:
         hosts = [h.strip() for h in args.allowed_hosts.split(",") if h.strip()]
     else:
@@ -792,6 +855,7 @@ def _serve_on(
 
     from movierec.pipeline import Recommender
     from movierec.serving.app import create_app
+    from movierec.serving.process import tune_process_for_serving
     from movierec.serving.server import uvicorn_config
     from movierec.serving.store import RatingStore, default_url, describe_url
 
@@ -800,7 +864,8 @@ def _serve_on(
     logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
     db_url = args.db or default_url(args.models)
     RatingStore(db_url).close()
-    recommender = Recommender.load(args.models, serving=True)
+    recommender = Recommender.load(args.models)
+    tune_process_for_serving()
     app = create_app(
         args.models,
         db_url,

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import movierec  # noqa: F401  (sets the Keras backend before anything imports keras)
+from movierec._version import __version__
 from movierec.cli import commands
 from movierec.errors import MovierecError
 
@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="movierec",
         description="A two-stage movie recommender: two-tower retrieval, then ranking.",
     )
-    parser.add_argument("--version", action="version", version=f"movierec {movierec.__version__}")
+    parser.add_argument("--version", action="version", version=f"movierec {__version__}")
     # Every command's namespace has these, whether or not the command takes the option.
     parser.set_defaults(models=None, quiet=False, verbose=False)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -281,8 +281,9 @@ def _train_parser(sub: Subparsers) -> None:
         "--ratings-db",
         default=None,
         metavar="URL",
-        help="also train on the ratings stored by `movierec serve` in this database "
-        "(SQLAlchemy URL, e.g. sqlite:///models/ratings.sqlite3)",
+        help="also train on the ratings and feedback stored by `movierec serve` in this "
+        "database (SQLAlchemy URL, e.g. sqlite:///models/ratings.sqlite3); the feedback_* "
+        "settings (--help-settings) weigh 'watched' and 'not-interested' rows",
     )
 
 
@@ -307,6 +308,24 @@ def _evaluate_parser(sub: Subparsers) -> None:
     _json_option(evaluate)
 
 
+def _paging_options(parser: argparse.ArgumentParser) -> None:
+    """``--offset`` and ``--exclude``: the next page of a list, without given movies."""
+    parser.add_argument(
+        "--offset",
+        type=int,
+        default=0,
+        metavar="N",
+        help="skip the first N movies of the list: the next page (default 0)",
+    )
+    parser.add_argument(
+        "--exclude",
+        nargs="+",
+        default=[],
+        metavar="MOVIE",
+        help="movie ids never to list (e.g. those already shown)",
+    )
+
+
 def _answer_parsers(sub: Subparsers) -> None:
     """``recommend``, ``rank``, ``similar`` and ``search``: answers from saved models."""
     recommend = sub.add_parser("recommend", help="top movies for a user")
@@ -314,6 +333,12 @@ def _answer_parsers(sub: Subparsers) -> None:
     recommend.add_argument("--user", required=True, help="user id")
     recommend.add_argument("-k", type=int, default=10, help="how many movies (1-1000, default 10)")
     recommend.add_argument("--include-seen", action="store_true", help="allow watched movies")
+    _paging_options(recommend)
+    recommend.add_argument(
+        "--explain",
+        action="store_true",
+        help="name each movie's reasons: up to three of the user's ratings that raised it most",
+    )
     _json_option(recommend)
 
     rank = sub.add_parser("rank", help="predicted stars for given movies")
@@ -326,6 +351,7 @@ def _answer_parsers(sub: Subparsers) -> None:
     _models_option(similar)
     similar.add_argument("--movie", required=True, help="movie id (find one with `search`)")
     similar.add_argument("-k", type=int, default=10, help="how many movies (1-1000, default 10)")
+    _paging_options(similar)
     _json_option(similar)
 
     search = sub.add_parser("search", help="find movies by title")
@@ -510,6 +536,10 @@ def _main(argv: Sequence[str] | None) -> int:
         from movierec.progress import configure_cli_logging
 
         configure_cli_logging(args.quiet, args.verbose)
+        if args.command == "quickstart":
+            return quickstart(parser, args)
+        if args.command == "retrain":
+            return retrain(parser, args)
         return commands.run(args)
     except MovierecError as error:
         print(f"movierec: error: {error}", file=sys.stderr)
@@ -518,6 +548,30 @@ def _main(argv: Sequence[str] | None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
+
+
+def quickstart(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """``quickstart``: fetch, check the user, then the commands a person would type
+    (``train`` both default models, ``recommend``), parsed by the same parser."""
+    commands.prepare_quickstart(args)
+    models = ["--models", str(args.models)]
+    train = ["train", "--data", "ml-100k", *models]
+    train += ["--quiet"] * args.quiet + ["--verbose"] * args.verbose
+    code = commands.run(parser.parse_args(train))
+    if code:
+        return code
+    print()
+    recommend = ["recommend", "--user", str(args.user), "-k", str(args.k), *models]
+    return commands.run(parser.parse_args(recommend))
+
+
+def retrain(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """``retrain``: :mod:`movierec.cli.retrain`, training through ``train`` command lines
+    parsed by the same parser (as ``quickstart`` does), so it runs the very code a
+    person's ``movierec train`` would."""
+    from movierec.cli.retrain import run_command
+
+    return run_command(args, lambda argv: commands.run(parser.parse_args(argv)))
 
 
 class InterruptGuard:

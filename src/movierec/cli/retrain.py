@@ -33,7 +33,7 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,13 +84,21 @@ class RetrainResult:
 
 
 def retrain(
-    models: str | Path, ratings_db: str, *, quiet: bool = True, verbose: bool = False
+    models: str | Path,
+    ratings_db: str,
+    run_train: Callable[[list[str]], int],
+    *,
+    quiet: bool = True,
+    verbose: bool = False,
 ) -> RetrainResult:
     """Train the models in ``models`` again on their data plus ``ratings_db``; verify; swap.
 
     Args:
         models: The live models directory (``retrieval/`` and maybe ``ranking/``).
         ratings_db: SQLAlchemy URL of the service's ratings store.
+        run_train: Runs one ``movierec`` command line (``["train", ...]``) in this
+            process and returns its exit status: the command line's own parser and
+            handlers, passed in by :mod:`movierec.cli.main` (which owns the parser).
         quiet: Training prints results only, no progress.
         verbose: Training logs debug detail.
 
@@ -123,6 +131,7 @@ def retrain(
             )
             for argv in plans.values():
                 _run_train(
+                    run_train,
                     [*argv, "--models", str(staging), "--ratings-db", snapshot_url],
                     quiet=quiet,
                     verbose=verbose,
@@ -252,10 +261,16 @@ def verify(staging: Path, live: dict[str, dict[str, Any]]) -> dict[str, dict[str
                 "if the data changed on purpose, train with `movierec train` instead"
             )
     saved = {"retrieval": recommender.retrieval, "ranking": recommender.ranking}
+    trained_on = {}
+    for kind in new:
+        model = saved.get(kind)
+        if model is None:
+            raise RetrainRejected(f"the retrained models have no {kind} model")
+        trained_on[kind] = len(model.train.rating)
     return {
         kind: {
             "created": manifest.get("created"),
-            "trained_on": len(saved[kind].train.rating),
+            "trained_on": trained_on[kind],
             "stored": int(
                 ((manifest.get("split") or {}).get("stored_ratings") or {}).get("count") or 0
             ),
@@ -313,14 +328,12 @@ def _live_manifests(models: Path) -> dict[str, dict[str, Any]]:
     return {kind: read_manifest(models / kind) for kind in KINDS if (models / kind).is_dir()}
 
 
-def _run_train(argv: list[str], *, quiet: bool, verbose: bool) -> None:
+def _run_train(
+    run_train: Callable[[list[str]], int], argv: list[str], *, quiet: bool, verbose: bool
+) -> None:
     """``movierec train ARGV`` in this process, through the command line's own code."""
-    from movierec.cli import commands
-    from movierec.cli.main import build_parser
-
     argv = [*argv, *(["--quiet"] if quiet else []), *(["--verbose"] if verbose else [])]
-    args = build_parser().parse_args(argv)
-    code = commands.run(args)
+    code = run_train(argv)
     if code != 0:
         raise MovierecError(f"training failed (movierec {' '.join(argv[:2])} exited {code})")
 
@@ -409,7 +422,7 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def run_command(args: argparse.Namespace) -> int:
+def run_command(args: argparse.Namespace, run_train: Callable[[list[str]], int]) -> int:
     """``movierec retrain``: 0 once the new models are in place, 3 when they failed
     verification (the old stay), 2 for anything else the user can fix."""
     import sys
@@ -426,7 +439,7 @@ def run_command(args: argparse.Namespace) -> int:
             os.nice(args.nice)
     url = args.ratings_db or os.environ.get(RATINGS_DB_ENV) or default_url(args.models)
     try:
-        result = retrain(args.models, url, quiet=args.quiet, verbose=args.verbose)
+        result = retrain(args.models, url, run_train, quiet=args.quiet, verbose=args.verbose)
     except RetrainRejected as error:
         print(
             f"movierec: error: {error}; the live models in {args.models} are unchanged",

@@ -200,7 +200,8 @@ class FractalExpansion:
     @property
     def rating_scale(self) -> tuple[float, float]:
         """The source's star scale (copies keep the source's stars)."""
-        return tuple(self.source.rating_scale)
+        low, high = self.source.rating_scale
+        return (float(low), float(high))
 
     def settings(self) -> dict[str, Any]:
         """Everything that, with the source, determines the data (recorded in meta.json)."""

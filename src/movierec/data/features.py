@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from movierec.data.training import TrainingSet
 from movierec.data.vocab import Vocabulary
+
+if TYPE_CHECKING:
+    from movierec.data.shards import ShardedTrainingSet
 
 #: Age buckets of MovieLens 1M; raw ages (ML-100K) are mapped onto them.
 AGE_BUCKETS = (18, 25, 35, 45, 50, 56)
@@ -40,7 +44,7 @@ class FeatureTables:
         return {name: len(ids) + 1 for name, ids in self.vocabularies.items()}
 
 
-def build_feature_tables(train: TrainingSet) -> FeatureTables:
+def build_feature_tables(train: TrainingSet | ShardedTrainingSet) -> FeatureTables:
     """Encode ``train.dataset.movies`` (and ``users`` when present) against train's vocabularies."""
     vocabularies: dict[str, list[str]] = {}
     movie = _movie_tables(train.dataset.movies, train.movies, vocabularies)
@@ -113,7 +117,7 @@ def _user_tables(
     return tables
 
 
-def _as_list(value: object) -> list[str]:
+def _as_list(value: Any) -> list[str]:
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return []
     if isinstance(value, str):
@@ -127,7 +131,7 @@ def _title_words(title: object) -> list[str]:
     return _WORD.findall(_YEAR_SUFFIX.sub("", title).lower())
 
 
-def _age_bucket(age: object) -> str:
+def _age_bucket(age: Any) -> str:
     if age is None or pd.isna(age):
         return ""
     return str(int(np.searchsorted(AGE_BUCKETS, int(age), side="right")))

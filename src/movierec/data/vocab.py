@@ -82,6 +82,14 @@ class Vocabulary:
             return self._ids[index - 1]
         return None
 
+    def known_id(self, index: int) -> str:
+        """Raw id of a known index (1 to ``size - 1``); :class:`IndexError` for OOV or
+        out of range, which only a bug produces (use :meth:`id_of` to ask)."""
+        found = self.id_of(index)
+        if found is None:
+            raise IndexError(f"index {index} is not a known id (vocabulary of {len(self._ids)})")
+        return found
+
     def to_json(self) -> list[str]:
         """The raw ids in index order (index = position + 1), for ``users.json`` etc."""
         return list(self._ids)

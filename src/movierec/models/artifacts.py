@@ -29,19 +29,18 @@ retrieval and a ranking model were trained on the same data and split.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-import movierec
+from movierec._version import __version__
 from movierec.atomic import atomic_directory
 from movierec.data.loading import LOADED_FROM
 from movierec.data.schema import Dataset
@@ -51,11 +50,18 @@ from movierec.data.vocab import Vocabulary
 from movierec.errors import ModelError
 from movierec.models.base import QueryBatch, Ranker, RecommenderModel, Retriever
 from movierec.models.catalogue import CATALOGUE_JSON, write_catalogue_json
+from movierec.models.manifest import (
+    FORMAT_VERSION,
+    MANIFEST,
+    artifact_digests,
+    read_manifest,
+    verify_artifacts,
+)
 from movierec.models.registry import model_class
 
-MANIFEST = "manifest.json"
-# 2: the manifest lists every artifact's SHA-256 ("artifacts").
-FORMAT_VERSION = 2
+if TYPE_CHECKING:
+    from movierec.data.shards import ShardedTrainingSet
+
 USER_QUERIES = "user_queries.npy"
 USER_STARS = "user_stars.npy"
 SIMILAR_QUERIES = "similar_queries.npy"
@@ -139,7 +145,7 @@ def versions() -> dict[str, str]:
     import keras_rs
 
     return {
-        "movierec": movierec.__version__,
+        "movierec": __version__,
         "keras": keras.__version__,
         "keras_rs": keras_rs.__version__,
         "jax": jax.__version__,
@@ -150,7 +156,7 @@ def versions() -> dict[str, str]:
 
 def save_model(
     model: RecommenderModel,
-    train: TrainingSet,
+    train: TrainingSet | ShardedTrainingSet,
     directory: str | Path,
     *,
     split: dict[str, Any],
@@ -207,29 +213,9 @@ def save_model(
     return directory
 
 
-def read_manifest(directory: str | Path) -> dict[str, Any]:
-    """The manifest of the model in ``directory``; :class:`ModelError` if it is missing,
-    unreadable or of another format version."""
-    path = Path(directory) / MANIFEST
-    if not path.is_file():
-        raise ModelError(
-            f"no trained model in {directory} (missing {MANIFEST}); run `movierec train` first"
-        )
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise ModelError(f"{path} is unreadable: {error}") from error
-    if manifest.get("format") != FORMAT_VERSION:
-        hint = (
-            " (written before artifacts were checksummed: train it again)"
-            if (manifest.get("format") == 1)
-            else ""
-        )
-        raise ModelError(f"{path}: unsupported model format {manifest.get('format')!r}{hint}")
-    return manifest
-
-
-def export_inference(model: RecommenderModel, train: TrainingSet, directory: Path) -> None:
+def export_inference(
+    model: RecommenderModel, train: TrainingSet | ShardedTrainingSet, directory: Path
+) -> None:
     """Write what answering a known user needs as NumPy tables (see the module doc).
 
     Row ``u`` is user index ``u`` with their whole training history, exactly what the
@@ -240,10 +226,10 @@ def export_inference(model: RecommenderModel, train: TrainingSet, directory: Pat
         return  # a set streamed from shards has no per-user query rows here: use the network
     users = train.users.size
     if isinstance(model, Retriever):
-        queries, candidates = model.similar_vectors()
-        if queries.size + candidates.size <= EXPORT_MAX_VALUES:
-            np.save(directory / SIMILAR_QUERIES, queries)
-            np.save(directory / SIMILAR_CANDIDATES, candidates)
+        similar_queries, similar_candidates = model.similar_vectors()
+        if similar_queries.size + similar_candidates.size <= EXPORT_MAX_VALUES:
+            np.save(directory / SIMILAR_QUERIES, similar_queries)
+            np.save(directory / SIMILAR_CANDIDATES, similar_candidates)
         first = model.query_embeddings(QueryBatch.from_training(train, np.array([0])))
         if users * first.shape[1] > EXPORT_MAX_VALUES:
             return
@@ -270,45 +256,6 @@ def export_inference(model: RecommenderModel, train: TrainingSet, directory: Pat
             stars = model.predict(queries, np.tile(every_movie, len(rows)))
             table[rows] = stars.reshape(len(rows), movies)
         table.flush()
-
-
-def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes, read a MiB at a time."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def artifact_digests(directory: Path) -> dict[str, str]:
-    """SHA-256 of every file under ``directory`` but the manifest, by relative path."""
-    return {
-        path.relative_to(directory).as_posix(): sha256_file(path)
-        for path in sorted(directory.rglob("*"))
-        if path.is_file() and path.name != MANIFEST
-    }
-
-
-def verify_artifacts(directory: str | Path, manifest: dict[str, Any]) -> None:
-    """Raise :class:`ModelError` naming the first artifact that is missing or differs
-    from the SHA-256 in the manifest. Files the manifest does not list (an index
-    built later, with its own manifest) are not checked."""
-    directory = Path(directory)
-    artifacts = manifest.get("artifacts")
-    if not isinstance(artifacts, dict) or not artifacts:
-        raise ModelError(f"{directory / MANIFEST}: lists no artifact checksums; train it again")
-    for name, expected in sorted(artifacts.items()):
-        path = directory / name
-        if ".." in Path(name).parts or Path(name).is_absolute():
-            raise ModelError(f"{directory / MANIFEST}: artifact path {name!r} leaves the model")
-        if not path.is_file():
-            raise ModelError(f"{path}: missing (listed in the manifest); train the model again")
-        if sha256_file(path) != expected:
-            raise ModelError(
-                f"{path}: SHA-256 differs from the manifest (changed after training); "
-                "restore it or train the model again"
-            )
 
 
 def read_candidates(directory: str | Path) -> tuple[np.ndarray, dict[str, Any]]:
@@ -403,11 +350,9 @@ def load_model(directory: str | Path, *, lazy: bool = False) -> SavedModel:
         )
         candidates_path = directory / CANDIDATES
         candidates = np.load(candidates_path) if candidates_path.exists() else None
-        tables = {
-            name: _table(directory / file, train)
-            for name, file in (("user_queries", USER_QUERIES), ("user_stars", USER_STARS))
-        }
-        tables["similar"] = _similar_tables(directory, train)
+        user_queries = _table(directory / USER_QUERIES, train)
+        user_stars = _table(directory / USER_STARS, train)
+        similar = _similar_tables(directory, train)
     except (OSError, KeyError, ValueError) as error:
         raise ModelError(f"{directory}: incomplete or damaged model ({error})") from error
 
@@ -419,7 +364,17 @@ def load_model(directory: str | Path, *, lazy: bool = False) -> SavedModel:
             raise ModelError(f"{directory}: incomplete or damaged model ({error})") from error
 
     model = None if lazy else read_network()
-    return SavedModel(model, train, manifest, candidates, directory, loader=read_network, **tables)
+    return SavedModel(
+        model,
+        train,
+        manifest,
+        candidates,
+        directory,
+        loader=read_network,
+        user_queries=user_queries,
+        user_stars=user_stars,
+        similar=similar,
+    )
 
 
 def _table(path: Path, train: TrainingSet) -> np.ndarray | None:

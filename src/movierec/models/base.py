@@ -26,7 +26,6 @@ from movierec.models.settings import ModelSettings, SettingsError
 if TYPE_CHECKING:  # Keras loads only when a model trains or a network is read
     import keras
 
-    from movierec.data.shards import ShardedTrainingSet
 
 
 @dataclass
@@ -56,6 +55,20 @@ class QueryBatch:
             self.user_index[rows],
             [self.histories[i] for i in rows],
             [self.history_ratings[i] for i in rows],
+        )
+
+    def leave_one_out(self) -> QueryBatch:
+        """``1 + n`` queries from this one query of ``n`` rated movies: row 0 is the query
+        itself, row ``1 + j`` the same user without the ``j``-th movie of the history
+        (what explanations compare, :meth:`Retriever.leave_one_out_embeddings`)."""
+        if len(self) != 1:
+            raise ValueError("leave_one_out takes a batch of one query")
+        movies, stars = self.histories[0], self.history_ratings[0]
+        keep = ~np.eye(len(movies), dtype=bool)
+        return QueryBatch(
+            np.repeat(self.user_index, len(movies) + 1),
+            [movies, *(movies[row] for row in keep)],
+            [stars, *(stars[row] for row in keep)],
         )
 
     @classmethod
@@ -91,7 +104,7 @@ class RecommenderModel(ABC):
         random generators as they were (see :mod:`movierec.models.seeding`)."""
         super().__init_subclass__(**kwargs)
         if "fit" in cls.__dict__:
-            cls.fit = keeps_random_state(cls.fit)
+            cls.fit = keeps_random_state(cls.fit)  # type: ignore[method-assign]  # wraps each override once
 
     #: The model's typed settings (types, bounds, help); ``settings`` is checked against it.
     settings_class: ClassVar[type[ModelSettings]]
@@ -108,13 +121,12 @@ class RecommenderModel(ABC):
         return cls.settings_class.defaults()
 
     @abstractmethod
-    def fit(
-        self, train: TrainingSet | ShardedTrainingSet, *, verbose: int = 1
-    ) -> dict[str, list[float]]:
+    def fit(self, train: TrainingSet, *, verbose: int = 1) -> dict[str, list[float]]:
         """Train on ``train``; returns the Keras history (loss per epoch...).
 
         ``train`` is a :class:`~movierec.data.shards.ShardedTrainingSet` (streamed from
-        Parquet shards) only for models whose :attr:`streams` is true. Both kinds offer
+        Parquet shards) only for models whose :attr:`streams` is true, and their ``fit``
+        says so in its signature (``TrainingSet | ShardedTrainingSet``). Both kinds offer
         the vocabularies, the data set and the rating histories; a model reads each kind
         through its own code path, never by testing a flag.
         """
@@ -198,6 +210,15 @@ class Retriever(RecommenderModel):
     @abstractmethod
     def candidate_embeddings(self) -> np.ndarray:
         """Float32 array (movies.size, d): row i embeds movie index i (row 0: unknown)."""
+
+    def leave_one_out_embeddings(self, query: QueryBatch) -> np.ndarray:
+        """(1 + n, d) query embeddings of one query of ``n`` rated movies: row 0 the query
+        as given, row ``1 + j`` without its ``j``-th history movie, so that
+        ``(row 0 - row 1 + j) . candidate`` is how much that rating raised the candidate's
+        score (exact, whatever the query tower). By default the ``1 + n`` queries go
+        through :meth:`query_embeddings` (a tower that reads ``n`` movies then reads
+        about ``n * n``); a model may override it with a cheaper exact computation."""
+        return self.query_embeddings(query.leave_one_out())
 
     def similar_vectors(self) -> tuple[np.ndarray, np.ndarray]:
         """(movies.size, m) query-side and candidate-side vectors whose dot product is the

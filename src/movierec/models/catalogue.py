@@ -2,7 +2,9 @@
 
 ``movierec search`` answers from ``catalogue.json`` (written beside every saved
 model) without NumPy, pandas or Keras, so a title lookup costs little more than
-starting Python. Models saved before it existed fall back to ``catalogue.parquet``.
+starting Python. Models saved before it existed fall back to ``catalogue.parquet``,
+read with pandas; neither path loads the model. Each file is read only when it is
+what the manifest lists (:mod:`movierec.models.manifest`).
 """
 
 from __future__ import annotations
@@ -12,21 +14,32 @@ from pathlib import Path
 from typing import Any
 
 from movierec.atomic import write_text
+from movierec.errors import ModelError
+from movierec.models.manifest import read_manifest, verify_artifacts
 
 CATALOGUE_JSON = "catalogue.json"
+#: The movies table of a saved model (written by :mod:`movierec.models.artifacts`).
+CATALOGUE_PARQUET = "catalogue.parquet"
+
+#: One catalogue row: movie id, title, year (or None), genres.
+Row = tuple[str, str, int | None, list[str]]
 
 
-def write_catalogue_json(movies: Any, path: Path) -> None:
-    """``movies`` (a DataFrame with movie_id, title, year, genres) as compact JSON rows."""
+def catalogue_rows(movies: Any) -> list[Row]:
+    """``movies`` (a DataFrame with movie_id, title, year, genres) as plain rows."""
     import pandas as pd
 
-    rows = [
-        [str(movie), str(title), None if pd.isna(year) else int(year), [str(g) for g in genres]]
+    return [
+        (str(movie), str(title), None if pd.isna(year) else int(year), [str(g) for g in genres])
         for movie, title, year, genres in movies[["movie_id", "title", "year", "genres"]]
         .astype(object)
         .itertuples(index=False, name=None)
     ]
-    write_text(path, json.dumps(rows, separators=(",", ":")))
+
+
+def write_catalogue_json(movies: Any, path: Path) -> None:
+    """``movies`` (a DataFrame with movie_id, title, year, genres) as compact JSON rows."""
+    write_text(path, json.dumps(catalogue_rows(movies), separators=(",", ":")))
 
 
 def matches(title: str, words: list[str]) -> bool:
@@ -35,40 +48,36 @@ def matches(title: str, words: list[str]) -> bool:
     return all(word in lowered for word in words)
 
 
-def _as_trained(model_dir: Path, raw: bytes) -> bool:
-    """Whether ``raw`` is the catalogue.json the manifest lists (SHA-256), as every
-    other artifact is checked on load; anything else takes the fully checked path."""
-    import hashlib
-
-    try:
-        manifest = json.loads((Path(model_dir) / "manifest.json").read_text())
-        expected = manifest["artifacts"][CATALOGUE_JSON]
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
-    return hashlib.sha256(raw).hexdigest() == expected
-
-
 def search_saved(model_dir: Path, query: str, limit: int) -> list[dict[str, Any]]:
     """Movies of the model in ``model_dir`` whose title contains every word of ``query``,
-    in catalogue order, at most ``limit``."""
-    words = query.lower().split()
-    path = Path(model_dir) / CATALOGUE_JSON
-    if path.is_file():
-        try:
-            raw = path.read_bytes()
-            rows = json.loads(raw) if _as_trained(model_dir, raw) else None
-        except (OSError, ValueError):
-            rows = None
-        if isinstance(rows, list):
-            found = []
-            for movie, title, year, genres in rows:
-                if matches(title, words):
-                    found.append(
-                        {"movie_id": movie, "title": title, "year": year, "genres": genres}
-                    )
-                    if len(found) >= limit:
-                        break
-            return found
-    from movierec.pipeline import Recommender
+    in catalogue order, at most ``limit``.
 
-    return [r.to_dict() for r in Recommender.load(Path(model_dir).parent).search(query, limit)]
+    Raises:
+        ModelError: If the manifest is missing or unreadable, or the catalogue file is
+            missing or not the one the manifest lists.
+    """
+    model_dir = Path(model_dir)
+    manifest = read_manifest(model_dir)
+    listed = manifest.get("artifacts") or {}
+    name = CATALOGUE_JSON if CATALOGUE_JSON in listed else CATALOGUE_PARQUET
+    verify_artifacts(model_dir, manifest, only=[name])
+    words = query.lower().split()
+    found = []
+    for movie, title, year, genres in _read_rows(model_dir / name):
+        if matches(title, words):
+            found.append({"movie_id": movie, "title": title, "year": year, "genres": genres})
+            if len(found) >= limit:
+                break
+    return found
+
+
+def _read_rows(path: Path) -> list[Row]:
+    """The rows of a checked ``catalogue.json`` or (older models) ``catalogue.parquet``."""
+    try:
+        if path.name == CATALOGUE_JSON:
+            return [(str(m), str(t), y, list(g)) for m, t, y, g in json.loads(path.read_bytes())]
+        import pandas as pd
+
+        return catalogue_rows(pd.read_parquet(path))
+    except (OSError, ValueError, TypeError) as error:
+        raise ModelError(f"{path}: unreadable ({error}); train the model again") from error

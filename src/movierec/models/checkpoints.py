@@ -42,7 +42,7 @@ class Resume:
 def atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """Write an .npz next to ``path`` and rename it into place: the file is whole or absent."""
     with atomic_file(path, durable=True) as tmp, open(tmp, "wb") as handle:
-        np.savez(handle, **arrays)
+        np.savez(handle, **arrays)  # type: ignore[arg-type]  # numpy stubs match **kwds to allow_pickle
 
 
 class Checkpoints:

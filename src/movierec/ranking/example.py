@@ -48,6 +48,8 @@ class ExampleRanker(Ranker):
     """The keras-rs basic_ranking example behind movierec's Ranker interface."""
 
     name = "example"
+    #: (network, its compiled forward pass), made on first use.
+    _compiled: tuple[Any, CompiledInference] | None = None
 
     settings_class = ExampleRankingSettings
 
@@ -86,7 +88,7 @@ class ExampleRanker(Ranker):
         network = self.require_network()
         users = np.asarray(queries.user_index, dtype=np.int32).reshape(-1)
         movies = np.asarray(movie_index, dtype=np.int32).reshape(-1)
-        if getattr(self, "_compiled", None) is None or self._compiled[0] is not network:
+        if self._compiled is None or self._compiled[0] is not network:
             forward = lambda inputs, training=False: network(inputs, training=training)  # noqa: E731
             self._compiled = (network, CompiledInference(network, forward))
         compiled = self._compiled[1]

@@ -18,6 +18,8 @@ Fit time grows linearly with members.
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
 import numpy as np
 
@@ -54,6 +56,8 @@ class RatingModel(Ranker):
     settings_class = DcnSettings
 
     streams = True
+    #: (network, its compiled forward pass), made on first use.
+    _compiled: tuple[Any, CompiledInference] | None = None
     #: Trains with :class:`~movierec.ranking.trainer.Trainer`: checkpoints, resume, processes.
     resumable = True
 
@@ -192,7 +196,7 @@ class RatingModel(Ranker):
 
     def _forward(self, network: keras.Model, inputs: dict[str, np.ndarray]) -> np.ndarray:
         """One jitted inference call: far less overhead than ``predict_on_batch``."""
-        if getattr(self, "_compiled", None) is None or self._compiled[0] is not network:
+        if self._compiled is None or self._compiled[0] is not network:
             self._compiled = (network, CompiledInference(network, network.call))
         return self._compiled[1](inputs)
 

@@ -125,8 +125,8 @@ class Trainer:
             )
         ]
         self._twins: dict[tuple[int, int], keras.Model] = {}
-        self._step = None
-        self._forward = None
+        self._step: Callable[..., Any] | None = None
+        self._forward: Callable[..., Any] | None = None
 
     @property
     def several(self) -> bool:
@@ -144,7 +144,7 @@ class Trainer:
         out = []
         for host in arrays:
             host = np.asarray(host)
-            out.append(jax.make_array_from_callback(host.shape, sharding, lambda i, h=host: h[i]))
+            out.append(jax.make_array_from_callback(host.shape, sharding, host.__getitem__))
         return out
 
     def initial_state(self, arrays: dict[str, np.ndarray] | None) -> dict[str, list[Any]]:
@@ -242,7 +242,7 @@ class Trainer:
                         g, inverse.reshape(-1), num_segments=all_rows.shape[0]
                     )
                     rows_grads[i] = (unique, summed)
-            scale = 1.0
+            scale: Any = 1.0  # a traced array once clipped
             if clip is not None:
                 norm = jnp.sqrt(
                     sum(jnp.sum(jnp.square(g)) for g in dense.values())
@@ -456,8 +456,8 @@ class Trainer:
             save(epoch, 0, np.zeros(2))
         weights = best_weights or (self.host(state["tr"]) + self.host(state["nt"]))
         variables = self.network.trainable_variables + self.network.non_trainable_variables
-        for variable, value in zip(variables, weights, strict=True):
-            variable.assign(value)
+        for variable, weight in zip(variables, weights, strict=True):
+            variable.assign(weight)
         return position.history
 
 

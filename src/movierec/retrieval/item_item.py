@@ -297,6 +297,11 @@ class ItemItemFit:
     session_weighted: bool = True
 
 
+def _best_lambda(scores: dict[float, float]) -> float:
+    """The candidate lambda with the best score (the larger one on a tie)."""
+    return max(scores, key=lambda candidate: (scores[candidate], candidate))
+
+
 def choose_l2(
     train: TrainingSet,
     *,
@@ -637,7 +642,7 @@ def fit_short_history(
                 ndcg = top_k_metrics(top_k(scored, 10, exclude)[1], wanted, 10)["ndcg"]
                 scores[length][candidate] = 0.0 if np.isnan(ndcg) else float(ndcg)
         chosen = [
-            max(scores[n], key=lambda k, n=n: (scores[n][k], k)) / (1.0 - validation_fraction)
+            _best_lambda(scores[n]) / (1.0 - validation_fraction)
             if n in scores else max(LAMBDA_GRID)
             for n in SHORT_LENGTHS
         ]

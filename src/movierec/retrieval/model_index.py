@@ -42,7 +42,7 @@ def fingerprint(embeddings: np.ndarray) -> str:
     """Short hash of the candidate matrix: cheap next to loading it, and exact."""
     data = np.ascontiguousarray(embeddings, dtype=np.float32)
     digest = hashlib.sha256(str(data.shape).encode())
-    digest.update(memoryview(data).cast("B"))
+    digest.update(data.data.cast("B"))
     return digest.hexdigest()[:16]
 
 

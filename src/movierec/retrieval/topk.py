@@ -17,6 +17,8 @@ def top_k(
 
     ``exclude[i]`` lists columns never to return for row ``i`` (watched movies);
     ``exclude_all`` lists columns never returned at all (column 0: the unknown-movie slot).
+    Equal scores are ordered by column, lowest first, also at the cut: the top ``k`` is
+    always the first ``k`` of the top ``k + n``, so pages of a list never overlap or skip.
     Excluded columns score -inf; when fewer than ``k`` columns remain, the tail
     of a row has index -1 and score -inf.
 
@@ -51,10 +53,11 @@ def top_k(
     k_eff = min(k, n_cols)
     if k_eff < n_cols:
         part = np.argpartition(-scores, k_eff - 1, axis=1)[:, :k_eff]
+        _lowest_columns_win_ties(scores, part)
     else:
         part = np.tile(np.arange(n_cols), (n_rows, 1))
     part_scores = np.take_along_axis(scores, part, axis=1)
-    order = np.argsort(-part_scores, axis=1, kind="stable")
+    order = np.lexsort((part, -part_scores), axis=1)  # best first, then the lower column
     indices = np.take_along_axis(part, order, axis=1).astype(np.int32)
     top_scores = np.take_along_axis(part_scores, order, axis=1)
     indices[~np.isfinite(top_scores)] = -1
@@ -63,3 +66,16 @@ def top_k(
         indices = np.pad(indices, ((0, 0), (0, pad)), constant_values=-1)
         top_scores = np.pad(top_scores, ((0, 0), (0, pad)), constant_values=-np.inf)
     return top_scores, indices
+
+
+def _lowest_columns_win_ties(scores: np.ndarray, part: np.ndarray) -> None:
+    """Where ``argpartition`` cut through a run of equal scores (it picks among them
+    arbitrarily), make ``part`` hold the lowest-numbered of them, in place."""
+    chosen = np.take_along_axis(scores, part, axis=1)
+    cut = chosen.min(axis=1)
+    tied = (scores == cut[:, None]).sum(axis=1)
+    taken = (chosen == cut[:, None]).sum(axis=1)
+    for row in np.flatnonzero((tied > taken) & np.isfinite(cut)):
+        above = np.flatnonzero(scores[row] > cut[row])
+        ties = np.flatnonzero(scores[row] == cut[row])[: part.shape[1] - len(above)]
+        part[row] = np.concatenate([above, ties])

@@ -67,7 +67,11 @@ from movierec.retrieval.item_item import (
 )
 from movierec.retrieval.recent_popularity import recent_popularity
 from movierec.retrieval.two_tower_examples import UserExamples
-from movierec.retrieval.two_tower_network import TwoTowerModel, rating_weight
+from movierec.retrieval.two_tower_network import (
+    TwoTowerModel,
+    rating_weight,
+    training_optimizer,
+)
 from movierec.retrieval.two_tower_resume import run_fingerprint, train_epochs
 from movierec.retrieval.two_tower_settings import TwoTowerSettings
 
@@ -155,26 +159,6 @@ class ShortHistoryPath:
         return out
 
 
-def averaging_momentum(momentum: float, steps: int) -> float:
-    """The moving average starts at the first step's weights and has no bias correction, so
-    a short run (a tiny data set, a few epochs) averages over a shorter window instead: the
-    start's share of the average, ``momentum ** steps``, stays below e^-5."""
-    return max(0.0, min(momentum, 1.0 - 5.0 / max(steps, 1)))  # 0 (off) stays 0
-
-
-def training_optimizer(settings: dict[str, Any], steps_per_pass: int) -> keras.optimizers.Adam:
-    """Adam for a whole two-tower run, in memory or streamed: the step size decays along a
-    cosine over every step of ``epochs`` epochs (``steps_per_epoch``, or
-    ``steps_per_pass`` for one pass over the users), and with ``ema_momentum`` Keras
-    keeps a moving average of the weights that ``fit`` writes into the model at its end."""
-    steps = (settings["steps_per_epoch"] or steps_per_pass) * int(settings["epochs"])
-    rate: Any = float(settings["learning_rate"])
-    if settings["cosine_decay"]:
-        rate = keras.optimizers.schedules.CosineDecay(rate, steps)
-    momentum = averaging_momentum(float(settings["ema_momentum"]), steps)
-    return keras.optimizers.Adam(rate, use_ema=momentum > 0, ema_momentum=momentum)
-
-
 def _history_inputs(
     queries: QueryBatch, num_movies: int, mode: str, rows: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -230,12 +214,17 @@ class TwoTowerRetriever(Retriever):
     name = "two-tower"
     #: ``fit`` also takes a sharded training set (:mod:`movierec.retrieval.two_tower_stream`).
     streams = True
+    #: (network, its compiled query tower), made on first use.
+    _query_fn: tuple[Any, CompiledInference] | None = None
 
     def __init__(self, **settings: Any):
         super().__init__(**settings)
         self.train: TrainingSet | None = None
         self._candidates: np.ndarray | None = None
         self._short: ShortHistoryPath | None = None
+        # The network the explanations' tables were read from, the tables, the compiled
+        # deep part (built on the first explanation).
+        self._loo_tables: tuple[Any, dict[str, Any], CompiledInference] | None = None
 
     settings_class = TwoTowerSettings
     #: Trains in several processes (Keras ``DataParallel`` over all their devices).
@@ -244,7 +233,10 @@ class TwoTowerRetriever(Retriever):
     saves_checkpoints = True
 
     def _new_model(
-        self, train: TrainingSet, tables: FeatureTables, time_buckets: int = 0
+        self,
+        train: TrainingSet | ShardedTrainingSet,
+        tables: FeatureTables,
+        time_buckets: int = 0,
     ) -> TwoTowerModel:
         s = self.settings
         if s["negatives"] not in ("full", "in-batch"):
@@ -271,7 +263,7 @@ class TwoTowerRetriever(Retriever):
 
     def fit(
         self,
-        train: TrainingSet,
+        train: TrainingSet | ShardedTrainingSet,
         *,
         verbose: int = 1,
         callbacks: list | None = None,
@@ -416,13 +408,14 @@ class TwoTowerRetriever(Retriever):
             l2=None if s["short_history_lambda"] is None else float(s["short_history_lambda"]),
         )
         logger.debug("%s: short-history path lambdas %s", model_label(self), found.lambdas)
+        low, high = train.dataset.rating_scale
         return ShortHistoryPath.build(
             found.vectors,
             found.values,
             found.lambdas,
             self.candidate_embeddings(),
             length=length,
-            rating_scale=tuple(train.dataset.rating_scale),
+            rating_scale=(float(low), float(high)),
             seed=int(s["seed"]),
         )
 
@@ -439,7 +432,10 @@ class TwoTowerRetriever(Retriever):
         if model.item_item_rank:
             model.item_scale.assign(1.0)  # the spread is measured at scale 1
         self._candidates = None
-        by_user = self.train.by_user if by_user is None else by_user
+        if by_user is None:
+            if self.train is None:
+                raise ModelError("the two-tower model has no training set to measure spreads on")
+            by_user = self.train.by_user
         rng = np.random.default_rng(int(self.settings["seed"]))
         known = np.flatnonzero(np.diff(by_user.offsets) > 0)
         sample = rng.choice(known, min(users, len(known)), replace=False).astype(np.int32)
@@ -463,7 +459,7 @@ class TwoTowerRetriever(Retriever):
     def query_embeddings(self, queries: QueryBatch) -> np.ndarray:
         """(n, query_dim) float32 query embeddings, computed in chunks of bounded history."""
         model = self.require_network()
-        if getattr(self, "_query_fn", None) is None or self._query_fn[0] is not model:
+        if self._query_fn is None or self._query_fn[0] is not model:
             self._query_fn = (model, CompiledInference(model, model.query))
         compiled = self._query_fn[1]
         users = np.where(queries.user_index < model.num_users, queries.user_index, 0)
@@ -484,6 +480,57 @@ class TwoTowerRetriever(Retriever):
         if self._short is None:
             return network
         return self._short.mix(queries, network, model.num_movies)
+
+    def leave_one_out_embeddings(self, query: QueryBatch) -> np.ndarray:
+        """(1 + n, query_dim) query embeddings of one query and of it without each of its
+        ``n`` rated movies (see :meth:`Retriever.leave_one_out_embeddings`), computed from
+        the pooled history instead of reading ``n`` histories again: the pooling is a
+        weighted sum over the history divided by (the root of) the total weight, so
+        leaving movie ``j`` out is ``(S - w_j e_j) / norm(T - w_j)`` and only the dense
+        layers run on the ``1 + n`` rows. The item-item columns are a plain sum over
+        the history (each movie's row leaves exactly), the popularity and bias columns
+        do not read the history. A visitor whose query (or a one-shorter one) takes
+        the short-history path is short enough for the general computation."""
+        model = self.require_network()
+        user, movies = int(query.user_index[0]), np.asarray(query.histories[0], np.int64)
+        ok = (movies > 0) & (movies < model.num_movies)
+        short = self._short
+        if short is not None and user == 0 and int(ok.sum()) <= short.length:
+            return super().leave_one_out_embeddings(query)
+        if self._loo_tables is None or self._loo_tables[0] is not model:
+            tables = {"history": np.asarray(model.history_embedding.embeddings, np.float32)}
+            if model.item_item_rank:
+                scale = float(np.asarray(model.item_scale.numpy()))
+                tables["item"] = np.asarray(model.item_query_table.numpy(), np.float32) * scale
+            if model.time_buckets:
+                tables["when"] = np.asarray(model.user_time_bucket.numpy())
+                tables["popularity"] = np.asarray(model.popularity_scale.numpy(), np.float32)
+            self._loo_tables = (model, tables, CompiledInference(model, model.deep_query))
+        tables = self._loo_tables[1]
+        embedding = tables["history"]
+        stars = np.asarray(query.history_ratings[0], np.float32)
+        weight = np.where(ok, rating_weight(stars, self.settings["rating_weighting"]), 0)
+        weight = weight.astype(np.float32)
+        each = embedding[np.where(ok, movies, 0)] * weight[:, None]  # (n, d), 0 if unknown
+        total = float(weight.sum())
+        pooled = np.concatenate([each.sum(axis=0)[None], each.sum(axis=0) - each])
+        totals = np.concatenate([[total], total - weight])[:, None].astype(np.float32)
+        rows = bucket(len(movies) + 1)  # a few compiled programs for any history length
+        users = np.full(rows, user if user < model.num_users else 0, np.int32)
+        sums = {"history_sum": pad_rows(pooled, rows), "history_total": pad_rows(totals, rows)}
+        deep = self._loo_tables[2]({**sums, "user": users})
+        out = np.zeros((len(movies) + 1, len(self.candidate_embeddings()[0])), np.float32)
+        out[:, : model.embedding_dim] = deep[: len(movies) + 1]
+        cols = model.column_slices()
+        if model.item_item_rank:
+            item_rows = tables["item"][np.where(ok, movies, 0)] * ok[:, None]
+            out[:, cols["item_item"]] = item_rows.sum(axis=0)
+            out[1:, cols["item_item"]] -= item_rows
+        if model.time_buckets:
+            when = int(tables["when"][users[0]])
+            out[:, cols["popularity"].start + when] = tables["popularity"]
+        out[:, model.query_dim - 1] = 1.0  # the bias column
+        return out
 
     def similar_vectors(self) -> tuple[np.ndarray, np.ndarray]:
         """Similarity = the EASE row (what having rated the movie predicts) plus

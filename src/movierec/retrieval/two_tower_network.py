@@ -179,21 +179,9 @@ class TwoTowerModel(keras.Model):
         weight = ops.cast(inputs["history_weight"], "float32")[..., None]
         pooled = ops.sum(self.history_embedding(ids) * weight, axis=1)
         total = ops.sum(weight, axis=1)
-        if self.history_pooling == "mean":
-            pooled = pooled / ops.maximum(total, 1e-6)
-        else:  # "sqrt": the L2-normalised multi-hot input of Mult-DAE
-            pooled = pooled / ops.sqrt(ops.maximum(total, 1e-6))
         user = ops.cast(inputs["user"], "int32")
-        parts = [pooled]
-        user_id = ops.cast(inputs.get("user_id", user), "int32")
-        parts.append(self.user_embedding(user_id * int(self.use_user_id)))
-        for name in USER_FEATURES:
-            value = ops.take(self.user_tables[name], user, axis=0) * int(self.use_user_features)
-            parts.append(self.user_feature_embeddings[name](value))
-        joined = self.query_drop(ops.concatenate(parts, axis=-1), training=training)
-        if self.query_hidden is not None:
-            joined = self.query_hidden(joined)
-        hidden = [self.query_dense(joined)]
+        hidden = [self.deep_query({**inputs, "history_sum": pooled, "history_total": total},
+                                  training)]  # fmt: skip
         if self.item_item_rank and linear:  # EASE reads the history as a binary row
             seen = ops.cast(ids > 0, "float32")[..., None]
             rows = ops.take(self.item_query_table, ids, axis=0) * seen
@@ -202,6 +190,26 @@ class TwoTowerModel(keras.Model):
             when = ops.take(self.user_time_bucket, user, axis=0)
             hidden.append(ops.one_hot(when, self.time_buckets) * self.popularity_scale)
         return ops.concatenate([*hidden, ops.ones_like(hidden[0][:, :1])], axis=-1)
+
+    def deep_query(self, inputs: dict[str, Any], training: bool = False) -> Any:
+        """(B, d) deep part of the query from the history's weighted sum of embeddings
+        ``inputs["history_sum"]`` (B, d) and total weight ``inputs["history_total"]``
+        (B, 1), pooled by :func:`pool_norm`, and ``inputs["user"]``: the user's id and
+        side features joined to it, through the hidden and the dense layer. Apart from
+        :meth:`query` so that explanations can feed it sums they computed themselves."""
+        user = ops.cast(inputs["user"], "int32")
+        total = ops.cast(inputs["history_total"], "float32")
+        pooled = ops.cast(inputs["history_sum"], "float32")
+        parts = [pool_norm(pooled, total, self.history_pooling)]
+        user_id = ops.cast(inputs.get("user_id", user), "int32")
+        parts.append(self.user_embedding(user_id * int(self.use_user_id)))
+        for name in USER_FEATURES:
+            value = ops.take(self.user_tables[name], user, axis=0) * int(self.use_user_features)
+            parts.append(self.user_feature_embeddings[name](value))
+        joined = self.query_drop(ops.concatenate(parts, axis=-1), training=training)
+        if self.query_hidden is not None:
+            joined = self.query_hidden(joined)
+        return self.query_dense(joined)
 
     def candidates(self, movie: Any | None = None, linear: bool = True) -> Any:
         """(M, d [+ movies] + 1) candidate embeddings (all movies when None), bias last."""
@@ -296,6 +304,15 @@ class TwoTowerModel(keras.Model):
         }
 
 
+def pool_norm(pooled: Any, total: Any, pooling: str) -> Any:
+    """The weighted sum of a history's embeddings divided by its ``total`` weight
+    (``"mean"``) or the total's square root (``"sqrt"``: the L2-normalised multi-hot
+    input of Mult-DAE)."""
+    if pooling == "mean":
+        return pooled / ops.maximum(total, 1e-6)
+    return pooled / ops.sqrt(ops.maximum(total, 1e-6))
+
+
 def track_per_movie(metric: keras.metrics.Mean, log_probability: Any, mask: Any) -> None:
     """Add a batch's mean cross-entropy per target movie to ``metric``, weighted by its
     number of targets (so the epoch's value is the mean over all its target movies).
@@ -328,3 +345,23 @@ def rating_weight(ratings: np.ndarray, mode: str) -> np.ndarray:
     if mode == "linear":  # 1 star -> 0.2 ... 5 stars -> 1; unknown (0) ratings count fully
         return np.where(ratings > 0, ratings / 5.0, 1.0).astype(np.float32)
     raise ValueError(f"unknown rating_weighting {mode!r}")
+
+
+def averaging_momentum(momentum: float, steps: int) -> float:
+    """The moving average starts at the first step's weights and has no bias correction, so
+    a short run (a tiny data set, a few epochs) averages over a shorter window instead: the
+    start's share of the average, ``momentum ** steps``, stays below e^-5."""
+    return max(0.0, min(momentum, 1.0 - 5.0 / max(steps, 1)))  # 0 (off) stays 0
+
+
+def training_optimizer(settings: dict[str, Any], steps_per_pass: int) -> keras.optimizers.Adam:
+    """Adam for a whole two-tower run, in memory or streamed: the step size decays along a
+    cosine over every step of ``epochs`` epochs (``steps_per_epoch``, or
+    ``steps_per_pass`` for one pass over the users), and with ``ema_momentum`` Keras
+    keeps a moving average of the weights that ``fit`` writes into the model at its end."""
+    steps = (settings["steps_per_epoch"] or steps_per_pass) * int(settings["epochs"])
+    rate: Any = float(settings["learning_rate"])
+    if settings["cosine_decay"]:
+        rate = keras.optimizers.schedules.CosineDecay(rate, steps)
+    momentum = averaging_momentum(float(settings["ema_momentum"]), steps)
+    return keras.optimizers.Adam(rate, use_ema=momentum > 0, ema_momentum=momentum)

@@ -38,13 +38,13 @@ from movierec.errors import ModelError
 from movierec.models.inference import bucket
 from movierec.progress import Measure, keras_progress, logger, model_label
 from movierec.retrieval.item_item import fit_item_item_runs
-from movierec.retrieval.two_tower import training_optimizer
 from movierec.retrieval.two_tower_examples import SeededBatches
 from movierec.retrieval.two_tower_network import (
     NEG_INF,
     TwoTowerModel,
     rating_weight,
     track_per_movie,
+    training_optimizer,
 )
 from movierec.retrieval.two_tower_resume import run_fingerprint, train_epochs
 

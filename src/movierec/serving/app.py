@@ -20,6 +20,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.encoders import jsonable_encoder
@@ -31,8 +32,9 @@ from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-import movierec
+from movierec._version import __version__
 from movierec.errors import ModelError, MovierecError, UnknownIdError
+from movierec.feedback import check_feedback_type, split_feedback
 from movierec.pipeline import MovieResult, Recommender
 from movierec.serving import schemas
 from movierec.serving.middleware import (
@@ -43,6 +45,7 @@ from movierec.serving.middleware import (
     StrictUtf8,
 )
 from movierec.serving.observe import Metrics, Observe
+from movierec.serving.process import tune_process_for_serving
 from movierec.serving.retrain import RetrainSchedule, retrain_command
 from movierec.serving.security import (
     DOCS_ASSETS_URL,
@@ -66,6 +69,28 @@ MovieId = Annotated[
     str, PathParam(min_length=1, max_length=MAX_ID_LENGTH, pattern=schemas.ID_PATTERN)
 ]
 K = Annotated[int, Query(ge=1, le=schemas.MAX_K, description="how many movies")]
+Offset = Annotated[
+    int,
+    Query(
+        ge=0,
+        le=schemas.MAX_OFFSET,
+        description="how many movies of the list to skip: 0 for the first page, then the "
+        "answer's next_offset (or offset + k); pages never repeat or skip a movie",
+    ),
+]
+Exclude = Annotated[
+    list[schemas.Id],
+    Query(
+        max_length=schemas.MAX_EXCLUDE_QUERY,
+        description="movie ids never to return (repeat the parameter: ?exclude=1&exclude=2), "
+        f"at most {schemas.MAX_EXCLUDE_QUERY}; the list is the one without them (page on "
+        "with offset rather than excluding every movie shown)",
+    ),
+]
+EXPLAIN = (
+    "give each movie the user's ratings that raised it most (`because`: up to three, "
+    "with their stars); costs a pass of both models over the history left one out"
+)
 
 
 def _invalid(loc: tuple[str | int, ...], message: str, value: Any) -> RequestValidationError:
@@ -94,7 +119,19 @@ def warm_up(recommender: Recommender) -> float:
     if users:
         recommender.recommend(users[0], 10, True)
         recommender.recommend(users[0], 10, True, extra)
+        recommender.recommend(users[0], 10, True, explain=True)
     recommender.recommend(None, 10, True, extra)
+    # Explanations run the models on one shortened query per rating, padded to a power of
+    # two: every padded size up to the longest training history (or visitor's list).
+    lengths = np.diff(train.by_user.offsets)
+    longest = max(int(lengths.max()) if len(lengths) else 0, schemas.MAX_RATINGS)
+    longest, size = min(longest, len(movies)), 1
+    while True:
+        rated = [(movie, 4.0) for movie in movies[:size]]
+        recommender.recommend(None, 10, True, rated, explain=True)
+        if size >= longest:
+            break
+        size = min(size * 2 + 1, longest)
     recommender.similar(movies[0], 10)
     recommender.popular(10)
     recommender.search(recommender.movie(movies[0]).title, 1)
@@ -175,6 +212,16 @@ class Service:
         model may have dropped some)."""
         return [(m, r) for m, r, _ in self.store.user_ratings(user_id) if m in self.movies]
 
+    def feedback(self, user_id: str) -> list[tuple[str, str]]:
+        """The user's stored (movie_id, type) feedback on movies this model knows."""
+        return [(m, t) for m, t, _ in self.store.user_feedback(user_id) if m in self.movies]
+
+    def check_movies(self, movie_ids: Sequence[str]) -> None:
+        """404 naming the first id this model does not know."""
+        for movie_id in movie_ids:
+            if movie_id not in self.movies:
+                raise UnknownIdError("movie", movie_id)
+
 
 def _finite(value: Any) -> Any:
     """``value`` with non-finite floats spelled as text (JSON has no NaN or Infinity)."""
@@ -237,10 +284,11 @@ def create_app(
     if models_dir is None and recommender is None:
         raise ModelError("create_app needs models_dir or a recommender")
     if db_url is None:
-        if models_dir is None:
-            models_dir_for_db = Path(recommender.retrieval.directory or ".").parent
-        else:
+        if models_dir is not None:
             models_dir_for_db = Path(models_dir)
+        else:
+            assert recommender is not None  # one of the two, checked above
+            models_dir_for_db = Path(recommender.retrieval.directory or ".").parent
         db_url = default_url(models_dir_for_db)
 
     if models_dir is None and recommender is not None and recommender.retrieval.directory:
@@ -250,9 +298,13 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        loaded = (
-            recommender if recommender is not None else Recommender.load(models_dir, serving=True)
-        )
+        if recommender is not None:
+            loaded = recommender
+        else:
+            assert models_dir is not None  # one of the two, checked above
+            loaded = Recommender.load(models_dir)
+            if tune_process:
+                tune_process_for_serving()
         store = RatingStore(db_url)
         await asyncio.to_thread(warm_up, loaded)
         # a database connection and a worker thread, ready for the first request
@@ -280,7 +332,7 @@ def create_app(
         # no "valid" badge fetched from validator.swagger.io
         swagger_ui_parameters={"validatorUrl": None},
         title="movierec",
-        version=movierec.__version__,
+        version=__version__,
         description="Two-stage movie recommendations: retrieval, then ranking.",
         lifespan=lifespan,
         # Every route can answer these: models not loaded / database busy, and a
@@ -337,7 +389,7 @@ def _document_limits(app: FastAPI) -> None:
         if not is_public(route.path):
             extra.append(401)
             limited.add(route.path)
-        if "POST" in route.methods:
+        if "POST" in (route.methods or ()):
             extra += [408, 413]
         route.responses = {**_errors(*extra), **route.responses}
 
@@ -406,7 +458,7 @@ def _add_error_handlers(app: FastAPI) -> None:
 def _version(service: Service, schedule: RetrainSchedule | None = None) -> schemas.Version:
     ranking = service.recommender.ranking
     return schemas.Version(
-        movierec=movierec.__version__,
+        movierec=__version__,
         model_version=service.model_version,
         models_dir=str(service.models_dir) if service.models_dir else None,
         loaded_at=service.loaded_at,
@@ -414,7 +466,9 @@ def _version(service: Service, schedule: RetrainSchedule | None = None) -> schem
         trained_at=service.trained_at,
         trained_on_ratings=service.trained_on_ratings,
         trained_on_stored_ratings=service.trained_on_stored,
-        retrain=schedule.status() if schedule is not None else None,
+        retrain=(
+            schemas.RetrainStatus(**schedule.status()) if schedule is not None else None
+        ),
         retrieval=service.recommender.retrieval.manifest,
         ranking=ranking.manifest if ranking is not None else None,
     )
@@ -436,8 +490,10 @@ async def reload_models(app: FastAPI) -> Service:
         if current.models_dir is None:
             raise HTTPException(409, "this service was not started from a models directory")
 
+        directory = current.models_dir
+
         def load() -> Recommender:
-            loaded = Recommender.load(current.models_dir)
+            loaded = Recommender.load(directory)
             warm_up(loaded)
             return loaded
 
@@ -450,8 +506,6 @@ async def reload_models(app: FastAPI) -> Service:
             ) from None
         app.state.service = Service(loaded, current.store, current.models_dir, current.reloads + 1)
         if app.state.tune_process:
-            from movierec.pipeline import tune_process_for_serving
-
             gc.unfreeze()  # let the replaced models be collected
             tune_process_for_serving()
         logger.info(
@@ -581,20 +635,43 @@ def _add_routes(app: FastAPI) -> None:
         responses=_errors(404),
     )
     def user_recommendations(
-        service: Svc, user_id: UserId, k: K = 10, exclude_seen: bool = True
+        service: Svc,
+        user_id: UserId,
+        k: K = 10,
+        exclude_seen: bool = True,
+        offset: Offset = 0,
+        exclude: Exclude = [],  # noqa: B006 (FastAPI copies defaults)
+        explain: Annotated[bool, Query(description=EXPLAIN)] = False,
     ) -> schemas.Recommendations:
-        """Top ``k`` for a user: training history plus every rating stored for them."""
+        """Top ``k`` for a user from ``offset``: training history plus every rating and
+        feedback row stored for them (watched and not-interested movies never come back);
+        with ``explain``, each movie's ``because`` names the ratings behind it."""
         started = time.perf_counter()
         stored = service.stored(user_id)
+        feedback = service.feedback(user_id)
         store_ms = (time.perf_counter() - started) * 1000
         known = service.recommender.knows_user(user_id)
-        if not known and not stored:
+        watched, not_interested = split_feedback(feedback)
+        if not known and not stored and not watched:
             raise UnknownIdError("user", user_id)
-        answer = service.recommender.recommend(user_id, k, exclude_seen, stored)
+        answer = service.recommender.recommend(
+            user_id,
+            k,
+            exclude_seen,
+            stored,
+            offset=offset,
+            exclude=exclude,
+            watched=watched,
+            not_interested=not_interested,
+            explain=explain,
+        )
         return schemas.Recommendations(
             user_id=user_id,
             known_to_model=known,
             used_ratings=len(stored),
+            used_feedback=len(feedback),
+            offset=offset,
+            next_offset=offset + len(answer.items),
             items=_movies(answer.items),
             timings_ms={"store": store_ms, **answer.timings_ms},
         )
@@ -608,13 +685,27 @@ def _add_routes(app: FastAPI) -> None:
     def visitor_recommendations(
         service: Svc, query: schemas.VisitorQuery
     ) -> schemas.Recommendations:
-        """Top ``k`` for a visitor described only by the movies they rated."""
+        """Top ``k`` for a visitor described only by the movies they rated; with
+        ``explain``, each movie's ``because`` names the ratings behind it."""
         ratings = service.check_ratings(query.ratings)
-        answer = service.recommender.recommend(None, query.k, query.exclude_seen, ratings)
+        answer = service.recommender.recommend(
+            None,
+            query.k,
+            query.exclude_seen,
+            ratings,
+            offset=query.offset,
+            exclude=query.exclude,
+            watched=query.watched,
+            not_interested=query.not_interested,
+            explain=query.explain,
+        )
         return schemas.Recommendations(
             user_id=None,
             known_to_model=False,
             used_ratings=len(ratings),
+            used_feedback=len(query.watched) + len(query.not_interested),
+            offset=query.offset,
+            next_offset=query.offset + len(answer.items),
             items=_movies(answer.items),
             timings_ms=answer.timings_ms,
         )
@@ -633,6 +724,63 @@ def _add_routes(app: FastAPI) -> None:
         created = service.store.upsert(user_id, movie_id, stars, timestamp)
         return schemas.StoredRating(
             user_id=user_id, movie_id=movie_id, rating=stars, timestamp=timestamp, created=created
+        )
+
+    @app.post(
+        "/users/{user_id}/feedback",
+        response_model=schemas.StoredFeedback,
+        status_code=201,
+        tags=["ratings"],
+        responses=_errors(404, 413),
+    )
+    def add_feedback(
+        service: Svc, user_id: UserId, feedback: schemas.FeedbackIn
+    ) -> schemas.StoredFeedback:
+        """Store (or replace) "watched" or "not-interested" for a movie; the user's next
+        answers never include it. DELETE the row to undo it."""
+        service.check_movies([feedback.movie_id])
+        timestamp = int(time.time())
+        created = service.store.put_feedback(user_id, feedback.movie_id, feedback.type, timestamp)
+        return schemas.StoredFeedback(
+            user_id=user_id,
+            movie_id=feedback.movie_id,
+            type=feedback.type,
+            timestamp=timestamp,
+            created=created,
+        )
+
+    @app.get("/users/{user_id}/feedback", response_model=schemas.UserFeedback, tags=["ratings"])
+    def user_feedback(service: Svc, user_id: UserId) -> schemas.UserFeedback:
+        """Feedback stored for a user, oldest first (an unknown user simply has none yet)."""
+        items = []
+        for movie_id, kind, timestamp in service.store.user_feedback(user_id):
+            if movie_id in service.movies:
+                movie = service.recommender.movie(movie_id).to_dict()
+                items.append(
+                    schemas.FeedbackMovie(
+                        **movie, type=check_feedback_type(kind), timestamp=timestamp
+                    )
+                )
+        return schemas.UserFeedback(user_id=user_id, items=items)
+
+    @app.delete(
+        "/users/{user_id}/feedback/{movie_id}",
+        response_model=schemas.StoredFeedback,
+        tags=["ratings"],
+        responses=_errors(404),
+    )
+    def delete_feedback(service: Svc, user_id: UserId, movie_id: MovieId) -> schemas.StoredFeedback:
+        """Undo a feedback row: the movie can be recommended again. 404 when there is none."""
+        removed = service.store.delete_feedback(user_id, movie_id)
+        if removed is None:
+            raise HTTPException(404, f"user {user_id!r} has no feedback on movie {movie_id!r}")
+        kind, timestamp = removed
+        return schemas.StoredFeedback(
+            user_id=user_id,
+            movie_id=movie_id,
+            type=check_feedback_type(kind),
+            timestamp=timestamp,
+            created=False,
         )
 
     @app.get("/users/{user_id}/ratings", response_model=schemas.UserRatings, tags=["ratings"])
@@ -675,11 +823,13 @@ def _add_routes(app: FastAPI) -> None:
             ),
         ],
         limit: Annotated[int, Query(ge=1, le=schemas.MAX_K)] = 20,
+        offset: Offset = 0,
     ) -> schemas.MovieList:
-        """Movies whose title contains every word of ``query``."""
+        """Movies whose title contains every word of ``query``, in catalogue order."""
         if not query.split():
             raise _invalid(("query", "query"), "the search has no words", query)
-        return schemas.MovieList(items=_movies(service.recommender.search(query, limit)))
+        found = service.recommender.search(query, limit, offset=offset)
+        return schemas.MovieList(items=_movies(found))
 
     @app.get(
         "/movies/{movie_id}", response_model=schemas.Movie, tags=["movies"], responses=_errors(404)
@@ -693,17 +843,23 @@ def _add_routes(app: FastAPI) -> None:
         tags=["movies"],
         responses=_errors(404),
     )
-    def similar(service: Svc, movie_id: MovieId, k: K = 10) -> schemas.Similar:
+    def similar(
+        service: Svc,
+        movie_id: MovieId,
+        k: K = 10,
+        offset: Offset = 0,
+        exclude: Exclude = [],  # noqa: B006 (FastAPI copies defaults)
+    ) -> schemas.Similar:
         """The movies most like this one; ``score_meaning`` says what their scores are."""
         source = service.recommender.movie(movie_id)
-        results = service.recommender.similar(movie_id, k)
+        results = service.recommender.similar(movie_id, k, offset=offset, exclude=exclude)
         return schemas.Similar(
             movie=schemas.Movie(**source.to_dict()),
             items=_movies(results),
             score_meaning=service.recommender.similarity_meaning(),
         )
 
-    @app.get("/popular", response_model=schemas.MovieList, tags=["movies"])
+    @app.get("/popular", response_model=schemas.MovieList, tags=["movies"], responses=_errors(404))
     def popular(
         service: Svc,
         k: K = 12,
@@ -713,18 +869,22 @@ def _add_routes(app: FastAPI) -> None:
                 min_length=1,
                 max_length=MAX_ID_LENGTH,
                 pattern=schemas.ID_PATTERN,
-                description="leave out the movies this user rated (in training or here); "
-                "an unknown user has rated none",
+                description="leave out the movies this user rated (in training or here) or "
+                "gave feedback on; an unknown user has rated none",
             ),
         ] = None,
+        offset: Offset = 0,
+        exclude: Exclude = [],  # noqa: B006 (FastAPI copies defaults)
     ) -> schemas.MovieList:
         """The movies rated most often in training (the page's start view)."""
         recommender = service.recommender
-        if user_id is None:
-            return schemas.MovieList(items=_movies(recommender.popular(k)))
-        rated = set(recommender.history(user_id)) | {m for m, _ in service.stored(user_id)}
-        movies = [m for m in recommender.popular(k + len(rated)) if m.movie_id not in rated]
-        return schemas.MovieList(items=_movies(movies[:k]))
+        left_out = list(exclude)
+        if user_id is not None:
+            left_out += recommender.history(user_id)
+            left_out += [m for m, _ in service.stored(user_id)]
+            left_out += [m for m, _ in service.feedback(user_id)]
+        movies = recommender.popular(k, offset=offset, exclude=left_out)
+        return schemas.MovieList(items=_movies(movies))
 
     @app.get(
         "/users/{user_id}/history",

@@ -66,7 +66,8 @@ class Metrics:
 
 
 class _ServiceCollector:
-    """Read at scrape time: the live model version and how many ratings are stored."""
+    """Read at scrape time: the live model version and how many ratings and feedback
+    rows are stored."""
 
     def __init__(self, service: Callable[[], Any]):
         self.service = service
@@ -112,11 +113,16 @@ class _ServiceCollector:
         ratings.add_metric(["stored"], service.trained_on_stored)
         yield ratings
         stored = GaugeMetricFamily("movierec_ratings_stored", "Ratings in the ratings database")
+        feedback = GaugeMetricFamily(
+            "movierec_feedback_stored", "'watched' and 'not-interested' rows in the database"
+        )
         try:
             stored.add_metric([], service.store.count())
+            feedback.add_metric([], service.store.count_feedback())
         except Exception:  # noqa: BLE001 - a busy database must not fail the scrape
             return
         yield stored
+        yield feedback
 
 
 def _unix(utc: str | None) -> float | None:

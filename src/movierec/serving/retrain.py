@@ -136,7 +136,7 @@ class RetrainSchedule:
         #: The last run's outcome (one of :data:`RESULTS`) and when the next one starts.
         self.last_result: str | None = None
         self.next_at: float | None = None
-        self._child: asyncio.subprocess.Process | None = None
+        self._child: subprocess.Popen[bytes] | None = None
 
     def status(self) -> dict[str, Any]:
         """For ``/version``: the period, the last outcome and the next start (UTC)."""

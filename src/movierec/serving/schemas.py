@@ -6,11 +6,20 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from movierec.feedback import FeedbackType
+from movierec.pipeline import MAX_REASONS
 from movierec.serving.store import MAX_ID_LENGTH
 
 MAX_K = 100
 MAX_RATINGS = 1000
 MAX_MOVIE_IDS = 1000
+#: The furthest a list can be paged (offset): beyond any catalogue the service is for.
+MAX_OFFSET = 100_000
+#: Movie ids one request body may leave out (``exclude``) ...
+MAX_EXCLUDE = 1000
+#: ... and one URL: 64 of the longest ids, percent-encoded, stay well under the 80 KiB
+#: that uvicorn's HTTP parser takes for a request line and headers.
+MAX_EXCLUDE_QUERY = 64
 # Request bodies are strict: a rating is a JSON number (not true, not "5"), a count an
 # integer (not 5.0), a flag a boolean; unknown fields are refused.
 STRICT = ConfigDict(extra="forbid", strict=True)
@@ -35,6 +44,18 @@ class Error(BaseModel):
     detail: str
 
 
+class Reason(BaseModel):
+    """One of the user's own ratings behind a recommendation: "because you rated ..."."""
+
+    movie_id: str
+    title: str
+    rating: float = Field(description="the user's stars for it")
+    contribution: float = Field(
+        description="how much the recommendation's score (retrieval score + weight x "
+        "predicted stars) falls when this rating is left out of the history; above 0"
+    )
+
+
 class Movie(BaseModel):
     movie_id: str
     title: str
@@ -42,6 +63,18 @@ class Movie(BaseModel):
     genres: list[str] = []
     score: float | None = Field(None, description="retrieval score / similarity")
     predicted_rating: float | None = Field(None, description="predicted stars (ranking model)")
+    because: list[Reason] | None = Field(
+        None,
+        max_length=MAX_REASONS,
+        description="with explain: up to three of the user's ratings that raised this "
+        "recommendation's score most, largest first (empty when none did); else null",
+    )
+    co_raters: int | None = Field(
+        None, description="in similar: users who rated both movies in training"
+    )
+    shared_genres: list[str] | None = Field(
+        None, description="in similar: the genres the two movies have in common"
+    )
 
 
 class MovieList(BaseModel):
@@ -84,8 +117,42 @@ class Recommendations(BaseModel):
     user_id: str | None
     known_to_model: bool
     used_ratings: int = Field(description="ratings used on top of the training history")
+    used_feedback: int = Field(0, description="'watched' and 'not-interested' rows used")
+    offset: int = Field(0, description="where in the list these items start")
+    next_offset: int = Field(description="the offset of the next page (offset + number of items)")
     items: list[Movie]
     timings_ms: dict[str, float]
+
+
+class FeedbackIn(BaseModel):
+    """Feedback without stars: ``watched`` (seen, no rating: never recommended again, a
+    weak positive) or ``not-interested`` (never recommended again; the most similar
+    movies are pushed down)."""
+
+    model_config = STRICT
+    movie_id: Id
+    type: FeedbackType = Field(examples=["not-interested"])
+
+
+class StoredFeedback(BaseModel):
+    user_id: str
+    movie_id: str
+    type: FeedbackType
+    timestamp: int
+    created: bool = Field(
+        description="false when it replaced this movie's earlier feedback (the deleted "
+        "row, in a DELETE answer)"
+    )
+
+
+class FeedbackMovie(Movie):
+    type: FeedbackType
+    timestamp: int
+
+
+class UserFeedback(BaseModel):
+    user_id: str
+    items: list[FeedbackMovie] = Field(description="the user's feedback rows, oldest first")
 
 
 class VisitorQuery(BaseModel):
@@ -96,6 +163,19 @@ class VisitorQuery(BaseModel):
     ratings: list[RatingIn] = Field(min_length=1, max_length=MAX_RATINGS)
     k: Count = Field(10, ge=1, le=MAX_K)
     exclude_seen: bool = True
+    offset: Count = Field(0, ge=0, le=MAX_OFFSET, description="skip this many: the next page")
+    exclude: list[Id] = Field(
+        [], max_length=MAX_EXCLUDE, description="movie ids never to return (already shown, ...)"
+    )
+    watched: list[Id] = Field(
+        [], max_length=MAX_MOVIE_IDS, description="watched without a rating: a weak positive"
+    )
+    not_interested: list[Id] = Field(
+        [], max_length=MAX_MOVIE_IDS, description="never returned; their look-alikes pushed down"
+    )
+    explain: bool = Field(
+        False, description="give each movie the visitor's ratings that raised it most"
+    )
 
 
 class RankQuery(BaseModel):

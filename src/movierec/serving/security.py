@@ -13,7 +13,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,11 +65,11 @@ def is_loopback(host: str) -> bool:
 
 
 def read_api_keys(
-    path: str | Path | None = None, environ: dict[str, str] | None = None
+    path: str | Path | None = None, environ: Mapping[str, str] | None = None
 ) -> list[str]:
     """Keys from ``path`` (one a line, ``#`` comments and blank lines skipped) and
     from ``$MOVIEREC_API_KEY``; each at least 16 characters."""
-    environ = os.environ if environ is None else environ
+    env: Mapping[str, str] = os.environ if environ is None else environ
     keys: list[str] = []
     if path is not None:
         try:
@@ -83,8 +83,8 @@ def read_api_keys(
                 keys.append(key)
         if not keys:
             raise MovierecError(f"{path} holds no API key (one key a line)")
-    if environ.get(API_KEY_ENV):
-        key = environ[API_KEY_ENV].strip()
+    if env.get(API_KEY_ENV):
+        key = env[API_KEY_ENV].strip()
         _check_key(key, f"${API_KEY_ENV}")
         keys.append(key)
     return keys

@@ -18,11 +18,6 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from movierec.errors import MovierecError
 
-try:  # the faster parser, when installed
-    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-except ImportError:  # pragma: no cover - depends on the install
-    HttpToolsProtocol = None
-
 DEFAULT_HEADER_TIMEOUT_S = 10.0
 DEFAULT_KEEP_ALIVE_S = 5
 #: The TCP ports a service can listen on (0, "any free port", would make the
@@ -96,7 +91,7 @@ class _HeaderTimeout:
     _header_timer: asyncio.TimerHandle | None = None
     _armed_cycle: Any = None
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: asyncio.Transport) -> None:
         super().connection_made(transport)  # type: ignore[misc]
         self._arm_header_timer()
 
@@ -130,7 +125,13 @@ class _HeaderTimeout:
 
 def header_timeout_protocol(seconds: float) -> type:
     """uvicorn's fastest available HTTP protocol with a ``seconds`` header deadline."""
-    base = HttpToolsProtocol if HttpToolsProtocol is not None else H11Protocol
+    base: type = H11Protocol
+    try:  # the faster parser, when installed
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+        base = HttpToolsProtocol
+    except ImportError:  # pragma: no cover - depends on the install
+        pass
     return type("HeaderTimeoutProtocol", (_HeaderTimeout, base), {"header_timeout": seconds})
 
 

@@ -2,8 +2,15 @@
 
 SQLite beside the models by default, any SQLAlchemy URL (PostgreSQL, ...) by
 option. One row per (user, movie): rating again replaces the old rating, which
-is what a person expects when they change their mind. ``movierec train
---ratings-db URL`` reads everything back with :func:`read_ratings`.
+is what a person expects when they change their mind. Feedback without stars
+("watched", "not interested": :mod:`movierec.feedback`) lives beside them in the
+``feedback`` table, again one row per (user, movie), the latest type winning; deleting
+the row undoes it. ``movierec train --ratings-db URL`` reads everything back with
+:func:`read_ratings` and :func:`read_feedback`.
+
+Upgrades: opening a database creates the tables it lacks and leaves the others as
+they are, so a ratings database written before feedback existed keeps every rating
+and gains an empty ``feedback`` table.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ from sqlalchemy.pool import StaticPool
 
 from movierec.data.schema import RATING_COLUMNS
 from movierec.errors import DataError, MovierecError
+from movierec.feedback import FEEDBACK_TYPES, check_feedback_type
 
 DEFAULT_DB_NAME = "ratings.sqlite3"
 MAX_ID_LENGTH = 64
@@ -61,6 +69,20 @@ ratings_table = Table(
     Column("timestamp", Integer, nullable=False),
     UniqueConstraint("user_id", "movie_id", name="uq_ratings_user_movie"),
 )
+#: The longest feedback type name the table holds.
+MAX_TYPE_LENGTH = 32
+feedback_table = Table(
+    "feedback",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", String(MAX_ID_LENGTH), nullable=False, index=True),
+    Column("movie_id", String(MAX_ID_LENGTH), nullable=False),
+    Column("type", String(MAX_TYPE_LENGTH), nullable=False),
+    Column("timestamp", Integer, nullable=False),
+    UniqueConstraint("user_id", "movie_id", name="uq_feedback_user_movie"),
+)
+FEEDBACK_COLUMNS = ["user_id", "movie_id", "type", "timestamp"]
+assert max(map(len, FEEDBACK_TYPES)) <= MAX_TYPE_LENGTH
 
 
 def default_url(models_dir: str | Path) -> str:
@@ -132,12 +154,24 @@ class RatingStore:
         self.url = url
         self.engine = make_engine(url)
         try:
-            metadata.create_all(self.engine)
+            self._create_missing_tables()
         except SQLAlchemyError as error:
             self.engine.dispose()
             raise DataError(
                 f"cannot open database {describe_url(url)}: {_first_line(error)}"
             ) from None
+
+    def _create_missing_tables(self) -> None:
+        """Create the tables (and their indexes) the database lacks; existing ones are
+        left as they are. Two services opening a new database at once may race to
+        create a table: the loser looks again and finds it."""
+        for attempt in range(2):
+            try:
+                metadata.create_all(self.engine)
+                return
+            except SQLAlchemyError:
+                if attempt:
+                    raise
 
     @property
     def display_url(self) -> str:
@@ -165,22 +199,30 @@ class RatingStore:
             StoreBusyError: The database stayed busy or unreachable through every retry.
         """
         values = {"rating": float(rating), "timestamp": int(timestamp or time.time())}
-        key = (ratings_table.c.user_id == user_id) & (ratings_table.c.movie_id == movie_id)
+        return self._upsert(ratings_table, user_id, movie_id, values)
+
+    def _upsert(self, table: Table, user_id: str, movie_id: str, values: dict) -> bool:
+        """Update-then-insert of one (user, movie) row of ``table``; True when new.
+
+        The unique constraint turns a race between two first writes into an update
+        instead of a duplicate. The write is committed before this returns.
+        """
+        key = (table.c.user_id == user_id) & (table.c.movie_id == movie_id)
 
         def attempt() -> bool:
             try:
                 with self.engine.begin() as connection:
-                    changed = connection.execute(update(ratings_table).where(key).values(**values))
+                    changed = connection.execute(update(table).where(key).values(**values))
                     if changed.rowcount:
                         return False
                     connection.execute(
-                        ratings_table.insert().values(user_id=user_id, movie_id=movie_id, **values)
+                        table.insert().values(user_id=user_id, movie_id=movie_id, **values)
                     )
                 return True
             except IntegrityError:
                 pass  # another request inserted it meanwhile (rolled back): update that row
             with self.engine.begin() as connection:
-                connection.execute(update(ratings_table).where(key).values(**values))
+                connection.execute(update(table).where(key).values(**values))
             return False
 
         return _retrying(attempt)
@@ -219,6 +261,73 @@ class RatingStore:
         return frame.astype(
             {"user_id": str, "movie_id": str, "rating": "float32", "timestamp": "int64"}
         )
+
+    def put_feedback(
+        self, user_id: str, movie_id: str, kind: str, timestamp: int | None = None
+    ) -> bool:
+        """Store feedback; True when new, False when it replaced this pair's earlier feedback.
+
+        Args:
+            user_id: The person's raw id.
+            movie_id: The movie's raw id.
+            kind: One of :data:`movierec.feedback.FEEDBACK_TYPES`.
+            timestamp: Seconds since the epoch; now when ``None`` (or 0).
+
+        Raises:
+            ValueError: ``kind`` is not a feedback type.
+            StoreBusyError: The database stayed busy or unreachable through every retry.
+        """
+        values = {"type": check_feedback_type(kind), "timestamp": int(timestamp or time.time())}
+        return self._upsert(feedback_table, user_id, movie_id, values)
+
+    def delete_feedback(self, user_id: str, movie_id: str) -> tuple[str, int] | None:
+        """Remove a pair's feedback (undoing it); its (type, timestamp), or None when
+        there was none."""
+        table = feedback_table
+        key = (table.c.user_id == user_id) & (table.c.movie_id == movie_id)
+
+        def attempt() -> tuple[str, int] | None:
+            with self.engine.begin() as connection:
+                row = connection.execute(select(table.c.type, table.c.timestamp).where(key)).first()
+                if row is None:
+                    return None
+                connection.execute(table.delete().where(key))
+                return str(row[0]), int(row[1])
+
+        return _retrying(attempt)
+
+    def user_feedback(self, user_id: str) -> list[tuple[str, str, int]]:
+        """(movie_id, type, timestamp) of one user's feedback, oldest first."""
+        table = feedback_table
+        query = (
+            select(table.c.movie_id, table.c.type, table.c.timestamp)
+            .where(table.c.user_id == user_id)
+            .order_by(table.c.timestamp, table.c.id)
+        )
+
+        def attempt() -> list[tuple[str, str, int]]:
+            with self.engine.connect() as connection:
+                return [(m, str(k), int(t)) for m, k, t in connection.execute(query)]
+
+        return _retrying(attempt)
+
+    def count_feedback(self) -> int:
+        """How many feedback rows are stored."""
+
+        def attempt() -> int:
+            with self.engine.connect() as connection:
+                query = select(func.count()).select_from(feedback_table)
+                return int(connection.execute(query).scalar_one())
+
+        return _retrying(attempt)
+
+    def all_feedback(self) -> pd.DataFrame:
+        """Every feedback row: ``user_id``, ``movie_id``, ``type``, ``timestamp``."""
+        columns = [getattr(feedback_table.c, name) for name in FEEDBACK_COLUMNS]
+        with self.engine.connect() as connection:
+            rows = connection.execute(select(*columns).order_by(feedback_table.c.id)).all()
+        frame = pd.DataFrame(rows, columns=FEEDBACK_COLUMNS)
+        return frame.astype({"user_id": str, "movie_id": str, "type": str, "timestamp": "int64"})
 
     def close(self) -> None:
         """Close the database connections."""
@@ -302,3 +411,12 @@ def _copy_tables(engine: Engine, path: Path) -> None:
                             copy.execute(table.insert(), rows)
     finally:
         target.dispose()
+
+
+def read_feedback(url: str) -> pd.DataFrame:
+    """All feedback rows stored by the service at ``url`` (for ``train --ratings-db``)."""
+    store = RatingStore(url)
+    try:
+        return store.all_feedback()
+    finally:
+        store.close()

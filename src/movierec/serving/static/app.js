@@ -7,6 +7,10 @@ const POPULAR_SHOWN = 12;
 const POPULAR_POOL = 48;
 // A known user's training ratings listed before "Show all".
 const TRAINING_SHOWN = 5;
+// Recommendations per page: the first page, then each "More" click.
+const RECS_PAGE = 10;
+// What each feedback button says and what the page then lists it as.
+const FEEDBACK = { "watched": "watched", "not-interested": "not interested" };
 // A card that just took a rated movie's place ignores clicks this long (ms): a quick
 // second click meant for the movie just rated must not rate the newcomer.
 const FRESH_MS = 400;
@@ -14,6 +18,7 @@ const state = {
   user: null, ratings: new Map(), updates: 0, found: [], pending: null,
   popularPool: [], popularSlots: [], fresh: new Map(),
   canRecommend: false, training: [], history: 0, showAllTraining: false,
+  feedback: new Map(), recsShown: [],
 };
 const $ = (id) => document.getElementById(id);
 
@@ -68,6 +73,7 @@ function movieItem(movie, { showPredicted = false, showScore = false } = {}) {
   info.append(title);
   const meta = [movie.genres.join(", ")];
   if (showScore && movie.score !== null) meta.push(`similarity ${movie.score.toFixed(2)}`);
+  if (showScore && typeof movie.co_raters === "number") meta.push(`${movie.co_raters} rated both`);
   const metaText = meta.filter(Boolean).join(" · ");
   const metaNode = el("span", "meta", metaText);
   metaNode.title = metaText;
@@ -79,6 +85,7 @@ function movieItem(movie, { showPredicted = false, showScore = false } = {}) {
     predicted.append(el("b", null, `${movie.predicted_rating.toFixed(1)} ★`));
     info.append(predicted);
   }
+  if (Array.isArray(movie.because)) info.append(becauseLine(movie.because));
   li.append(info);
 
   const actions = el("div", "actions");
@@ -103,7 +110,53 @@ function movieItem(movie, { showPredicted = false, showScore = false } = {}) {
   similar.addEventListener("click", () => showSimilar(movie));
   actions.append(stars, similar);
   li.append(actions);
+  // Feedback without stars: the movie leaves every list, for good, until undone.
+  const feedback = el("div", "feedback");
+  for (const [kind, label] of Object.entries(FEEDBACK)) {
+    const button = el("button", "link", label);
+    button.type = "button";
+    button.dataset.feedback = kind;
+    button.setAttribute("aria-label", `${label}: ${movie.title}`);
+    button.addEventListener("click", () => {
+      if (arrived !== undefined && performance.now() - arrived < FRESH_MS) return;
+      giveFeedback(movie, kind);
+    });
+    feedback.append(button);
+  }
+  li.append(feedback);
   return li;
+}
+
+// A feedback row given here, with the button that deletes it again.
+function feedbackItem(movie, kind) {
+  const li = el("li", "movie");
+  li.dataset.movieId = movie.movie_id;
+  const info = el("div", "info");
+  const title = el("span", "title", movie.title);
+  title.title = movie.title;
+  info.append(title, el("span", "meta", FEEDBACK[kind]));
+  const undo = el("button", "link undo", "undo");
+  undo.type = "button";
+  undo.setAttribute("aria-label", `undo ${FEEDBACK[kind]}: ${movie.title}`);
+  undo.addEventListener("click", () => undoFeedback(movie));
+  li.append(info, undo);
+  return li;
+}
+
+// "Because you rated Star Wars 5 ★, ...": the ratings that raised this movie's score
+// most (the service's `because`). One line on every explained card, empty when no
+// rating raised it, so the cards stay one height.
+function becauseLine(reasons) {
+  const line = el("span", "because");
+  if (reasons.length) {
+    line.append("Because you rated ");
+    reasons.forEach((reason, i) => {
+      if (i) line.append(", ");
+      line.append(el("b", null, reason.title), ` ${reason.rating} ★`);
+    });
+  }
+  line.title = line.textContent;
+  return line;
 }
 
 function render(list, movies, options) {
@@ -126,6 +179,8 @@ function resetPanels() {
   $("similar").replaceChildren();
   $("recs").replaceChildren();
   $("my-ratings").replaceChildren();
+  $("my-feedback").replaceChildren();
+  $("recs-more").hidden = true;
   $("training-ratings").replaceChildren();
   $("training-box").hidden = true;
   setStatus("recs-status", "Loading…");
@@ -168,15 +223,20 @@ function newProfile() {
   crypto.getRandomValues(bytes);
   const id = "web-" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
   state.ratings = new Map();
+  state.feedback = new Map();
   return useUser(id);
 }
 
 async function refreshRatings() {
   try {
     const answer = await api(`/users/${encodeURIComponent(state.user)}/ratings`);
+    const given = await api(`/users/${encodeURIComponent(state.user)}/feedback`);
     state.ratings = new Map(answer.ratings.map((m) => [m.movie_id, m.predicted_rating]));
-    // A new profile without ratings has nothing to recommend yet (asking would be a 404).
-    state.canRecommend = answer.known_to_model || answer.ratings.length > 0;
+    state.feedback = new Map(given.items.map((m) => [m.movie_id, m.type]));
+    // A new profile without ratings has nothing to recommend yet (asking would be a 404);
+    // a movie it watched stands in for a rating.
+    state.canRecommend = answer.known_to_model || answer.ratings.length > 0 ||
+      given.items.some((m) => m.type === "watched");
     const known = answer.known_to_model
       ? `known to the model (${answer.history} ratings in training)`
       : "a new profile";
@@ -192,6 +252,8 @@ async function refreshRatings() {
       }
     }
     render($("my-ratings"), mine.reverse());
+    $("my-feedback").replaceChildren(...given.items.reverse().map((m) => feedbackItem(m, m.type)));
+    $("feedback-box").hidden = !given.items.length;
     const here = mine.length ? `${mine.length} rated here.` : "None rated here yet.";
     setStatus("ratings-status", here);
     renderTraining();
@@ -218,6 +280,8 @@ function renderTraining() {
 
 async function refreshRecommendations() {
   const list = $("recs");
+  state.recsShown = [];
+  $("recs-more").hidden = true;
   if (!state.canRecommend) {
     list.replaceChildren();
     setStatus("recs-status", "Rate a few movies to get recommendations.");
@@ -226,8 +290,11 @@ async function refreshRecommendations() {
     return;
   }
   try {
-    const answer = await api(`/users/${encodeURIComponent(state.user)}/recommendations?k=10`);
+    const answer = await api(
+      `/users/${encodeURIComponent(state.user)}/recommendations?k=${RECS_PAGE}&explain=true`);
     render(list, answer.items, { showPredicted: true });
+    state.recsShown = answer.items.map((m) => m.movie_id);
+    $("recs-more").hidden = answer.items.length < RECS_PAGE;
     const ms = answer.timings_ms.total.toFixed(0);
     setStatus("recs-status", `Top ${answer.items.length}, answered in ${ms} ms.`);
   } catch (error) {
@@ -240,6 +307,54 @@ async function refreshRecommendations() {
   }
   state.updates += 1;
   list.dataset.updates = String(state.updates);
+}
+
+// The next page of the same list: the service's offset never repeats or skips a movie.
+async function moreRecommendations() {
+  const list = $("recs");
+  const offset = state.recsShown.length;
+  try {
+    const answer = await api(`/users/${encodeURIComponent(state.user)}/recommendations` +
+      `?k=${RECS_PAGE}&offset=${offset}&explain=true`);
+    list.append(...answer.items.map((m) => movieItem(m, { showPredicted: true })));
+    state.recsShown.push(...answer.items.map((m) => m.movie_id));
+    $("recs-more").hidden = answer.items.length < RECS_PAGE;
+    setStatus("recs-status", `Top ${state.recsShown.length}.`);
+  } catch (error) {
+    setStatus("recs-status", error.message, true);
+  }
+  state.updates += 1;
+  list.dataset.updates = String(state.updates);
+}
+
+async function giveFeedback(movie, kind) {
+  if (!state.user) await newProfile();
+  try {
+    await api(`/users/${encodeURIComponent(state.user)}/feedback`, {
+      method: "POST",
+      body: JSON.stringify({ movie_id: movie.movie_id, type: kind }),
+    });
+  } catch (error) {
+    setStatus("profile-status", error.message, true);
+    return;
+  }
+  state.feedback.set(movie.movie_id, kind);
+  fillPopular();
+  state.found = state.found.filter((m) => m.movie_id !== movie.movie_id);
+  await refreshRatings();
+  await refreshRecommendations();
+}
+
+async function undoFeedback(movie) {
+  try {
+    await api(`/users/${encodeURIComponent(state.user)}/feedback/` +
+      encodeURIComponent(movie.movie_id), { method: "DELETE" });
+  } catch (error) {
+    setStatus("profile-status", error.message, true);
+  }
+  state.feedback.delete(movie.movie_id);
+  await refreshRatings();
+  await refreshRecommendations();
 }
 
 // Rating never moves what is under the pointer: the rated card's place in the popular
@@ -303,7 +418,7 @@ async function loadPopular() {
 // Popular movies not rated: one that gets rated gives its place, in place, to the next
 // movie of the pool; the others stay where they are.
 function fillPopular() {
-  const unrated = (m) => !state.ratings.has(m.movie_id);
+  const unrated = (m) => !state.ratings.has(m.movie_id) && !state.feedback.has(m.movie_id);
   const kept = new Set(state.popularSlots.filter(unrated).map((m) => m.movie_id));
   const spare = state.popularPool.filter((m) => unrated(m) && !kept.has(m.movie_id));
   const first = !state.popularSlots.length;
@@ -393,6 +508,7 @@ document.addEventListener("DOMContentLoaded", () => {
     renderTraining();
   });
   $("search").addEventListener("input", onSearch);
+  $("recs-more").addEventListener("click", () => moreRecommendations());
   $("similar-close").addEventListener("click", () => { $("similar-box").hidden = true; });
   const saved = localStorage.getItem(USER_KEY);
   if (saved) useUser(saved);
