@@ -195,8 +195,8 @@ def train_model(
             model = model_cls(**(settings or {}))
             train = TrainingSet.build(dataset, ratings)
             started = time.perf_counter()
-            if checkpointing:  # a model whose Keras fit checkpoints
-                history = model.fit(train, verbose=verbose, options=options)
+            if checkpointing:  # a model whose Keras fit checkpoints (as own_loop's, above)
+                history = model.fit(train, verbose=verbose, options=options)  # type: ignore[call-arg]
             else:
                 history = model.fit(train, verbose=verbose)
             seconds = time.perf_counter() - started
