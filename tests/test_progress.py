@@ -47,6 +47,24 @@ def test_keras_callback_logs_labelled_scaled_lines(monkeypatch, caplog):
     assert "other" not in lines[1]
 
 
+def test_keras_callback_with_ratings_per_step_shows_the_rate_and_the_run_eta(
+    monkeypatch, caplog
+):
+    (callback,) = keras_progress("retrieval 'two-tower'", [], verbose=1, ratings_per_step=100.0)
+    callback.set_params({"epochs": 3, "steps": 4})
+    monkeypatch.setattr(progress, "PROGRESS_EVERY", 0.0)
+    clock_now = iter([10.0, 12.0, 18.0])  # epoch begins at 10 s; 2 s a step
+    monkeypatch.setattr(progress.time, "perf_counter", lambda: next(clock_now))
+    with caplog.at_level(logging.INFO, logger="movierec"):
+        callback.on_train_begin()
+        callback.on_epoch_begin(0)
+        callback.on_train_batch_end(0)
+        callback.on_epoch_end(0, {})
+    lines = [r.getMessage() for r in caplog.records]
+    # 3 steps left in this epoch (6 s) and 2 epochs of 4 steps after it (16 s).
+    assert lines[0].endswith("epoch ETA 0:00:06, 50 ratings/s, run ETA 0:00:22")
+    assert lines[1].endswith("8.0 s, 50 ratings/s")  # 400 ratings in 8 s
+
 def test_api_display_lasts_one_call_and_only_when_nothing_routes_the_logger(
     fresh_logger, capfd
 ):

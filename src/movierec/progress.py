@@ -181,7 +181,9 @@ def clock(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
-def keras_progress(label: str, measures: Sequence[Measure], verbose: int) -> list[Any]:
+def keras_progress(
+    label: str, measures: Sequence[Measure], verbose: int, ratings_per_step: float = 0.0
+) -> list[Any]:
     """The Keras callbacks that report a ``fit`` as movierec does (none when quiet).
 
     Pass ``verbose=0`` to Keras's ``fit`` and these as (some of) its callbacks: each
@@ -194,6 +196,8 @@ def keras_progress(label: str, measures: Sequence[Measure], verbose: int) -> lis
         measures: The numbers each epoch line shows; a key missing from the logs is
             left out.
         verbose: The model's ``fit`` verbosity; 0 returns no callback.
+        ratings_per_step: Training ratings a step covers on average; above 0, the
+            lines also show ratings per second and the whole run's ETA.
 
     Returns:
         A list of zero or one Keras callbacks.
@@ -232,12 +236,16 @@ def keras_progress(label: str, measures: Sequence[Measure], verbose: int) -> lis
             if not self.steps or now - self.last < PROGRESS_EVERY:
                 return
             self.last, done = now, batch + 1
-            left = (now - self.started) / done * (self.steps - done)
-            logger.info(
-                "%s: epoch %d/%s, %.0f%% (%d of %d steps), epoch ETA %s",
-                label, self.epoch + 1, self.epochs, 100 * done / self.steps, done, self.steps,
-                clock(left),
-            )  # fmt: skip
+            per_step = (now - self.started) / done
+            line = "%s: epoch %d/%s, %.0f%% (%d of %d steps), epoch ETA %s"
+            args = [label, self.epoch + 1, self.epochs, 100 * done / self.steps, done,
+                    self.steps, clock(per_step * (self.steps - done))]  # fmt: skip
+            if ratings_per_step > 0 and self.epochs:
+                later = (self.epochs - self.epoch - 1) * self.steps
+                line += ", %s ratings/s, run ETA %s"
+                args += [f"{ratings_per_step / max(per_step, 1e-9):,.0f}",
+                         clock(per_step * (self.steps - done + later))]  # fmt: skip
+            logger.info(line, *args)
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             if self.bar is not None:
@@ -248,6 +256,9 @@ def keras_progress(label: str, measures: Sequence[Measure], verbose: int) -> lis
                 (m.name, float(logs[m.key]) * m.factor, m.unit) for m in measures if m.key in logs
             ]
             seconds = time.perf_counter() - self.started
-            logger.info(epoch_line(label, epoch, self.epochs, values, seconds))
+            rate = ""
+            if ratings_per_step > 0 and self.steps:
+                rate = f"{ratings_per_step * self.steps / max(seconds, 1e-9):,.0f} ratings/s"
+            logger.info(epoch_line(label, epoch, self.epochs, values, seconds, rate))
 
     return [KerasProgress()]

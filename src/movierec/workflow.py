@@ -120,7 +120,8 @@ def train_model(
     and saving then run on one device. Models with their own training loop (the dcn
     ranker: ``resumable``) also take ``options`` (checkpoints, resume) and train on
     every process's devices when several processes run; only process 0 then
-    evaluates and saves.
+    evaluates and saves. Models that checkpoint their Keras ``fit`` (the two-tower:
+    ``saves_checkpoints``) take ``options`` too.
 
     Args:
         kind: ``"retrieval"`` or ``"ranking"``.
@@ -137,7 +138,7 @@ def train_model(
             line per epoch to the ``movierec`` logger (no Keras bars).
         devices: Number of local devices to train on data-parallel.
         options: Checkpoint, resume and device options; only models with their own
-            training loop accept checkpoints.
+            training loop or ``saves_checkpoints`` accept checkpoints.
         refit_ratings: Ratings to refit on after the evaluation (ignored without
             test ratings); one process, no checkpoints.
 
@@ -153,8 +154,12 @@ def train_model(
     """
     model_cls = model_class(kind, name)
     own_loop = getattr(model_cls, "resumable", False)
-    if options is not None and options.checkpoint_dir is not None and not own_loop:
-        raise ModelError(f"{kind} model '{name}' does not save checkpoints (the dcn ranker does)")
+    checkpointing = options is not None and options.checkpoint_dir is not None
+    if checkpointing and not (own_loop or getattr(model_cls, "saves_checkpoints", False)):
+        raise ModelError(
+            f"{kind} model '{name}' does not save checkpoints "
+            "(the dcn ranker and the two-tower retriever do)"
+        )
     several = jax_process_count() > 1
     if several and not (own_loop or getattr(model_cls, "multi_process", False)):
         raise ModelError(
@@ -190,7 +195,10 @@ def train_model(
             model = model_cls(**(settings or {}))
             train = TrainingSet.build(dataset, ratings)
             started = time.perf_counter()
-            history = model.fit(train, verbose=verbose)
+            if checkpointing:  # a model whose Keras fit checkpoints (as own_loop's, above)
+                history = model.fit(train, verbose=verbose, options=options)  # type: ignore[call-arg]
+            else:
+                history = model.fit(train, verbose=verbose)
             seconds = time.perf_counter() - started
         if several:
             model.network = local_network(model.network)

@@ -152,9 +152,9 @@ def test_two_tower_batches_split_between_processes_see_each_example_once(monkeyp
         def batches(index: int, count: int, settings: dict) -> list[dict[str, np.ndarray]]:
             monkeypatch.setattr(jax, "process_index", lambda: index)
             monkeypatch.setattr(jax, "process_count", lambda: count)
-            examples = UserExamples(train, settings, np.random.default_rng(3))
+            examples = UserExamples(train, settings, seed=3)
             out = [examples[i] for i in range(len(examples))]
-            examples.on_epoch_end()
+            examples.epoch = 1
             return out + [examples[i] for i in range(len(examples))]  # two epochs
 
         one = batches(0, 1, settings)

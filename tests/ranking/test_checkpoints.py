@@ -14,7 +14,7 @@ import pytest
 
 import movierec  # noqa: F401  (selects the JAX backend before keras loads)
 from movierec.cli.main import main
-from movierec.ranking.checkpoints import Checkpoints, atomic_savez
+from movierec.models.checkpoints import Checkpoints, atomic_savez
 from movierec.testing import small_dcn_args, start_cli
 
 SETTINGS = small_dcn_args(2, 5, "patience=100")

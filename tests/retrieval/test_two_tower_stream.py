@@ -132,7 +132,7 @@ def test_user_batches_pad_to_histories_and_target_users_own_movies():
     movie = rng.integers(1, 50, len(user)).astype(np.int32)
     histories = Histories.from_ratings(user, movie, np.ones(len(user), np.float32), len(lengths))
     settings = {"batch_size": 2, "history_dropout": 0.5, "rating_weighting": "none"}
-    batches = UserBatches(histories, settings, np.full(50, 1 / 50, np.float32), rng)
+    batches = UserBatches(histories, settings, np.full(50, 1 / 50, np.float32), seed=2)
     assert len(batches) == 3  # five users with ratings, two a batch
     seen = []
     for i in range(len(batches)):
@@ -153,8 +153,6 @@ def test_stream_refuses_settings_it_cannot_train(shards, tmp_path, capsys):
     argv = ["train", "retrieval", "--data", str(shards), "--stream", "--models", str(tmp_path)]
     assert main([*argv, "--set", "use_user_id=true", "--quiet"]) == 2
     assert "use_user_id" in capsys.readouterr().err
-    assert main([*argv, "--checkpoint-dir", str(tmp_path / "c"), "--quiet"]) == 2
-    assert "checkpoints" in capsys.readouterr().err
     assert not (tmp_path / "retrieval").exists()
 
 

@@ -232,8 +232,10 @@ def _feedback_settings(args: argparse.Namespace, overrides: dict[str, Any]):
     return FeedbackSettings(**FeedbackSettings.check(mine))
 
 
-def _train_options(args: argparse.Namespace, streamed: bool):
-    """Checkpoint and resume settings of ``train``, checked (None when there are none)."""
+def _train_options(args: argparse.Namespace, kind: str, streamed: bool):
+    """Checkpoint and resume settings of ``train`` for the ``kind`` model, checked (None
+    when there are none). ``train all`` checkpoints the retriever in ``DIR/retrieval``
+    and the ranker in ``DIR``: both write ``state.npz``."""
     from movierec.ranking.trainer import TrainOptions
 
     directory = args.resume or args.checkpoint_dir
@@ -249,8 +251,11 @@ def _train_options(args: argparse.Namespace, streamed: bool):
         return None
     if steps is None:
         steps = 500 if streamed else 0
+    directory = Path(directory)
+    if args.kind == "all" and kind == "retrieval":
+        directory = directory / "retrieval"
     return TrainOptions(
-        checkpoint_dir=Path(directory),
+        checkpoint_dir=directory,
         resume=args.resume is not None,
         checkpoint_steps=steps,
         progress=not args.quiet,
@@ -351,10 +356,7 @@ def _train_all(args: argparse.Namespace) -> int:
         }
     verbose = keras_verbosity(args.quiet)
     for kind, name in names.items():
-        options = _train_options(args, streamed=False)
-        if options is not None and args.kind == "all" and kind == "retrieval":
-            print("(the retrieval model trains without checkpoints)")
-            options = None
+        options = _train_options(args, kind, streamed=False)
         held_out = 0 if test_ratings is None else len(test_ratings)
         logger.info(
             "training %s model '%s' on %s (%d train / %d test ratings%s)",
@@ -460,7 +462,7 @@ def _train_streaming(
             out_dir=Path(args.models) / kind,
             verbose=keras_verbosity(args.quiet),
             max_eval_ratings=args.eval_ratings,
-            options=_train_options(args, streamed=True),
+            options=_train_options(args, kind, streamed=True),
         )
         if result.directory is None:
             print(f"{kind} '{name}': trained in {result.seconds:.1f} s (process 0 saves the model)")

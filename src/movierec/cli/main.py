@@ -228,8 +228,9 @@ def _train_parser(sub: Subparsers) -> None:
         type=Path,
         default=None,
         metavar="DIR",
-        help="ranking 'dcn': save weights, optimizer and random state, epoch and batch "
-        "position to DIR (atomically) at every epoch end and every --checkpoint-steps steps",
+        help="ranking 'dcn' and retrieval 'two-tower': save weights, optimizer "
+        "and random state, epoch and batch position to DIR (atomically) at every epoch end "
+        "and every --checkpoint-steps steps; train all puts the retriever's in DIR/retrieval",
     )
     train.add_argument(
         "--checkpoint-steps",

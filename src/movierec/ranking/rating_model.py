@@ -34,9 +34,9 @@ from movierec.data.shards import ShardedTrainingSet
 from movierec.data.training import TrainingSet
 from movierec.errors import ModelError
 from movierec.models.base import QueryBatch, Ranker
+from movierec.models.checkpoints import Checkpoints
 from movierec.models.inference import CompiledInference, bucket, pad_rows
 from movierec.progress import logger
-from movierec.ranking.checkpoints import Checkpoints
 from movierec.ranking.feeds import rating_feeds, unique_queries
 from movierec.ranking.rating_network import RatingEnsemble, RatingNetwork
 from movierec.ranking.settings import DcnSettings

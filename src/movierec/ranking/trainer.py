@@ -31,6 +31,7 @@ import numpy as np
 
 from movierec.distributed import lost_process
 from movierec.errors import ModelError
+from movierec.models.checkpoints import Checkpoints, Resume
 from movierec.progress import clock, epoch_line, logger
 from movierec.ranking.batches import (
     Arrays,
@@ -40,7 +41,6 @@ from movierec.ranking.batches import (
     pad_movie_rows,
     step_batches,
 )
-from movierec.ranking.checkpoints import Checkpoints, Resume
 
 #: Keras's Adagrad defaults, kept so the tuned learning rate means the same thing.
 INITIAL_ACCUMULATOR = 0.1

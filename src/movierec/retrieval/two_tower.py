@@ -56,6 +56,7 @@ from movierec.data.shards import ShardedTrainingSet
 from movierec.data.training import TrainingSet
 from movierec.errors import ModelError
 from movierec.models.base import QueryBatch, Retriever, unit_rows
+from movierec.models.checkpoints import Checkpoints, Resume
 from movierec.models.inference import CompiledInference, bucket, pad_rows
 from movierec.progress import Measure, keras_progress, logger, model_label
 from movierec.retrieval.item_item import (
@@ -71,6 +72,7 @@ from movierec.retrieval.two_tower_network import (
     rating_weight,
     training_optimizer,
 )
+from movierec.retrieval.two_tower_resume import run_fingerprint, train_epochs
 from movierec.retrieval.two_tower_settings import TwoTowerSettings
 
 FEATURES_FILE = "features.json"
@@ -189,21 +191,21 @@ def _query_chunks(histories: list[np.ndarray], limit: int = 1 << 18) -> list[np.
 
 
 @functools.singledispatch
-def _fit(train: Any, retriever: TwoTowerRetriever, verbose: int, callbacks: list | None):
+def _fit(train: Any, retriever: TwoTowerRetriever, verbose: int, callbacks: list | None, options):
     """Fit ``retriever`` on ``train``: one implementation per kind of training set."""
     raise TypeError(f"cannot train the two-tower on a {type(train).__name__}")
 
 
 @_fit.register(TrainingSet)
-def _(train: TrainingSet, retriever: TwoTowerRetriever, verbose: int, callbacks: list | None):
-    return retriever._fit_in_memory(train, verbose, callbacks)
+def _(train: TrainingSet, retriever: TwoTowerRetriever, verbose: int, callbacks, options):
+    return retriever._fit_in_memory(train, verbose, callbacks, options)
 
 
 @_fit.register(ShardedTrainingSet)
-def _(train: ShardedTrainingSet, retriever: TwoTowerRetriever, verbose: int, callbacks):
+def _(train: ShardedTrainingSet, retriever: TwoTowerRetriever, verbose: int, callbacks, options):
     from movierec.retrieval.two_tower_stream import fit_streamed  # imports this module
 
-    return fit_streamed(retriever, train, verbose)
+    return fit_streamed(retriever, train, verbose, options)
 
 
 class TwoTowerRetriever(Retriever):
@@ -227,6 +229,8 @@ class TwoTowerRetriever(Retriever):
     settings_class = TwoTowerSettings
     #: Trains in several processes (Keras ``DataParallel`` over all their devices).
     multi_process = True
+    #: ``fit`` checkpoints and resumes (:mod:`movierec.retrieval.two_tower_resume`).
+    saves_checkpoints = True
 
     def _new_model(
         self,
@@ -268,35 +272,43 @@ class TwoTowerRetriever(Retriever):
         """Train from scratch; ``callbacks`` (Keras) let experiments watch every epoch.
 
         A :class:`~movierec.data.shards.ShardedTrainingSet` trains streamed from its
-        shards (:mod:`movierec.retrieval.two_tower_stream`); ``options`` (the streamed
-        trainer's) may not ask for checkpoints, which this model does not write.
+        shards (:mod:`movierec.retrieval.two_tower_stream`); either way ``options``
+        may checkpoint and resume the run (:mod:`movierec.retrieval.two_tower_resume`).
 
         Args:
             train: A :class:`TrainingSet`, or an open sharded training set to stream.
             verbose: 0 trains silently; above 0 logs one labelled line per epoch
                 (:func:`~movierec.progress.keras_progress`), never Keras's own bars.
             callbacks: Keras callbacks for every epoch.
-            options: The streamed trainer's :class:`~movierec.ranking.trainer.TrainOptions`
-                (``checkpoint_dir`` must be unset); ignored in memory.
+            options: A :class:`~movierec.ranking.trainer.TrainOptions`:
+                ``checkpoint_dir`` saves the run there (process 0) at every epoch end
+                and every ``checkpoint_steps`` steps, ``resume`` continues it.
 
         Returns:
             Keras's per-epoch history, plus ``seconds`` and, with the item-item path,
             ``item_item_lambda`` and ``item_item_scale`` (one value each).
 
         Raises:
-            ModelError: Checkpoints were asked for, or there are no training ratings.
+            ModelError: A checkpoint of another run, or no training ratings.
         """
-        if options is not None and getattr(options, "checkpoint_dir", None) is not None:
-            raise ModelError("two-tower: training does not save checkpoints (the dcn ranker does)")
-        return _fit(train, self, verbose, callbacks)
+        wants = options is not None and getattr(options, "checkpoint_dir", None) is not None
+        return _fit(train, self, verbose, callbacks, options if wants else None)
 
     def _fit_in_memory(
-        self, train: TrainingSet, verbose: int, callbacks: list | None
+        self, train: TrainingSet, verbose: int, callbacks: list | None, options: Any = None
     ) -> dict[str, list[float]]:
-        """:meth:`fit` on a training set held in memory."""
+        """:meth:`fit` on a training set held in memory (``options``: checkpoints)."""
         s = self.settings
         if len(train) == 0:
             raise ModelError("two-tower: the training set has no ratings")
+        fingerprint = run_fingerprint(
+            self.name,
+            s,
+            train.users.size,
+            train.movies.size,
+            [train.user_index, train.movie_index, train.rating],
+        )
+        checkpoints, resume = self.open_checkpoints(fingerprint, options)
         keras.utils.set_random_seed(int(s["seed"]))
         tables = build_feature_tables(train)
         popularity = (
@@ -310,8 +322,8 @@ class TwoTowerRetriever(Retriever):
             model.popularity_table.assign(popularity.table)
             model.user_time_bucket.assign(popularity.user_bucket)
         start = time.perf_counter()
-        examples = UserExamples(train, s, np.random.default_rng(int(s["seed"])))
-        model.compile(optimizer=training_optimizer(s, len(examples)))
+        examples = UserExamples(train, s, int(s["seed"]))
+        model.compile(optimizer=training_optimizer(s, examples.steps()))
         self.network, self.train, self._tables = model, train, tables
         if s["negatives"] == "full":
             guess = np.log(max(train.movies.size - 1, 1))  # the same odds for every movie
@@ -320,16 +332,22 @@ class TwoTowerRetriever(Retriever):
             unit = "(cross-entropy per rating, against the batch's other movies)"
         shown = [Measure("loss_per_movie", "loss", unit)]
         # Process 0 speaks for a multi-process run, as the dcn's trainer does.
-        progress = keras_progress(model_label(self), shown, verbose if examples.process == 0 else 0)
-        history = model.fit(
+        progress = keras_progress(
+            model_label(self),
+            shown,
+            verbose if examples.process == 0 else 0,
+            ratings_per_step=len(train) / max(np.ceil(examples.examples / examples.batch_size), 1),
+        )
+        result = train_epochs(
+            model,
             examples,
             epochs=int(s["epochs"]),
-            steps_per_epoch=s["steps_per_epoch"],
-            verbose=0,
             callbacks=[*(callbacks or []), *progress],
+            checkpoints=checkpoints,
+            every=int(getattr(options, "checkpoint_steps", 0) or 0),
+            resume=resume,
         )
         self._candidates = None
-        result = {k: [float(v) for v in vals] for k, vals in history.history.items()}
         if model.item_item_rank:
             found = fit_item_item(
                 train,
@@ -355,6 +373,29 @@ class TwoTowerRetriever(Retriever):
                 result["short_history_lambdas"] = list(self._short.lambdas)
         result["seconds"] = [time.perf_counter() - start]
         return result
+
+    def open_checkpoints(
+        self, fingerprint: dict[str, Any], options: Any
+    ) -> tuple[Checkpoints | None, tuple[Resume, dict[str, np.ndarray]] | None]:
+        """The run's checkpoint directory (``options.checkpoint_dir``; process 0 writes)
+        for the run ``fingerprint`` names and, with ``options.resume``, where it stopped
+        (in memory and streamed alike)."""
+        import jax
+
+        if options is None or getattr(options, "checkpoint_dir", None) is None:
+            return None, None
+        checkpoints = Checkpoints(
+            options.checkpoint_dir, fingerprint, writes=jax.process_index() == 0
+        )
+        if not options.resume:
+            if checkpoints.writes:
+                checkpoints.directory.mkdir(parents=True, exist_ok=True)
+            return checkpoints, None
+        checkpoints.check_resumable()
+        resume = checkpoints.load_state(0)
+        if resume is None:
+            raise ModelError(f"--resume {checkpoints.directory}: no two-tower checkpoint in it")
+        return checkpoints, resume
 
     def _fit_short_path(self, train: TrainingSet, length: int) -> ShortHistoryPath:
         """The short-history path, its ``lambda`` chosen for histories of 1-10 ratings

@@ -38,6 +38,7 @@ from movierec.errors import ModelError
 from movierec.models.inference import bucket
 from movierec.progress import Measure, keras_progress, logger, model_label
 from movierec.retrieval.item_item import fit_item_item_runs
+from movierec.retrieval.two_tower_examples import SeededBatches
 from movierec.retrieval.two_tower_network import (
     NEG_INF,
     TwoTowerModel,
@@ -45,9 +46,11 @@ from movierec.retrieval.two_tower_network import (
     track_per_movie,
     training_optimizer,
 )
+from movierec.retrieval.two_tower_resume import run_fingerprint, train_epochs
 
 if TYPE_CHECKING:
     from movierec.data.shards import ShardedTrainingSet
+    from movierec.models.checkpoints import Checkpoints, Resume
     from movierec.retrieval.two_tower import TwoTowerRetriever
 
 #: Target movies drawn from each user's history per step (all of them when fewer).
@@ -100,11 +103,12 @@ class SampledTwoTower(TwoTowerModel):
         return loss + keras.Model.compute_loss(self, x, y, y_pred, sample_weight, training)
 
 
-class UserBatches(keras.utils.PyDataset):
+class UserBatches(SeededBatches):
     """Batches of users from compressed histories, freshly thinned and sampled each epoch.
 
     Every batch has ``batch_size`` users (the last wraps around) and its arrays are
-    padded to powers of two, so JAX compiles only a few step shapes.
+    padded to powers of two, so JAX compiles only a few step shapes. Each batch is a
+    function of (seed, epoch, step), so a resumed run draws an uninterrupted one's.
     """
 
     def __init__(
@@ -112,45 +116,48 @@ class UserBatches(keras.utils.PyDataset):
         histories: Histories,
         settings: dict[str, Any],
         probability: np.ndarray,
-        rng: np.random.Generator,
+        seed: int,
     ):
         super().__init__()
         self.histories = histories
         self.settings = settings
         self.probability = probability
-        self.rng = rng
+        self.seed = int(seed)
         self.lengths = np.diff(histories.offsets)
         self.users = np.flatnonzero(self.lengths > 0).astype(np.int32)
         self.batch_size = int(settings["batch_size"])
-        self.order = self._plan()
+        self.examples = len(self.users)
+        self._order: tuple[int, np.ndarray] | None = None
 
-    def _plan(self) -> np.ndarray:
-        """Users in a fresh random order, then sorted by history length within runs of
-        :data:`SORTED_BATCHES` batches and those batches shuffled: a batch's users have
-        similar lengths, so padding to its longest history wastes little."""
-        order = self.rng.permutation(self.users)
+    def order(self) -> np.ndarray:
+        """This epoch's users in a random order, then sorted by history length within
+        runs of :data:`SORTED_BATCHES` batches and those batches shuffled: a batch's
+        users have similar lengths, so padding to its longest history wastes little."""
+        if self._order is not None and self._order[0] == self.epoch:
+            return self._order[1]
+        rng = self.rng(0)
+        order = rng.permutation(self.users)
         run = self.batch_size * SORTED_BATCHES
         for start in range(0, len(order), run):
             part = order[start : start + run]
             order[start : start + run] = part[np.argsort(self.lengths[part], kind="stable")]
-        starts = self.rng.permutation(np.arange(0, len(order), self.batch_size))
-        return np.concatenate([order[i : i + self.batch_size] for i in starts])
-
-    def __len__(self) -> int:
-        return int(np.ceil(len(self.users) / self.batch_size))
-
-    def on_epoch_end(self) -> None:
-        self.order = self._plan()
+        starts = rng.permutation(np.arange(0, len(order), self.batch_size))
+        order = np.concatenate([order[i : i + self.batch_size] for i in starts])
+        self._order = (self.epoch, order)
+        return order
 
     def __getitem__(self, i: int) -> dict[str, np.ndarray]:
-        rows = np.arange(i * self.batch_size, (i + 1) * self.batch_size) % len(self.order)
-        users = self.order[rows]
+        step = self.first_step + i
+        order = self.order()
+        rng = self.rng(1, step)
+        rows = np.arange(step * self.batch_size, (step + 1) * self.batch_size) % len(order)
+        users = order[rows]
         lengths = self.lengths[users]
         row_of = np.repeat(np.arange(len(users)), lengths)  # each rating's row in the batch
         place = np.repeat(self.histories.offsets[users], lengths) + positions_in_runs(lengths)
         movies = self.histories.movies[place]
         # Input: the thinned history, its latest MAX_HISTORY kept movies.
-        keep = self.rng.random(len(place)) >= float(self.settings["history_dropout"])
+        keep = rng.random(len(place)) >= float(self.settings["history_dropout"])
         kept_rows = row_of[keep]
         kept_counts = np.bincount(kept_rows, minlength=len(users))
         column = positions_in_runs(kept_counts) - np.repeat(
@@ -164,7 +171,7 @@ class UserBatches(keras.utils.PyDataset):
         stars = rating_weight(self.histories.ratings[place], self.settings["rating_weighting"])
         weight[kept_rows[inside], column[inside]] = stars[keep][inside]
         # Targets: up to TARGETS_PER_USER of each user's movies, drawn at random.
-        order = np.lexsort((self.rng.random(len(place)), row_of))
+        order = np.lexsort((rng.random(len(place)), row_of))
         drawn = order[positions_in_runs(lengths) < TARGETS_PER_USER]
         candidate, column_of = np.unique(movies[drawn], return_inverse=True)
         target = np.full((len(users), TARGETS_PER_USER), -1, np.int32)
@@ -211,9 +218,12 @@ def session_times(train: ShardedTrainingSet) -> np.ndarray:
 
 
 def fit_streamed(
-    retriever: TwoTowerRetriever, train: ShardedTrainingSet, verbose: int = 1
+    retriever: TwoTowerRetriever, train: ShardedTrainingSet, verbose: int = 1, options: Any = None
 ) -> dict[str, list[float]]:
-    """Fit ``retriever`` from ``train``'s shards; see the module doc."""
+    """Fit ``retriever`` from ``train``'s shards; see the module doc. ``options``
+    (:class:`~movierec.ranking.trainer.TrainOptions`) may checkpoint and resume the
+    deep towers' training (:mod:`movierec.retrieval.two_tower_resume`); the item-item
+    path is fitted again on resume (closed form: the same tables)."""
     s = retriever.settings
     if len(train) == 0:
         raise ModelError("two-tower: the training set has no ratings")
@@ -228,6 +238,14 @@ def fit_streamed(
     histories = train.histories()
     result["histories_seconds"] = [time.perf_counter() - started]
     result["train_ratings"] = [float(len(histories.movies))]
+    fingerprint = run_fingerprint(
+        retriever.name,
+        s,
+        train.users.size,
+        train.movies.size,
+        [histories.offsets, histories.movies, histories.ratings],
+    )
+    checkpoints, resume = retriever.open_checkpoints(fingerprint, options)
     tables = build_feature_tables(train)
     model = retriever._new_model(train, tables)
     model.set_feature_tables(tables)
@@ -265,7 +283,17 @@ def fit_streamed(
                 else "",
             )
     begun = time.perf_counter()
-    deep = _train_deep(model, histories, s, train.movies.size, verbose, model_label(retriever))
+    deep = _train_deep(
+        model,
+        histories,
+        s,
+        train.movies.size,
+        verbose,
+        model_label(retriever),
+        checkpoints=checkpoints,
+        every=int(getattr(options, "checkpoint_steps", 0) or 0),
+        resume=resume,
+    )
     result.update(deep)
     result["deep_seconds"] = [time.perf_counter() - begun]
     retriever.network, retriever.train, retriever._tables = model, None, tables
@@ -284,32 +312,40 @@ def _train_deep(
     num_movies: int,
     verbose: int,
     label: str = "retrieval 'two-tower'",
+    *,
+    checkpoints: Checkpoints | None = None,
+    every: int = 0,
+    resume: tuple[Resume, dict[str, np.ndarray]] | None = None,
 ) -> dict[str, list[float]]:
     """Train the deep towers of ``model`` (in place) with the sampled softmax; with
-    ``verbose``, one progress line per epoch named ``label``."""
+    ``verbose``, one progress line per epoch named ``label``; ``checkpoints``, ``every``
+    and ``resume`` as :func:`~movierec.retrieval.two_tower_resume.train_epochs` takes them."""
     counts = np.bincount(histories.movies, minlength=num_movies).astype(np.float64)
     # How likely a movie is to be among a batch's targets: its share of the ratings.
     probability = np.maximum(counts / max(counts.sum(), 1.0), 1e-12).astype(np.float32)
-    batches = UserBatches(histories, s, probability, np.random.default_rng(int(s["seed"])))
+    batches = UserBatches(histories, s, probability, int(s["seed"]))
     config = {**model.get_config(), "item_item_rank": 0}
     twin = SampledTwoTower.from_config(config)
     _copy_weights(model, twin)
     twin.user_embedding.trainable = False  # use_user_id is off: the table stays at zero
-    twin.compile(optimizer=training_optimizer(s, len(batches)))
+    passes = int(np.ceil(batches.examples / batches.batch_size))  # steps that see every user
+    twin.compile(optimizer=training_optimizer(s, passes))
     epoch_seconds: list[float] = []
     timer = _EpochTimer(epoch_seconds)
-    history = twin.fit(
+    per_step = len(histories.movies) / max(passes, 1)
+    result = train_epochs(
+        twin,
         batches,
         epochs=int(s["epochs"]),
-        steps_per_epoch=s["steps_per_epoch"],
-        verbose=0,
-        callbacks=[timer, *keras_progress(label, [PER_TARGET], verbose)],
+        callbacks=[timer, *keras_progress(label, [PER_TARGET], verbose, per_step)],
+        checkpoints=checkpoints,
+        every=every,
+        resume=resume,
     )
     _copy_weights(twin, model)
-    result = {k: [float(v) for v in vals] for k, vals in history.history.items()}
     result["epoch_seconds"] = epoch_seconds
-    result["steps_per_epoch"] = [float(s["steps_per_epoch"] or len(batches))]
-    result["steps_per_pass"] = [float(len(batches))]  # steps that see every user once
+    result["steps_per_epoch"] = [float(batches.steps())]
+    result["steps_per_pass"] = [float(passes)]
     return result
 
 

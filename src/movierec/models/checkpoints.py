@@ -1,10 +1,11 @@
-"""Checkpoints of the dcn's training loop: a run stopped at any step resumes exactly.
+"""Checkpoints of a training loop: a run stopped at any step resumes exactly.
 
-A checkpoint directory holds ``state.npz`` (the ensemble member in training: its
-position, weights, optimizer accumulators and best weights so far) and one
-``member-<i>.npz`` per member already trained. Every file is written whole or not at
-all, and carries a fingerprint of the run (data, seed, settings, processes), so a
-directory of another run is refused instead of resumed.
+One format for every model that checkpoints (the dcn ranker's trainer, the two-tower
+retriever's): a checkpoint directory holds ``state.npz`` (the network in training: its
+position, weights, optimizer state and whatever else its loop needs to continue) and,
+for an ensemble, one ``member-<i>.npz`` per member already trained. Every file is
+written whole or not at all, and carries a fingerprint of the run (data, seed,
+settings, processes), so a directory of another run is refused instead of resumed.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ STATE_FILE = "state.npz"
 
 @dataclass
 class Resume:
-    """A checkpoint's position and bookkeeping (weights travel beside it)."""
+    """A checkpoint's position and bookkeeping (weights travel beside it); a loop
+    without ensemble members or validation leaves those fields at their defaults."""
 
     epoch: int = 0
     step: int = 0
