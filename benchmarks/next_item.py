@@ -54,7 +54,7 @@ from movierec.workflow import train_model
 
 sys.path.insert(0, str(Path(__file__).parent))
 import peers  # noqa: E402
-from reporting import table, write_json  # noqa: E402
+from reporting import refuse_other_ratings, table, write_json  # noqa: E402
 
 COLUMNS = ["ndcg@10", "hit_rate@10", "ndcg@100", "hit_rate@100"]
 SASREC_SCRIPT = Path(__file__).parent / "sasrec_peer.py"
@@ -130,9 +130,7 @@ def previous_rows(path: Path, data: dict, args) -> dict[str, dict[str, dict]]:
     if not path.exists():
         sys.exit(f"--only merges into {path}, which does not exist: run the whole benchmark")
     earlier = json.loads(path.read_text())
-    same = ("ratings_digest",) if "ratings_digest" in earlier["data"] else ("name", "ratings")
-    if any(earlier["data"].get(key) != data.get(key) for key in same):
-        sys.exit(f"--only: {path} was measured on other ratings")
+    refuse_other_ratings(path, earlier["data"], data)
     if earlier["settings"]["seed"] != str(args.seed):
         sys.exit(f"--only: {path} used seeds {earlier['settings']['seed']}, not {args.seed}")
     return earlier["per_seed"]

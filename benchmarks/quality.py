@@ -46,7 +46,7 @@ from movierec.workflow import train_model
 
 sys.path.insert(0, str(Path(__file__).parent))
 import peers  # noqa: E402
-from reporting import write_json  # noqa: E402
+from reporting import refuse_other_ratings, write_json  # noqa: E402
 
 RETRIEVAL_COLUMNS = ["recall@10", "ndcg@10", "recall@100", "coverage@10", "ndcg@10 (4+)",
                      "recall@10 (4+)"]
@@ -187,9 +187,7 @@ def previous_rows(path: Path, data: dict, args) -> dict[str, dict[str, dict[str,
     if not path.exists():
         sys.exit(f"--only merges into {path}, which does not exist: run the whole benchmark")
     earlier = json.loads(path.read_text())
-    same = ("ratings_digest",) if "ratings_digest" in earlier["data"] else ("name", "ratings")
-    if any(earlier["data"].get(key) != data.get(key) for key in same):
-        sys.exit(f"--only: {path} was measured on other ratings")
+    refuse_other_ratings(path, earlier["data"], data)
     if earlier["settings"]["seeds"] != args.seeds:
         sys.exit(f"--only: {path} used seeds {earlier['settings']['seeds']}, not {args.seeds}")
     rows = dict(earlier["random_per_seed"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,3 +22,13 @@ def write_json(path: Path, payload: Any) -> None:
     """Write ``payload`` to ``path`` through a temporary name: a result file is whole or absent."""
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic.write_json(path, payload, indent=2, default=str)
+
+
+def refuse_other_ratings(path: Path, earlier: dict[str, Any], data: dict[str, Any]) -> None:
+    """Exit unless the results in ``path`` (their ``data`` block ``earlier``) were measured
+    on the ratings described by ``data`` (``Dataset.describe()``): the ``--only`` reruns
+    merge new rows into an old file. Compared by content digest, or by name and count
+    for files written before digests were recorded."""
+    same = ("ratings_digest",) if "ratings_digest" in earlier else ("name", "ratings")
+    if any(earlier.get(key) != data.get(key) for key in same):
+        sys.exit(f"--only: {path} was measured on other ratings")
